@@ -1,0 +1,49 @@
+//! The sealed [`Element`] trait: the two float types the kernel computes in, and the glue
+//! from each to its GEMM.
+
+use std::fmt::{Debug, Display};
+
+/// A float type the kernel computes in: `f32` or `f64`.
+///
+/// Sealed (its supertrait `GemmOps` is not nameable outside the crate): the GEMM and
+/// the vector kernels exist for exactly these two types.
+pub trait Element:
+    num_traits::Float + Default + Debug + Display + Send + Sync + 'static + crate::paths::gemm::GemmOps
+{
+    /// `"f32"` or `"f64"`.
+    const NAME: &'static str;
+
+    /// Exact widening to `f64` (both types convert without rounding).
+    fn widen(self) -> f64;
+
+    /// Rounds an `f64` to the nearest value of this type (overflowing to ±∞).
+    fn narrow(x: f64) -> Self;
+}
+
+impl Element for f32 {
+    const NAME: &'static str = "f32";
+
+    #[inline(always)]
+    fn widen(self) -> f64 {
+        f64::from(self)
+    }
+
+    #[inline(always)]
+    fn narrow(x: f64) -> Self {
+        x as f32
+    }
+}
+
+impl Element for f64 {
+    const NAME: &'static str = "f64";
+
+    #[inline(always)]
+    fn widen(self) -> f64 {
+        self
+    }
+
+    #[inline(always)]
+    fn narrow(x: f64) -> Self {
+        x
+    }
+}

@@ -1,0 +1,139 @@
+//! The one error type of the crate: every invalid call ends here, never in a panic.
+
+use std::fmt;
+
+/// Why a call was refused.
+///
+/// Every message names the shapes (and, where they matter, the strides and slice
+/// lengths) involved, so the caller can see which argument was wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DenseError {
+    /// The kernel's row count (its `in` axis) differs from the input's column count.
+    InnerDimMismatch {
+        /// `(M, K)` of the input view.
+        input: (usize, usize),
+        /// `(K', N)` of the kernel view.
+        kernel: (usize, usize),
+    },
+    /// The bias does not hold exactly one value per unit.
+    BiasLength {
+        /// Length of the bias slice given.
+        len: usize,
+        /// Number of units (columns of the kernel).
+        units: usize,
+    },
+    /// The output view's shape is not `(M, N)`.
+    OutputShape {
+        /// `(M, N)` that the input and kernel imply.
+        expected: (usize, usize),
+        /// Shape of the output view given.
+        actual: (usize, usize),
+    },
+    /// A slice is shorter than its claimed shape and strides reach.
+    SliceTooShort {
+        /// Claimed rows.
+        rows: usize,
+        /// Claimed columns.
+        cols: usize,
+        /// Claimed row stride (elements).
+        row_stride: usize,
+        /// Claimed column stride (elements).
+        col_stride: usize,
+        /// Elements the shape and strides reach: `(rows-1)*row_stride + (cols-1)*col_stride + 1`.
+        required: usize,
+        /// Length of the slice given.
+        len: usize,
+    },
+    /// A shape whose element count, or whose furthest strided offset, does not fit in
+    /// `usize` (or a stride that does not fit in `isize`, as pointer offsets need).
+    SizeOverflow {
+        /// Claimed rows.
+        rows: usize,
+        /// Claimed columns.
+        cols: usize,
+        /// Claimed row stride (elements).
+        row_stride: usize,
+        /// Claimed column stride (elements).
+        col_stride: usize,
+    },
+    /// The output buffer of `rows × cols` elements could not be allocated.
+    AllocationFailed {
+        /// Rows of the output.
+        rows: usize,
+        /// Columns of the output.
+        cols: usize,
+    },
+    /// The string is not a Keras activation name (see [`Activation`](crate::Activation)).
+    UnknownActivation {
+        /// The string given.
+        name: String,
+    },
+    /// The Keras activation exists but cannot be built from its name alone, or does not
+    /// keep the shape (Keras's `threshold` needs `threshold` and `default_value`; `glu`
+    /// halves the last axis).
+    UnsupportedActivation {
+        /// The Keras name given.
+        name: String,
+        /// Why it cannot be built by name, and what to use instead.
+        reason: &'static str,
+    },
+}
+
+impl fmt::Display for DenseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DenseError::InnerDimMismatch { input, kernel } => write!(
+                f,
+                "kernel rows must equal input columns: input is {}x{}, kernel is {}x{} \
+                 ({} != {})",
+                input.0, input.1, kernel.0, kernel.1, kernel.0, input.1
+            ),
+            DenseError::BiasLength { len, units } => write!(
+                f,
+                "bias has {len} elements but the kernel has {units} units (columns)"
+            ),
+            DenseError::OutputShape { expected, actual } => write!(
+                f,
+                "output is {}x{} but input x kernel gives {}x{}",
+                actual.0, actual.1, expected.0, expected.1
+            ),
+            DenseError::SliceTooShort {
+                rows,
+                cols,
+                row_stride,
+                col_stride,
+                required,
+                len,
+            } => write!(
+                f,
+                "slice of length {len} is too short for a {rows}x{cols} view with strides \
+                 ({row_stride}, {col_stride}): it needs {required} elements"
+            ),
+            DenseError::SizeOverflow {
+                rows,
+                cols,
+                row_stride,
+                col_stride,
+            } => write!(
+                f,
+                "a {rows}x{cols} view with strides ({row_stride}, {col_stride}) overflows \
+                 the address range (element count or offset exceeds usize/isize)"
+            ),
+            DenseError::AllocationFailed { rows, cols } => {
+                write!(f, "could not allocate a {rows}x{cols} output")
+            }
+            DenseError::UnknownActivation { name } => {
+                write!(
+                    f,
+                    "unknown activation {name:?}: not a Keras activation name"
+                )
+            }
+            DenseError::UnsupportedActivation { name, reason } => {
+                write!(f, "activation {name:?} cannot be used by name: {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for DenseError {}

@@ -1,0 +1,132 @@
+//! `dense_forward`: validates the call, runs the GEMM with the bias fused, then the
+//! activation epilogue.
+
+use crate::activation::scalar;
+use crate::matrix::{Mat, MatMut, MatRef};
+use crate::paths::gemm;
+use crate::{Activation, DenseError, Element};
+
+/// Checks the shapes of a call and returns `(M, N)`.
+pub(crate) fn check_shapes<T: Element>(
+    input: &MatRef<'_, T>,
+    kernel: &MatRef<'_, T>,
+    bias: Option<&[T]>,
+) -> Result<(usize, usize), DenseError> {
+    if kernel.rows() != input.cols() {
+        return Err(DenseError::InnerDimMismatch {
+            input: (input.rows(), input.cols()),
+            kernel: (kernel.rows(), kernel.cols()),
+        });
+    }
+    if let Some(b) = bias {
+        if b.len() != kernel.cols() {
+            return Err(DenseError::BiasLength {
+                len: b.len(),
+                units: kernel.cols(),
+            });
+        }
+    }
+    Ok((input.rows(), kernel.cols()))
+}
+
+/// `act(input · kernel + bias)`: the Dense layer's forward pass, into a new matrix.
+///
+/// `input` is `(M, K)` (a batch of `M` rows of `K` features), `kernel` is `(K, N)`
+/// (Keras layout `(in, units)`; pass a PyTorch `(units, in)` weight as
+/// `MatRef::from_slice(w, units, in)?.t()`), `bias` has `N` values or is `None`
+/// (Keras's `use_bias=False`). Any view may be strided or transposed; nothing is copied.
+///
+/// Zero-sized dimensions are valid: `M = 0` or `N = 0` gives an empty result, `K = 0`
+/// gives `act(bias)` (or `act(0)` without a bias).
+///
+/// # Errors
+/// [`DenseError::InnerDimMismatch`] if `kernel.rows() != input.cols()`,
+/// [`DenseError::BiasLength`] if the bias length is not `N`, and
+/// [`DenseError::SizeOverflow`] / [`DenseError::AllocationFailed`] if the `M × N` output
+/// cannot be allocated.
+///
+/// # Example
+/// ```
+/// use dense_kernel::{dense_forward, Activation, MatRef};
+/// let x = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]; // (M = 2, K = 3)
+/// let w = [1.0f32, 0.0, 0.0, 1.0, 1.0, -1.0]; // (K = 3, N = 2), Keras layout
+/// let b = [0.5f32, -10.0];
+/// let y = dense_forward(
+///     MatRef::from_slice(&x, 2, 3)?,
+///     MatRef::from_slice(&w, 3, 2)?,
+///     Some(&b),
+///     Activation::Relu,
+/// )?;
+/// assert_eq!(y.as_slice(), &[4.5, 0.0, 10.5, 0.0]);
+/// # Ok::<(), dense_kernel::DenseError>(())
+/// ```
+pub fn dense_forward<T: Element>(
+    input: MatRef<'_, T>,
+    kernel: MatRef<'_, T>,
+    bias: Option<&[T]>,
+    act: Activation,
+) -> Result<Mat<T>, DenseError> {
+    let (m, n) = check_shapes(&input, &kernel, bias)?;
+    let mut out = Mat::try_zeros(m, n)?;
+    run(input, kernel, bias, act, out.as_mut_slice());
+    Ok(out)
+}
+
+/// [`dense_forward`] into a caller-provided `(M, N)` output, which it overwrites: no
+/// allocation by this crate's code (matrixmultiply allocates its packing buffers).
+///
+/// Whatever `out` held before (NaN included) does not affect the result.
+///
+/// # Errors
+/// As [`dense_forward`], and [`DenseError::OutputShape`] if `out` is not `(M, N)`.
+///
+/// # Example
+/// ```
+/// use dense_kernel::{dense_forward_into, Activation, MatMut, MatRef};
+/// let x = [1.0f64, -1.0];                      // (M = 1, K = 2)
+/// let w_torch = [2.0f64, 1.0, 0.0, 3.0];       // PyTorch layout (units = 2, in = 2)
+/// let mut y = [f64::NAN; 2];
+/// dense_forward_into(
+///     MatRef::from_slice(&x, 1, 2)?,
+///     MatRef::from_slice(&w_torch, 2, 2)?.t(), // (in, units) view, no copy
+///     None,
+///     Activation::Linear,
+///     MatMut::from_slice(&mut y, 1, 2)?,
+/// )?;
+/// assert_eq!(y, [1.0, -3.0]);
+/// # Ok::<(), dense_kernel::DenseError>(())
+/// ```
+pub fn dense_forward_into<T: Element>(
+    input: MatRef<'_, T>,
+    kernel: MatRef<'_, T>,
+    bias: Option<&[T]>,
+    act: Activation,
+    out: MatMut<'_, T>,
+) -> Result<(), DenseError> {
+    let (m, n) = check_shapes(&input, &kernel, bias)?;
+    if (out.rows(), out.cols()) != (m, n) {
+        return Err(DenseError::OutputShape {
+            expected: (m, n),
+            actual: (out.rows(), out.cols()),
+        });
+    }
+    run(input, kernel, bias, act, out.into_slice());
+    Ok(())
+}
+
+/// The validated call: GEMM with the bias fused (`beta = 1` over a bias-filled output),
+/// then the activation over the output rows.
+fn run<T: Element>(
+    input: MatRef<'_, T>,
+    kernel: MatRef<'_, T>,
+    bias: Option<&[T]>,
+    act: Activation,
+    out: &mut [T],
+) {
+    let n = kernel.cols();
+    if out.is_empty() {
+        return;
+    }
+    gemm::gemm_bias(input, kernel, bias, out);
+    scalar::apply(act, out, n);
+}

@@ -1,0 +1,61 @@
+//! # dense-kernel
+//!
+//! The neural-network Dense (fully connected) layer's forward pass on the CPU,
+//! `y = act(x · W + b)`, as one call: Keras's `Dense`, PyTorch's `nn.Linear`.
+//!
+//! - [`dense_forward`] / [`dense_forward_into`] over `f32` and `f64` ([`Element`]).
+//! - Inputs are [`MatRef`] views: row-major, strided or transposed ([`MatRef::t`]), so a
+//!   Keras `(in, units)` kernel and a PyTorch `(units, in)` weight both go in without a
+//!   copy.
+//! - The GEMM is matrixmultiply's blocked kernel; the bias is fused into it (the output
+//!   is pre-filled with the bias and the GEMM accumulates onto it).
+//! - Every shape-keeping Keras 3 activation ([`Activation`]), with Keras's definitions,
+//!   names ([`std::str::FromStr`]) and defaults.
+//! - Bad input is an error ([`DenseError`]), never a panic.
+//!
+//! ```
+//! use dense_kernel::{dense_forward, Activation, MatRef};
+//!
+//! // A batch of 2 inputs with 3 features, a layer of 2 units.
+//! let x = [0.5f32, -1.0, 2.0,
+//!          1.5, 0.0, -0.5];
+//! let w = [0.1f32, 0.2,      // kernel (in = 3, units = 2), Keras layout
+//!          0.3, 0.4,
+//!          0.5, 0.6];
+//! let b = [0.0f32, 0.1];
+//! let act: Activation = "sigmoid".parse()?;
+//! let y = dense_forward(MatRef::from_slice(&x, 2, 3)?, MatRef::from_slice(&w, 3, 2)?, Some(&b), act)?;
+//! assert_eq!((y.rows(), y.cols()), (2, 2));
+//! let z00 = 0.5f32 * 0.1 - 1.0 * 0.3 + 2.0 * 0.5;
+//! assert!((y.get(0, 0).unwrap() - 1.0 / (1.0 + (-z00).exp())).abs() < 1e-6);
+//! # Ok::<(), dense_kernel::DenseError>(())
+//! ```
+//!
+//! ## Accuracy
+//! The only rounding that grows with the problem is the GEMM's K-sum: each
+//! pre-activation is within `γ(K+1)·(Σ|x·w| + |b|)` of the exact value
+//! (`γ(n) = n·u/(1 − n·u)`, `u` the unit roundoff). Activations are evaluated in `f64`
+//! and rounded once (see [`Activation`] for special values and the few deliberate
+//! departures from Keras). [`reference`](mod@reference) holds the naive yardstick and the checks the
+//! tests use.
+
+#![warn(missing_docs)]
+
+mod activation;
+mod element;
+mod error;
+mod forward;
+mod matrix;
+mod paths;
+pub mod reference;
+
+pub use activation::{Activation, SELU_ALPHA, SELU_SCALE};
+pub use element::Element;
+pub use error::DenseError;
+pub use forward::{dense_forward, dense_forward_into};
+pub use matrix::{Mat, MatMut, MatRef};
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
