@@ -114,11 +114,17 @@ fn preactivations<T: Element>(
             let b = bias.map_or(0.0, |b| b[j].widen());
             let (mut acc, mut mag) = (b, if b.is_finite() { b.abs() } else { 0.0 });
             for p in 0..k {
-                let prod = input.get(i, p).unwrap_or_default().widen()
-                    * kernel.get(p, j).unwrap_or_default().widen();
+                let xv = input.get(i, p).unwrap_or_default().widen();
+                let wv = kernel.get(p, j).unwrap_or_default().widen();
+                let prod = xv * wv;
                 acc += prod;
                 if prod.is_finite() {
                     mag += prod.abs();
+                } else if xv.is_finite() && wv.is_finite() {
+                    // A product of finite values that overflows f64 (only possible for
+                    // f64 inputs): a fused multiply-add would not overflow there, so the
+                    // kernel's result is not determined by this sum. Mark it.
+                    mag = f64::INFINITY;
                 }
             }
             z.as_mut_slice()[i * n + j] = acc;
@@ -238,7 +244,7 @@ pub fn check_dense<T: Element>(
             if overflow.iter().any(|&o| o) {
                 continue;
             }
-            check_row(act, zr, &delta, &got, u, eta, n).map_err(|(j, msg)| ctx(j, msg))?;
+            check_row(act, zr, &delta, &got, u, eta, max_t).map_err(|(j, msg)| ctx(j, msg))?;
         } else {
             for j in 0..n {
                 if overflow[j] {
@@ -314,42 +320,70 @@ fn check_row(
     got: &[f64],
     u: f64,
     eta: f64,
-    n: usize,
+    max_t: f64,
 ) -> Result<(), (usize, String)> {
+    let n = z.len();
+    let nf = n as f64;
     let mut want = z.to_vec();
     activation_row(act, &mut want);
-    let finite_z: Vec<f64> = z.iter().copied().filter(|v| v.is_finite()).collect();
-    let m = finite_z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let dmax = delta.iter().copied().fold(0.0, f64::max);
-    let dl2 = delta.iter().map(|d| d * d).sum::<f64>().sqrt();
-    let nf = n as f64;
-    // Σ y·|z − max| over the row: how much the rounding of z − max moves the softmax sum.
+    let finite = || z.iter().zip(delta).filter(|(z, _)| z.is_finite());
+    let m = finite().fold(f64::NEG_INFINITY, |a, (&z, _)| a.max(z));
+    // The softmax denominators (shifted by m) at the extremes of the perturbed inputs.
+    let d_hi: f64 = finite().map(|(z, d)| (z + d - m).exp()).sum();
+    let d_lo: f64 = finite().map(|(z, d)| (z - d - m).exp()).sum();
+    // Σ y·|z − max|: how much the rounding of z − max moves the softmax sum.
     let spread: f64 = z
         .iter()
         .zip(&want)
         .filter(|(z, _)| z.is_finite())
-        .map(|(z, y)| y.abs() * (z - m))
-        .map(f64::abs)
+        .map(|(z, y)| (y * (z - m)).abs())
         .sum();
+    let dl2 = delta.iter().map(|d| d * d).sum::<f64>().sqrt();
     for j in 0..n {
         let (w, g) = (want[j], got[j]);
-        if !w.is_finite() || !g.is_finite() || !z[j].is_finite() {
+        if !w.is_finite() || !z[j].is_finite() || g.is_nan() {
             if w.is_nan() && g.is_nan() || w == g {
                 continue;
             }
             return Err((j, format!("got {g:e}, expected {w:e}")));
         }
-        let rj = (z[j] - m).abs();
-        let tol = match act {
+        let (zj, dj, rj) = (z[j], delta[j], (z[j] - m).abs());
+        // [lo, hi]: the exact activation over all inputs within ±Δ; r: this
+        // implementation's own rounding.
+        let (lo, hi, r) = match act {
             Activation::Softmax => {
-                let rho = 2.0 * u * (rj + spread) + (2.0 * nf + 8.0) * u;
-                w * (2.0 * dmax + rho).exp_m1()
+                let lo = (zj - dj - m).exp() / d_hi;
+                let hi = (zj + dj - m).exp() / d_lo;
+                let rho = (2.0 * u * (rj + spread) + (2.0 * nf + 8.0) * u).exp_m1();
+                let (lo, hi) = (
+                    if lo >= 0.0 { lo } else { 0.0 },
+                    if hi <= 1.0 { hi } else { 1.0 },
+                );
+                (lo, hi, if hi > 0.0 { rho * hi } else { 0.0 })
             }
-            Activation::LogSoftmax => 2.0 * dmax + u * (2.0 * rj + w.abs() + 2.0 * nf + 8.0),
-            _ => dl2 + (4.0 * nf + 16.0) * u,
-        } + 4.0 * eta;
-        if (g - w).abs() > tol {
-            return Err((j, format!("got {g:e}, expected {w:e} ± {tol:e}")));
+            Activation::LogSoftmax => {
+                let lo = zj - dj - m - d_hi.ln();
+                let hi = zj + dj - m - d_lo.ln();
+                let (lo, hi) = (
+                    if lo.is_nan() { f64::NEG_INFINITY } else { lo },
+                    if hi <= 0.0 { hi } else { 0.0 },
+                );
+                (lo, hi, u * (2.0 * rj + w.abs() + 2.0 * nf + 8.0))
+            }
+            _ => (w - dl2, w + dl2, (4.0 * nf + 16.0) * u),
+        };
+        let (lo, hi) = (lo - r - 4.0 * eta, hi + r + 4.0 * eta);
+        let ok = if g.is_infinite() {
+            // A finite value past T::MAX rounds to ±∞ in T.
+            (g > 0.0 && hi >= max_t) || (g < 0.0 && lo <= -max_t)
+        } else {
+            lo <= g && g <= hi
+        };
+        if !ok {
+            return Err((
+                j,
+                format!("got {g:e}, expected {w:e} within [{lo:e}, {hi:e}]"),
+            ));
         }
     }
     Ok(())

@@ -29,6 +29,34 @@ struct Case {
     act: Activation,
     seed: u64,
     scale: f64,
+    /// Probability (in 1/256) that an entry is replaced by a special value.
+    specials: u8,
+}
+
+/// NaN, ±∞, ±0, subnormals, huge and tiny values: what a model's tensors can hold.
+const SPECIALS: [f64; 12] = [
+    f64::NAN,
+    f64::INFINITY,
+    f64::NEG_INFINITY,
+    0.0,
+    -0.0,
+    1e-40,
+    -1e-39,
+    1e-310,
+    3e38,
+    -2e38,
+    1e-30,
+    1e300,
+];
+
+/// Replaces entries by special values with probability `p/256`.
+fn sprinkle<T: Element>(v: &mut [T], rng: &mut Rng, p: u8) {
+    for x in v.iter_mut() {
+        let r = rng.next_u64();
+        if (r & 0xff) < p as u64 {
+            *x = T::narrow(SPECIALS[(r >> 8) as usize % SPECIALS.len()]);
+        }
+    }
 }
 
 fn case(max_mn: usize, ks: impl Strategy<Value = usize>) -> impl Strategy<Value = Case> {
@@ -42,8 +70,9 @@ fn case(max_mn: usize, ks: impl Strategy<Value = usize>) -> impl Strategy<Value 
         0..Activation::all().len(),
         any::<u64>(),
         prop_oneof![Just(1.0), Just(3.0), Just(40.0)],
+        prop_oneof![4 => Just(0u8), 1 => 1u8..64],
     )
-        .prop_map(|(m, k, n, li, lk, bias, ai, seed, scale)| Case {
+        .prop_map(|(m, k, n, li, lk, bias, ai, seed, scale, specials)| Case {
             m,
             k,
             n,
@@ -53,6 +82,7 @@ fn case(max_mn: usize, ks: impl Strategy<Value = usize>) -> impl Strategy<Value 
             act: Activation::all()[ai],
             seed,
             scale,
+            specials,
         })
 }
 
@@ -61,9 +91,14 @@ fn run<T: Element>(c: &Case) -> Result<(), TestCaseError> {
     let mut rng = Rng(c.seed);
     // Scale inputs so that pre-activations land around ±scale whatever K is.
     let w_scale = c.scale / (c.k.max(1) as f64).sqrt();
-    let x = Stored::new(&rng.vec::<T>(c.m * c.k, 1.0), c.m, c.k, c.input_layout);
-    let w = Stored::new(&rng.vec::<T>(c.k * c.n, w_scale), c.k, c.n, c.kernel_layout);
-    let b: Vec<T> = rng.vec(c.n, c.scale / 2.0);
+    let mut xs = rng.vec::<T>(c.m * c.k, 1.0);
+    let mut ws = rng.vec::<T>(c.k * c.n, w_scale);
+    let mut b: Vec<T> = rng.vec(c.n, c.scale / 2.0);
+    for v in [&mut xs, &mut ws, &mut b] {
+        sprinkle(v, &mut rng, c.specials);
+    }
+    let x = Stored::new(&xs, c.m, c.k, c.input_layout);
+    let w = Stored::new(&ws, c.k, c.n, c.kernel_layout);
     let bias = c.bias.then_some(b.as_slice());
 
     let y = dense_forward(x.view(), w.view(), bias, c.act)
@@ -141,6 +176,7 @@ fn every_activation_every_layout() {
                     act,
                     seed: (ai * 100 + li * 10 + lj) as u64,
                     scale: 3.0,
+                    specials: if li == lj { 8 } else { 0 },
                 };
                 run::<f32>(&c).unwrap();
                 run::<f64>(&c).unwrap();
@@ -170,5 +206,45 @@ fn checker_rejects_a_wrong_result() {
             check_dense(x.view(), w.view(), None, act, &bad).is_err(),
             "{act}: a perturbed output passed the check"
         );
+    }
+}
+
+/// The tolerance is tight, not vacuous: with K = 2 and all terms positive (no
+/// cancellation, so `Σ|x·w| + |b| = z`) the pre-activation bound is a few ulps, and moving
+/// any single output by 32 ulps must be caught.
+#[test]
+fn checker_catches_a_32_ulp_error() {
+    let mut rng = Rng(11);
+    let mut pos = |len: usize, s: f64| -> Vec<f32> {
+        rng.vec::<f32>(len, s).iter().map(|v| v.abs()).collect()
+    };
+    let x = Stored::new(&pos(8 * 2, 1.0), 8, 2, Layout::RowMajor);
+    let w = Stored::new(&pos(2 * 8, 1.0), 2, 8, Layout::RowMajor);
+    let b: Vec<f32> = pos(8, 0.5);
+    for act in [
+        Activation::Linear,
+        Activation::Gelu,
+        Activation::Sigmoid,
+        Activation::Tanh,
+        Activation::Softplus,
+        Activation::Selu,
+        Activation::Softmax,
+        Activation::LogSoftmax,
+    ] {
+        let y = dense_forward(x.view(), w.view(), Some(&b), act)
+            .unwrap()
+            .into_vec();
+        check_dense(x.view(), w.view(), Some(&b), act, &y).unwrap();
+        for i in 0..y.len() {
+            if y[i].abs() < 1e-3 {
+                continue; // relative error tiny there in absolute terms; skip
+            }
+            let mut bad = y.clone();
+            bad[i] *= 1.0 + 32.0 * f32::EPSILON;
+            assert!(
+                check_dense(x.view(), w.view(), Some(&b), act, &bad).is_err(),
+                "{act}: a 32-ulp error at {i} passed"
+            );
+        }
     }
 }
