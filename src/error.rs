@@ -57,6 +57,16 @@ pub enum DenseError {
         /// Claimed column stride (elements).
         col_stride: usize,
     },
+    /// A vector handed over as a `rows × cols` matrix does not hold `rows · cols`
+    /// elements.
+    DataLength {
+        /// Claimed rows.
+        rows: usize,
+        /// Claimed columns.
+        cols: usize,
+        /// Length of the vector given.
+        len: usize,
+    },
     /// The output buffer of `rows × cols` elements could not be allocated.
     AllocationFailed {
         /// Rows of the output.
@@ -119,6 +129,11 @@ impl fmt::Display for DenseError {
                 f,
                 "a {rows}x{cols} view with strides ({row_stride}, {col_stride}) overflows \
                  the address range (element count or offset exceeds usize/isize)"
+            ),
+            DenseError::DataLength { rows, cols, len } => write!(
+                f,
+                "a {rows}x{cols} matrix needs {} elements, the vector has {len}",
+                rows.saturating_mul(*cols)
             ),
             DenseError::AllocationFailed { rows, cols } => {
                 write!(f, "could not allocate a {rows}x{cols} output")

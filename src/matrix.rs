@@ -225,9 +225,10 @@ impl<T: Element> Mat<T> {
     pub fn from_vec(data: Vec<T>, rows: usize, cols: usize) -> Result<Self, DenseError> {
         let required = required_len(rows, cols, cols, 1)?;
         if data.len() != required {
-            return Err(DenseError::OutputShape {
-                expected: (rows, cols),
-                actual: (data.len(), 1),
+            return Err(DenseError::DataLength {
+                rows,
+                cols,
+                len: data.len(),
             });
         }
         Ok(Mat { data, rows, cols })

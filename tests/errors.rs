@@ -145,6 +145,22 @@ fn size_overflow() {
 }
 
 #[test]
+fn data_length() {
+    let err = Mat::from_vec(vec![0.0f32; 7], 2, 3).unwrap_err();
+    assert_eq!(
+        err,
+        DenseError::DataLength {
+            rows: 2,
+            cols: 3,
+            len: 7
+        }
+    );
+    assert!(err.to_string().contains("2x3") && err.to_string().contains('7'));
+    assert!(Mat::from_vec(vec![0.0f32; 6], 2, 3).is_ok());
+}
+
+#[cfg(target_pointer_width = "64")]
+#[test]
 fn allocation_failed() {
     // 2^60 bytes fits isize but no machine has it: an error, not an abort.
     let err = Mat::<f32>::try_zeros(1 << 29, 1 << 29).unwrap_err();

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Layout, Rng, Stored, LAYOUTS};
+use common::{randomize, Layout, Rng, Stored, LAYOUTS};
 use dense_kernel::reference::check_dense;
 use dense_kernel::{dense_forward, dense_forward_into, Activation, Element, MatMut};
 use proptest::prelude::*;
@@ -89,6 +89,13 @@ fn case(max_mn: usize, ks: impl Strategy<Value = usize>) -> impl Strategy<Value 
 /// Runs one case in `T` through both entry points and checks both outputs.
 fn run<T: Element>(c: &Case) -> Result<(), TestCaseError> {
     let mut rng = Rng(c.seed);
+    // Half the cases draw random parameters for the parameterised activations.
+    let act = if c.seed % 2 == 1 {
+        randomize(c.act, &mut rng)
+    } else {
+        c.act
+    };
+    let c = &Case { act, ..c.clone() };
     // Scale inputs so that pre-activations land around ±scale whatever K is.
     let w_scale = c.scale / (c.k.max(1) as f64).sqrt();
     let mut xs = rng.vec::<T>(c.m * c.k, 1.0);

@@ -118,6 +118,7 @@ fn parameters_show_in_keras_call_syntax() {
         "relu"
     );
     assert_eq!(Elu { alpha: f64::NAN }.to_string(), "elu(alpha=NaN)");
+    assert_eq!(format!("{:>6}|{:<6}|", Relu, Tanh), "  relu|tanh  |");
 }
 
 /// `ReluWith` with Keras's defaults is plain relu, value for value.

@@ -4,6 +4,8 @@
 mod names;
 pub(crate) mod scalar;
 
+use crate::Element;
+
 /// SELU's `alpha` (Keras 3 / Klambauer et al. 2017).
 pub const SELU_ALPHA: f64 = 1.673_263_242_354_377_2;
 /// SELU's `scale` (Keras 3 / Klambauer et al. 2017).
@@ -59,13 +61,26 @@ pub const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
 /// (`∞ − ∞`, as Keras does) and for a row of all `−∞`; `−∞` entries give 0 (log_softmax
 /// `−∞`). Sparsemax follows the same rules.
 ///
-/// Departures from Keras, on purpose: where Keras's formula evaluates to NaN only
-/// through `0·∞` or `∞ − ∞` although the limit exists, the limit is returned:
-/// `gelu`, `gelu(approximate=True)`, `silu`, `mish`, `hard_silu` at `−∞` → `−0`;
-/// `squareplus(−∞) = 0`; `softsign(±∞) = ±1`; `leaky_relu`/`relu(..)` with a zero slope at
-/// `−∞` → 0, and `relu(..)` with a non-zero `threshold` at `−∞` → its negative part.
-/// Sparsemax follows its paper, not Keras 3.15 (whose rows do not sum to 1). Subnormal
-/// results are kept (Keras on XLA flushes them to zero).
+/// Parameters are used at the precision of the output type ([`Activation::params_as`]),
+/// as Keras casts them to the layer's dtype.
+///
+/// Departures from Keras, on purpose:
+/// - where Keras's formula evaluates to NaN only through `0·∞` or `∞ − ∞` although the
+///   limit exists, the limit is returned: `gelu`, `gelu(approximate=True)`, `silu`,
+///   `mish`, `hard_silu` at `−∞` → `−0`; `squareplus(−∞) = 0`; `softsign(±∞) = ±1`;
+///   `leaky_relu` with `negative_slope = 0` at `−∞` → `−0`;
+/// - `squareplus` is evaluated without overflow or cancellation: Keras's `x + √(x² + b)`
+///   gives `∞` for `|x| > 1.8e19` in `f32` and loses digits for `x ≪ 0`; the crate
+///   uses `√(x² + b)` via `hypot` and `b/(2(√(x² + b) − x))` for `x < 0`;
+/// - sparsemax follows its paper, not Keras 3.15 (whose rows do not sum to 1), and a
+///   NaN anywhere in a row gives a NaN row (Keras: NaN at that position only);
+/// - subnormal results are kept (Keras on XLA flushes them to zero), and activations
+///   are computed to about half an ulp where Keras's float32 formulas lose more.
+///
+/// Accuracy of the `f64` evaluations (the `f32` results round these once): within a few
+/// ulps, except `tanh_shrink` for `0.4 ≤ |x| < 1` (cancellation, up to ~20 ulps) and
+/// `gelu(approximate=True)` for `x ≪ 0`, whose relative error grows like `|x|³·ε` from
+/// the rounding of its cubic argument.
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
 #[non_exhaustive]
 pub enum Activation {
@@ -165,6 +180,46 @@ pub enum Activation {
 }
 
 impl Activation {
+    /// The same activation with every parameter rounded to `T`'s precision, as Keras
+    /// casts parameters to the layer's dtype: for an `f32` layer, `hard_shrink` with
+    /// `threshold = 0.1` compares against `0.1f32`, not `0.1f64`. The kernel applies this
+    /// itself; the reference uses it to evaluate the same definition.
+    pub fn params_as<T: Element>(self) -> Activation {
+        let r = |p: f64| T::narrow(p).widen();
+        use Activation::*;
+        match self {
+            LeakyRelu { negative_slope } => LeakyRelu {
+                negative_slope: r(negative_slope),
+            },
+            Elu { alpha } => Elu { alpha: r(alpha) },
+            Celu { alpha } => Celu { alpha: r(alpha) },
+            Squareplus { b } => Squareplus { b: r(b) },
+            SoftShrink { threshold } => SoftShrink {
+                threshold: r(threshold),
+            },
+            HardShrink { threshold } => HardShrink {
+                threshold: r(threshold),
+            },
+            Threshold {
+                threshold,
+                default_value,
+            } => Threshold {
+                threshold: r(threshold),
+                default_value: r(default_value),
+            },
+            ReluWith {
+                negative_slope,
+                max_value,
+                threshold,
+            } => ReluWith {
+                negative_slope: r(negative_slope),
+                max_value: max_value.map(r),
+                threshold: r(threshold),
+            },
+            other => other,
+        }
+    }
+
     /// Keras's `leaky_relu` with its default slope 0.2.
     pub const LEAKY_RELU: Activation = Activation::LeakyRelu {
         negative_slope: 0.2,

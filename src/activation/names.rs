@@ -160,6 +160,7 @@ impl fmt::Display for Activation {
                 return write!(f, ", threshold={threshold})");
             }
         };
-        f.write_str(name)
+        // `pad` honours width and alignment (`{:>12}`) for the plain names.
+        f.pad(name)
     }
 }

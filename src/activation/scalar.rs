@@ -34,11 +34,12 @@ fn relu6(x: f64) -> f64 {
     x.clamp(0.0, 6.0) // NaN stays NaN
 }
 
-/// `slope·x`, with the limit `0` instead of `0·∞ = NaN` when the slope is zero.
+/// `slope·x`, with the limit `±0` (the sign `0·x` has for finite `x`) instead of
+/// `0·∞ = NaN` when the slope is zero.
 #[inline(always)]
 fn scale_limit(slope: f64, x: f64) -> f64 {
     if slope == 0.0 && x.is_infinite() {
-        0.0
+        slope * x.signum()
     } else {
         slope * x
     }
@@ -119,7 +120,31 @@ fn gelu(x: f64) -> f64 {
         return -0.0; // the limit; the formula gives -∞·0
     }
     // erfc keeps relative accuracy in the far negative tail, where 1 + erf cancels.
-    0.5 * x * libm::erfc(-x * FRAC_1_SQRT_2)
+    let a = -x * FRAC_1_SQRT_2;
+    let y = 0.5 * x * libm::erfc(a);
+    if a <= 1.0 || y == 0.0 {
+        return y;
+    }
+    // In the tail erfc(a) falls like e^(−a²), so the rounding error `da` of the argument
+    // costs a relative error of about 2a·da (700 ulps at x = −30). Correct to first
+    // order: erfc(a + da) ≈ erfc(a)·(1 − L·da), L = −erfc'(a)/erfc(a).
+    let da = (-x).mul_add(FRAC_1_SQRT_2, -a) + (-x) * FRAC_1_SQRT_2_LO;
+    y * (1.0 - erfc_log_slope(a) * da)
+}
+
+/// The low part of 1/√2: `FRAC_1_SQRT_2 + FRAC_1_SQRT_2_LO` is 1/√2 to about 2⁻¹⁰⁶.
+const FRAC_1_SQRT_2_LO: f64 = -4.833_646_656_726_457e-17;
+
+/// `−erfc'(a)/erfc(a) = 2e^(−a²)/(√π·erfc(a))` for `a > 1`; from the asymptotic series
+/// for large `a`, where `e^(−a²)` and `erfc(a)` both underflow.
+fn erfc_log_slope(a: f64) -> f64 {
+    if a < 5.0 {
+        2.0 * (-a * a).exp() / (std::f64::consts::PI.sqrt() * libm::erfc(a))
+    } else {
+        // erfc(a) = e^(−a²)/(a√π)·(1 − 1/(2a²) + 3/(4a⁴) − 15/(8a⁶) + …)
+        let t = 1.0 / (a * a);
+        2.0 * a / (1.0 - 0.5 * t + 0.75 * t * t - 1.875 * t * t * t)
+    }
 }
 
 #[inline(always)]
@@ -183,11 +208,54 @@ fn hard_tanh(x: f64) -> f64 {
     x.clamp(-1.0, 1.0)
 }
 
+/// Taylor coefficients of `x − tanh(x)` in `x³, x⁵, …, x²⁹` (from the Bernoulli numbers:
+/// `−2²ⁿ(2²ⁿ − 1)B₂ₙ/(2n)!`).
+const TANH_SHRINK_SERIES: [f64; 14] = [
+    0.333_333_333_333_333_3,
+    -0.133_333_333_333_333_33,
+    0.053_968_253_968_253_97,
+    -0.021_869_488_536_155_203,
+    0.008_863_235_529_902_197,
+    -0.003_592_128_036_572_481,
+    0.001_455_834_387_051_318_3,
+    -0.000_590_027_440_945_586,
+    0.000_239_129_114_243_552_48,
+    -9.691_537_956_929_451e-5,
+    3.927_832_388_331_683e-5,
+    -1.591_890_506_932_896_4e-5,
+    6.451_689_215_655_431e-6,
+    -2.614_771_151_290_754_6e-6,
+];
+
+/// `x − tanh(x)`. Near 0 the subtraction cancels (`x³/3` left of `x`), so |x| < 0.4
+/// uses the series (14 terms: truncation < 3e-17 relative); beyond, the difference
+/// keeps all but a few bits.
+#[inline(always)]
+fn tanh_shrink(x: f64) -> f64 {
+    if x.abs() < 0.4 {
+        let x2 = x * x;
+        let p = TANH_SHRINK_SERIES
+            .iter()
+            .rev()
+            .fold(0.0f64, |acc, &c| acc.mul_add(x2, c));
+        x * x2 * p
+    } else {
+        x - x.tanh()
+    }
+}
+
 #[inline(always)]
 fn squareplus(x: f64, b: f64) -> f64 {
-    // hypot avoids x² overflowing; for x < 0 the conjugate b/(2(s − x)) avoids the
+    // s = √(x² + b) without x² overflowing (hypot for b ≥ 0; for b < 0, NaN where
+    // x² + b < 0, as in Keras). For x < 0 the conjugate b/(2(s − x)) avoids the
     // cancellation in x + s (and gives the limit 0 at −∞).
-    let s = x.hypot(b.sqrt());
+    let s = if b >= 0.0 {
+        x.hypot(b.sqrt())
+    } else if x.abs() > 1.0 {
+        x.abs() * (1.0 + b / (x * x)).sqrt()
+    } else {
+        (x * x + b).sqrt()
+    };
     if x >= 0.0 {
         0.5 * (x + s)
     } else {
@@ -281,7 +349,7 @@ pub(crate) fn with_elementwise<V: ElementwiseVisitor>(act: Activation, v: V) -> 
         Exponential => v.visit(f64::exp),
         LogSigmoid => v.visit(|x| -softplus(-x)),
         HardTanh => v.visit(hard_tanh),
-        TanhShrink => v.visit(|x| x - x.tanh()),
+        TanhShrink => v.visit(tanh_shrink),
         Squareplus { b } => v.visit(move |x| squareplus(x, b)),
         SparsePlus => v.visit(sparse_plus),
         SoftShrink { threshold: t } => v.visit(move |x| soft_shrink(x, t)),
@@ -327,6 +395,7 @@ pub(crate) fn apply<T: Element>(act: Activation, data: &mut [T], cols: usize) {
     if act == Activation::Linear || data.is_empty() {
         return;
     }
+    let act = act.params_as::<T>();
     if with_elementwise(act, MapSlice(&mut *data)).is_some() {
         return;
     }
@@ -409,5 +478,70 @@ fn sparsemax_row<T: Element>(row: &mut [T]) {
     for v in row.iter_mut() {
         let y = v.widen() - m - tau;
         *v = T::narrow(if y > 0.0 { y } else { 0.0 });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Distance in units of the last place between two f64 values of the same sign.
+    fn ulps(a: f64, b: f64) -> u64 {
+        (a.to_bits() as i64 - b.to_bits() as i64).unsigned_abs()
+    }
+
+    /// Against mpmath (60 digits, correctly rounded to f64), where the naive formulas
+    /// lose: gelu's far negative tail, tanh_shrink near 0.
+    #[test]
+    fn accurate_where_naive_forms_cancel() {
+        let gelu_truth = [
+            (-3.0, -0.004_049_694_094_890_283_5),
+            (-10.0, -7.619_853_024_160_526e-23),
+            (-20.0, -5.507_248_237_212_468e-88),
+            (-30.0, -1.472_014_178_144_456e-196),
+            (-37.0, -2.118_461_352_334_093_5e-298),
+        ];
+        for (x, t) in gelu_truth {
+            assert!(
+                ulps(gelu(x), t) <= 4,
+                "gelu({x}) = {:e}, truth {t:e}",
+                gelu(x)
+            );
+        }
+        let tanh_shrink_truth = [
+            (1e-5, 3.333_333_333_200_001e-16),
+            (0.1, 0.000_332_005_375_044_182_96),
+            (0.3, 0.008_687_387_548_409_094),
+            (0.39, 0.018_639_772_123_492_32),
+            (-0.25, -0.005_081_337_596_290_871),
+        ];
+        for (x, t) in tanh_shrink_truth {
+            let y = tanh_shrink(x);
+            assert!(ulps(y, t) <= 2, "tanh_shrink({x}) = {y:e}, truth {t:e}");
+        }
+        // Beyond the series the subtraction loses a few bits only.
+        for (x, t) in [
+            (0.41, 0.021_527_319_783_938_98),
+            (0.7, 0.095_632_222_882_836_49),
+        ] {
+            let y = tanh_shrink(x);
+            assert!(ulps(y, t) <= 32, "tanh_shrink({x}) = {y:e}, truth {t:e}");
+        }
+    }
+
+    #[test]
+    fn squareplus_negative_b_is_nan_only_where_keras_is() {
+        assert!(squareplus(0.5, -1.0).is_nan());
+        assert_eq!(squareplus(1.0, -1.0), 0.5);
+        let y = squareplus(-2.0, -1.0); // (−2 + √3)/2
+        assert!((y - (-2.0 + 3f64.sqrt()) / 2.0).abs() < 1e-15);
+        assert!((squareplus(3e200, -1.0) - 3e200).abs() <= 3e200 * f64::EPSILON);
+    }
+
+    #[test]
+    fn zero_slope_limits_keep_the_sign_of_zero() {
+        assert!(leaky_relu(f64::NEG_INFINITY, 0.0) == 0.0);
+        assert!(leaky_relu(f64::NEG_INFINITY, 0.0).is_sign_negative());
+        assert!(leaky_relu(-3.0, 0.0).is_sign_negative());
     }
 }

@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests: a tiny seeded RNG and matrix layouts.
 #![allow(dead_code)]
 
-use dense_kernel::{Element, MatRef};
+use dense_kernel::{Activation, Element, MatRef};
 
 /// SplitMix64: a few lines, deterministic, good enough to fill test matrices.
 pub struct Rng(pub u64);
@@ -38,14 +38,18 @@ pub enum Layout {
     Transposed,
     /// Columns `step` elements apart (row stride `cols * step`).
     ColStep(usize),
+    /// Row stride 0: every row is the same stored row (the last one written wins, and
+    /// the reference reads through the same view).
+    RowBroadcast,
 }
 
-pub const LAYOUTS: [Layout; 5] = [
+pub const LAYOUTS: [Layout; 6] = [
     Layout::RowMajor,
     Layout::Padded(3),
     Layout::Transposed,
     Layout::ColStep(2),
     Layout::Padded(17),
+    Layout::RowBroadcast,
 ];
 
 /// A matrix's storage plus how to view it.
@@ -83,6 +87,7 @@ impl<T: Element> Stored<T> {
             Layout::Padded(p) => (cols + p, 1),
             Layout::Transposed => (1, rows),
             Layout::ColStep(s) => (cols * s, s),
+            Layout::RowBroadcast => (0, 1),
         };
         let len = if rows == 0 || cols == 0 {
             0
@@ -103,5 +108,48 @@ impl<T: Element> Stored<T> {
                 MatRef::from_strided(&self.data, self.rows, self.cols, rs, cs).unwrap()
             }
         }
+    }
+}
+
+/// The activation of `template`'s variant with random parameters.
+pub fn randomize(template: Activation, rng: &mut Rng) -> Activation {
+    use Activation::*;
+    let mut r = |lo: f64, hi: f64| lo + (hi - lo) * (rng.uniform() + 1.0) / 2.0;
+    match template {
+        LeakyRelu { .. } => LeakyRelu {
+            negative_slope: r(-0.5, 1.5),
+        },
+        Elu { .. } => Elu {
+            alpha: r(0.05, 3.0),
+        },
+        Celu { .. } => Celu {
+            alpha: r(0.05, 3.0),
+        },
+        Squareplus { .. } => Squareplus { b: r(0.0, 10.0) },
+        SoftShrink { .. } => SoftShrink {
+            threshold: r(0.0, 3.0),
+        },
+        HardShrink { .. } => HardShrink {
+            threshold: r(0.0, 3.0),
+        },
+        Threshold { .. } => Threshold {
+            threshold: r(-3.0, 3.0),
+            default_value: r(-3.0, 3.0),
+        },
+        ReluWith { .. } => {
+            let max_value = if r(0.0, 1.0) < 0.5 {
+                None
+            } else {
+                Some(r(0.5, 8.0))
+            };
+            let threshold = if r(0.0, 1.0) < 0.3 { 0.0 } else { r(-2.0, 3.0) };
+            let negative_slope = if r(0.0, 1.0) < 0.3 { 0.0 } else { r(-0.5, 1.0) };
+            ReluWith {
+                negative_slope,
+                max_value,
+                threshold,
+            }
+        }
+        other => other,
     }
 }
