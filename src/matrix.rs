@@ -73,7 +73,7 @@ fn check_len(
 /// assert_eq!(kernel.get(2, 1), Some(6.0));
 /// # Ok::<(), dense_kernel::DenseError>(())
 /// ```
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct MatRef<'a, T> {
     data: &'a [T],
     rows: usize,
@@ -176,7 +176,6 @@ impl<'a, T: Element> MatRef<'a, T> {
 
 /// A writable row-major `rows × cols` view of a slice: the output of
 /// [`dense_forward_into`](crate::dense_forward_into).
-#[derive(Debug)]
 pub struct MatMut<'a, T> {
     data: &'a mut [T],
     rows: usize,
@@ -209,6 +208,28 @@ impl<'a, T: Element> MatMut<'a, T> {
     /// The `rows * cols` elements, row-major.
     pub(crate) fn into_slice(self) -> &'a mut [T] {
         self.data
+    }
+}
+
+// Views print their geometry, not their (possibly huge) data.
+impl<T> std::fmt::Debug for MatRef<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MatRef")
+            .field("rows", &self.rows)
+            .field("cols", &self.cols)
+            .field("row_stride", &self.row_stride)
+            .field("col_stride", &self.col_stride)
+            .field("slice_len", &self.data.len())
+            .finish()
+    }
+}
+
+impl<T> std::fmt::Debug for MatMut<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MatMut")
+            .field("rows", &self.rows)
+            .field("cols", &self.cols)
+            .finish()
     }
 }
 

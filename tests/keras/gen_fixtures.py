@@ -107,6 +107,36 @@ ACTS = [
     ("threshold", [("threshold", -0.25), ("default_value", 0.0)]),
 ]
 
+# Parameters that float32 cannot represent exactly.  Keras (JAX backend) uses
+# them at the layer's precision (weak-typed Python scalars / ops.cast), so for
+# float32 layers the truth takes them rounded to float32 (see eff_spec).  These
+# get a float32 (5, 9) case, a float64 (4, 8) case and a threshold probe case.
+F32_PARAM_ACTS = [
+    ("hard_shrink", [("threshold", 0.1)]),
+    ("soft_shrink", [("threshold", 0.1)]),
+    ("threshold", [("threshold", 0.1), ("default_value", 0.3)]),
+    relu_p(0.3, 0.7, 0.1),
+    ("leaky_relu", [("negative_slope", 0.01)]),
+    ("elu", [("alpha", 0.3)]),
+    ("celu", [("alpha", 0.3)]),
+    ("squareplus", [("b", 0.1)]),
+]
+
+# squareplus with b < 0: NaN where x*x + b < 0 (Keras and truth alike).
+SQUAREPLUS_NEG = ("squareplus", [("b", -1.0)])
+SQUAREPLUS_NEG_PROBES = [-3.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 100.0, -100.0,
+                         NAN, INF, -INF]
+
+# Activations that get extra K = 4096 cases (input (1, 4096), units 2).
+LONG_K_ACTS = [
+    relu_p(0.0, None, 0.0),
+    ("gelu", [("approximate", False)]),
+    ("sigmoid", []),
+    ("tanh", []),
+    ("softmax", []),
+    ("silu", []),
+]
+
 ROW_ACTS = ("softmax", "log_softmax", "sparsemax")
 SUBSET = ("linear", "relu", "gelu", "sigmoid", "tanh", "softmax", "softplus", "silu")
 
@@ -219,12 +249,53 @@ def probe_values(spec):
     return vals
 
 
+def param_probe_values():
+    """Probes around float32(0.1) and 0.7 for the F32_PARAM_ACTS cases."""
+    vals = []
+    for v in (0.1, -0.1, 0.7):
+        vals += f32_neighbours(v)  # below, float32(v), above
+    vals += [-1.0, -0.5, 0.0, -0.0, 0.5, 1.0, NAN, INF, -INF]
+    return vals
+
+
 def build_cases():
     rng = np.random.default_rng(SEED)
+    # Cases added after the first committed fixtures draw from their own
+    # stream so that the data of the original cases stays unchanged.
+    rng2 = np.random.default_rng([SEED, 2])
     cases = []
 
     def norm(shape, std):
         return rng.standard_normal(shape) * std
+
+    def norm2(shape, std):
+        return rng2.standard_normal(shape) * std
+
+    def rank4_case(aid, spec):
+        x = norm2((2, 2, 2, 5), 1.0)
+        w = norm2((5, 3), 0.8)
+        b = norm2((3,), 0.5)
+        return Case(aid + "__f32_2x2x2x5_u3_bias", spec, np.float32, x, w, b)
+
+    def largez_case(aid, spec):
+        # rows 2, 3 are the negations of rows 0, 1, so z spans about [-120, 120]
+        x = norm2((2, 9), 1.0).astype(np.float32).astype(np.float64)
+        x = np.concatenate([x, -x])
+        w = norm2((9, 6), 1.0)
+        w = w * (120.0 / np.max(np.abs(x @ w)))
+        b = norm2((6,), 0.5)
+        return Case(aid + "__f32_4x9_u6_bias_largez", spec, np.float32, x, w, b)
+
+    def long_k_case(aid, spec):
+        # x ~ N(0, 1); each kernel column rescaled so that z is about 1.25 and
+        # -2.75 (both positive for relu), i.e. O(1)..O(3) after 4096 terms
+        x = norm2((1, 4096), 1.0).astype(np.float32).astype(np.float64)
+        w = norm2((4096, 2), 1.0)
+        z = (x @ w).reshape(-1)
+        target = np.array([1.25, 2.75 if spec[0] == "relu" else -2.75])
+        w = w * (target / z)
+        b = norm2((2,), 0.5)
+        return Case(aid + "__f32_1x4096_u2_bias_normal", spec, np.float32, x, w, b)
 
     for spec in ACTS:
         aid = act_id(spec)
@@ -242,7 +313,11 @@ def build_cases():
         w = norm((7, 5), 0.7)
         cases.append(Case(aid + "__f32_2x3x7_u5_nobias", spec, np.float32, x, w, None))
 
-        # 3. subset: rank 4, long sums, large |z|
+        # 3. rank 4 and large |z| (original stream for the first subset,
+        # own stream for all other activations)
+        if not (name in SUBSET and default):
+            cases.append(rank4_case(aid, spec))
+            cases.append(largez_case(aid, spec))
         if name in SUBSET and default:
             x = norm((2, 2, 2, 5), 1.0)
             w = norm((5, 3), 0.8)
@@ -257,9 +332,9 @@ def build_cases():
             b = norm((6,), 0.5)
             cases.append(Case(aid + "__f32_4x9_u6_bias_largez", spec, np.float32, x, w, b))
 
-        # 3b. long sums K = 4096. Each such case is ~0.4 MB of text, so to keep
-        # fixtures.txt small only `linear` gets them (the activation plays no
-        # part in the accumulation error being tested).
+        # 3b. long sums K = 4096. The (2, 4096) -> 3 cases are ~0.2 MB of text
+        # each, so only `linear` gets them; the activations of LONG_K_ACTS get
+        # one smaller (1, 4096) -> 2 case each (long_k_case).
         if spec == ("linear", []):
             x = rng.uniform(0.0, 1.0, (2, 4096))
             w = rng.uniform(0.0, 1.0, (4096, 3))
@@ -270,6 +345,9 @@ def build_cases():
             w = norm((4096, 3), 0.03)
             b = norm((3,), 0.5)
             cases.append(Case(aid + "__f32_2x4096_u3_bias_normal", spec, np.float32, x, w, b))
+
+        if spec in LONG_K_ACTS:
+            cases.append(long_k_case(aid, spec))
 
         # 4. float64 (4, 8) -> 5, bias
         x = norm((4, 8), 1.0)
@@ -300,6 +378,28 @@ def build_cases():
             for rid, row in rows:
                 cases.append(Case(aid + "__f32_row_" + rid, spec, np.float32,
                                   [[1.0]], [row], None))
+
+    # parameters that float32 cannot represent exactly
+    for spec in F32_PARAM_ACTS:
+        aid = act_id(spec)
+        x = norm2((5, 9), 1.0)
+        w = norm2((9, 6), 0.6)
+        b = norm2((6,), 0.5)
+        cases.append(Case(aid + "__f32_5x9_u6_bias", spec, np.float32, x, w, b))
+        x = norm2((4, 8), 1.0)
+        w = norm2((8, 5), 0.65)
+        b = norm2((5,), 0.5)
+        cases.append(Case(aid + "__f64_4x8_u5_bias", spec, np.float64, x, w, b))
+        pv = param_probe_values()
+        x = np.array(pv, dtype=np.float32).reshape(len(pv), 1)
+        cases.append(Case(aid + "__f32_probe", spec, np.float32, x, [[1.0]], None))
+
+    # squareplus with negative b
+    pv = SQUAREPLUS_NEG_PROBES
+    x = np.array(pv, dtype=np.float32).reshape(len(pv), 1)
+    cases.append(Case(act_id(SQUAREPLUS_NEG) + "__f32_probe", SQUAREPLUS_NEG, np.float32,
+                      x, [[1.0]], None))
+
     ids = [c.cid for c in cases]
     assert len(ids) == len(set(ids)), "duplicate case ids"
     return cases
@@ -411,7 +511,7 @@ def run_keras(cases, dtype_name):
 import mpmath  # noqa: E402
 
 mp = mpmath.mp
-PRECS = (640, 1280)  # evaluate twice; the rounded results must agree
+PRECS = (640, 1280)  # evaluate at both (more if needed); the rounded results must agree
 
 
 def mpf_to_float(v):
@@ -552,6 +652,8 @@ def elementwise_mp(spec, z):
         return z - mpmath.tanh(z)
     if name == "squareplus":
         b = mpmath.mpf(d["b"])
+        if z * z + b < 0:
+            return mpmath.nan  # b < 0 and |z| < sqrt(-b): sqrt of a negative
         r = mpmath.sqrt(z * z + b)
         return (z + r) / 2 if z >= 0 else b / (2 * (r - z))
     if name == "sparse_plus":
@@ -608,11 +710,77 @@ def elementwise_special(spec, z):
         "sparse_sigmoid": (1.0, 0.0),
     }
     v = table[name][0 if pos else 1]
+    if name == "squareplus" and not pos and d["b"] < 0:
+        v = -0.0  # b/(2(sqrt(z^2+b) - z)) tends to 0 from below
     if name == "selu" and not pos:
         # exact -scale*alpha, correctly rounded
         with mpmath.workprec(PRECS[0]):
             v = mpf_to_float(-mpmath.mpf(SELU_SCALE) * mpmath.mpf(SELU_ALPHA))
     return v
+
+
+MAX_PREC = 1 << 19
+
+
+def mpf_to_fraction(v):
+    sign, man, exp, bc = v._mpf_
+    r = Fraction(man) * (Fraction(2) ** exp)
+    return -r if sign else r
+
+
+def near_f64_midpoint(v, prec):
+    """True if the mpf v (computed at `prec` bits) lies so close to the
+    midpoint between two adjacent float64 values that the correctly rounded
+    float64 of the true value is not decided by v."""
+    if not mpmath.isfinite(v) or v == 0:
+        return False
+    f = mpf_to_float(v)
+    if f == 0.0 or not math.isfinite(f):
+        return False
+    V = mpf_to_fraction(v)
+    F = Fraction(f)
+    tol = abs(V) / (Fraction(2) ** (prec - 32))
+    for nb in (math.nextafter(f, -INF), math.nextafter(f, INF)):
+        if math.isfinite(nb) and abs(V - (F + Fraction(nb)) / 2) <= tol:
+            return True
+    return False
+
+
+def needs_tie_check(spec, z):
+    """True where the activation is computed with a transcendental function
+    (then its value cannot be exactly a float64 midpoint, and a value that
+    looks like one means the working precision was too low, e.g. gelu(z) =
+    z * (1 - tiny) with z itself a midpoint).  Rational branches are exact in
+    mpmath and may legitimately be ties."""
+    name = spec[0]
+    if name in ("elu", "selu"):
+        return z <= 0
+    if name == "celu":
+        return z < 0
+    return name in ("gelu", "sigmoid", "silu", "swish", "tanh", "softplus", "mish",
+                    "exponential", "log_sigmoid", "tanh_shrink", "squareplus")
+
+
+def evaluate_rounded(fn, tie_check, what):
+    """Evaluate fn() (a list of mpf) at PRECS[0], PRECS[1], then doubling
+    precisions, until two consecutive precisions round to the same float64s
+    (sign of zero included) and, if tie_check, none of the values is within
+    the working precision of a float64 midpoint.  Returns the float64s."""
+    def key(f):
+        return "nan" if f != f else (f, math.copysign(1.0, f))
+    prev = None
+    prec = PRECS[0]
+    while True:
+        with mpmath.workprec(prec):
+            vals = fn()
+            fl = [mpf_to_float(v) for v in vals]
+            amb = tie_check and any(near_f64_midpoint(v, prec) for v in vals)
+        if (prev is not None and [key(f) for f in fl] == [key(f) for f in prev]
+                and not amb and prec >= PRECS[1]):
+            return fl
+        assert prec < MAX_PREC, ("truth not decided", what, prec, fl)
+        prev = fl
+        prec = PRECS[1] if prec == PRECS[0] else 2 * prec
 
 
 def elementwise_truth(spec, z):
@@ -625,13 +793,8 @@ def elementwise_truth(spec, z):
                 return -0.0
             return r
         z = Fraction(z)
-    results = []
-    for prec in PRECS:
-        with mpmath.workprec(prec):
-            results.append(mpf_to_float(elementwise_mp(spec, to_mpf(z))))
-    a, b = results
-    assert (a == b and math.copysign(1, a) == math.copysign(1, b)) or (a != a and b != b), \
-        (spec, z, a, b)
+    check = needs_tie_check(spec, z)
+    a = evaluate_rounded(lambda: [elementwise_mp(spec, to_mpf(z))], check, (spec, z))[0]
     # sign of zero: hard_silu(x <= -3) = x * 0 -> -0.0 (as the -inf limit)
     if a == 0.0 and spec[0] in ("hard_silu", "hard_swish") and z < 0:
         return -0.0
@@ -664,36 +827,50 @@ def row_truth(name, zs):
         for i, p in zip(fin, ps):
             out[i] = float(p)
         return out
-    res = []
-    for prec in PRECS:
-        with mpmath.workprec(prec):
-            zm = [to_mpf(v) for v in zf]
-            m = max(zm)
-            e = [mpmath.exp(v - m) for v in zm]
-            s = mpmath.fsum(e)
-            if name == "softmax":
-                r = [mpf_to_float(v / s) for v in e]
-            else:
-                ls = mpmath.log(s)
-                r = [mpf_to_float((v - m) - ls) for v in zm]
-            res.append(r)
-    assert res[0] == res[1], (name, zs, res)
+
+    def evaluate():
+        zm = [to_mpf(v) for v in zf]
+        m = max(zm)
+        e = [mpmath.exp(v - m) for v in zm]
+        s = mpmath.fsum(e)
+        if name == "softmax":
+            return [v / s for v in e]
+        ls = mpmath.log(s)
+        return [(v - m) - ls for v in zm]
+    res = [evaluate_rounded(evaluate, True, (name, zs))]
     for i, v in zip(fin, res[0]):
         out[i] = v
     return out
 
 
+def eff_spec(spec, dtype):
+    """The activation spec with its numeric parameters at the layer's
+    precision: Keras (JAX backend) applies Python-float parameters to a
+    float32 tensor as float32 values (weak typing / ops.cast), so for float32
+    layers the truth uses each parameter rounded to float32."""
+    if dtype != np.float32:
+        return spec
+    name, params = spec
+    out = []
+    for k, v in params:
+        if isinstance(v, float):
+            v = float(np.float32(v))
+        out.append((k, v))
+    return (name, out)
+
+
 def compute_truth(c):
+    spec = eff_spec(c.spec, c.dtype)
     x2 = c.x.reshape(-1, c.x.shape[-1])
     n_units = c.kernel.shape[1]
     rows = []
     for r in range(x2.shape[0]):
         zs = [exact_z(x2[r], c.kernel[:, j], None if c.bias is None else c.bias[j])
               for j in range(n_units)]
-        if c.spec[0] in ROW_ACTS:
-            rows.append(row_truth(c.spec[0], zs))
+        if spec[0] in ROW_ACTS:
+            rows.append(row_truth(spec[0], zs))
         else:
-            rows.append([elementwise_truth(c.spec, z) for z in zs])
+            rows.append([elementwise_truth(spec, z) for z in zs])
     c.truth = np.array(rows, dtype=np.float64).reshape(c.x.shape[:-1] + (n_units,))
 
 
@@ -702,8 +879,61 @@ def compute_truth(c):
 # --------------------------------------------------------------------------
 
 
-def fmt_vals(a):
-    return " ".join(repr(float(v)) for v in np.asarray(a).reshape(-1))
+F32_MAX = Fraction(float(np.finfo(np.float32).max))
+F32_OVERFLOW = F32_MAX + Fraction(2) ** 103  # half an ulp above FLT_MAX
+
+
+def f32_rounds_to(text, v):
+    """True if the decimal `text` rounds (nearest, ties to even) to the
+    float32 `v` when parsed directly as float32 (as Rust's str::parse::<f32>
+    does), checked exactly with rationals, and also when parsed as float64
+    first and then rounded to float32."""
+    v = np.float32(v)
+    if np.isnan(v):
+        return text == "nan"
+    if np.isinf(v):
+        return text == ("inf" if v > 0 else "-inf")
+    d = Fraction(text)
+    if d == 0 or v == 0:
+        ok = d == 0 and v == 0 and text.startswith("-") == bool(np.signbit(v))
+    else:
+        fv = Fraction(float(v))
+        with np.errstate(over="ignore"):
+            lo = np.nextafter(v, np.float32(-np.inf))
+            hi = np.nextafter(v, np.float32(np.inf))
+        # beyond +-FLT_MAX the rounding boundary is +-F32_OVERFLOW
+        lo = -F32_OVERFLOW * 2 - fv if np.isinf(lo) else Fraction(float(lo))
+        hi = F32_OVERFLOW * 2 - fv if np.isinf(hi) else Fraction(float(hi))
+        m_lo, m_hi = (lo + fv) / 2, (fv + hi) / 2
+        even = int(np.abs(v).view(np.uint32)) % 2 == 0
+        ok = (m_lo < d < m_hi) or (even and d in (m_lo, m_hi))
+    via64 = np.float32(float(text))
+    return ok and via64.tobytes() == v.tobytes()
+
+
+def fmt_f32(v):
+    """Shortest decimal that round-trips to the float32 v; 'nan', 'inf',
+    '-inf' for specials; positional for 1e-4 <= |v| < 1e16 like Python's repr,
+    otherwise scientific (e.g. 1e-40, 3.4e+38)."""
+    v = np.float32(v)
+    if np.isnan(v):
+        t = "nan"
+    elif np.isinf(v):
+        t = "inf" if v > 0 else "-inf"
+    elif v == 0 or 1e-4 <= abs(float(v)) < 1e16:
+        t = np.format_float_positional(v, unique=True, trim="0")
+    else:
+        t = np.format_float_scientific(v, unique=True, trim="-", exp_digits=1)
+    assert f32_rounds_to(t, v), (t, float(v))
+    return t
+
+
+def fmt_vals(a, f32=False):
+    a = np.asarray(a).reshape(-1)
+    if f32:
+        assert a.dtype == np.float32, a.dtype
+        return " ".join(fmt_f32(v) for v in a)
+    return " ".join(repr(float(v)) for v in a)
 
 
 HEADER = """\
@@ -716,16 +946,25 @@ HEADER = """\
 #   input_shape <dims...> / units <N> / use_bias 1|0 / input <values> /
 #   kernel <values, (K, N) C order> / [bias <values>] / keras <values> /
 #   truth <values> / end
-# Values are repr(float(v)); float32 data is written as the exact float64 value.
+# Values: in float32 cases, input/kernel/bias/keras are written as the shortest
+# decimal that rounds (nearest-even) to the same float32, e.g. 0.1, 1e-40,
+# 3.4e+38, nan, inf, -inf (parse them directly as f32); truth is always
+# repr(float(v)) (shortest round-trip float64). Float64 cases use repr(float(v))
+# everywhere. Parameters (param=value) are written as given to Keras; for
+# float32 layers they are taken at float32 precision (Keras/JAX casts them to
+# the tensor dtype, e.g. threshold=0.1 compares x > float32(0.1)), and the
+# truth does the same; float64 layers use them as float64.
 # keras = real keras.layers.Dense output. truth = exact x.w + b (rational
 # arithmetic on the same f32/f64 inputs) followed by the activation evaluated in
-# mpmath (640 and 1280 bits, cross-checked) and correctly rounded to float64.
+# mpmath (640 and 1280 bits, cross-checked, and at doubled precisions where
+# that does not yet decide the rounding) and correctly rounded to float64.
 # Truth follows the mathematical definitions: sparsemax per Martins & Astudillo
 # 2016 (Keras 3.15.1's sparsemax is wrong), limits at +-inf (e.g. gelu(-inf) =
 # -0.0), no float32 overflow/flush-to-zero; relu with parameters follows
 # Keras's ReLU.static_call formula exactly (NaN -> 0 when threshold != 0 and
 # negative_slope == 0, because of where(x > t, x, 0)); hard_shrink/soft_shrink
-# (NaN) = 0 and threshold(NaN) = default_value as in Keras.
+# (NaN) = 0 and threshold(NaN) = default_value as in Keras; squareplus with
+# b < 0 is NaN where x*x + b < 0 (as in Keras) and -0.0 at -inf (the limit).
 # Lines "# keras_output_dtype float32" before a float64 case mark activations
 # for which Keras 3.15.1 returns float32 from a float64 layer.
 """
@@ -742,11 +981,14 @@ def write_fixtures(cases):
         lines.append("input_shape " + " ".join(str(d) for d in c.x.shape))
         lines.append("units %d" % c.kernel.shape[1])
         lines.append("use_bias %d" % (0 if c.bias is None else 1))
-        lines.append("input " + fmt_vals(c.x))
-        lines.append("kernel " + fmt_vals(c.kernel))
+        f32 = c.dtype == np.float32
+        if f32:
+            assert c.keras_dtype == "float32", (c.cid, c.keras_dtype)
+        lines.append("input " + fmt_vals(c.x, f32))
+        lines.append("kernel " + fmt_vals(c.kernel, f32))
         if c.bias is not None:
-            lines.append("bias " + fmt_vals(c.bias))
-        lines.append("keras " + fmt_vals(c.keras))
+            lines.append("bias " + fmt_vals(c.bias, f32))
+        lines.append("keras " + fmt_vals(c.keras, f32))
         lines.append("truth " + fmt_vals(c.truth))
         lines.append("end")
     with open(OUT_FIXTURES, "w") as f:
