@@ -8,7 +8,15 @@ use std::fmt::{Debug, Display};
 /// Sealed (its supertrait `GemmOps` is not nameable outside the crate): the GEMM and
 /// the vector kernels exist for exactly these two types.
 pub trait Element:
-    num_traits::Float + Default + Debug + Display + Send + Sync + 'static + crate::paths::gemm::GemmOps
+    num_traits::Float
+    + Default
+    + Debug
+    + Display
+    + Send
+    + Sync
+    + 'static
+    + crate::paths::gemm::GemmOps
+    + crate::simd::Lanes
 {
     /// `"f32"` or `"f64"`.
     const NAME: &'static str;

@@ -1,7 +1,6 @@
 //! `dense_forward`: validates the call, runs the GEMM with the bias fused, then the
 //! activation epilogue.
 
-use crate::activation::scalar;
 use crate::matrix::{Mat, MatMut, MatRef};
 use crate::paths::gemm;
 use crate::{Activation, DenseError, Element};
@@ -128,5 +127,5 @@ fn run<T: Element>(
         return;
     }
     gemm::gemm_bias(input, kernel, bias, out);
-    scalar::apply(act, out, n);
+    crate::simd::apply(act, out, n);
 }

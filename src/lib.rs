@@ -48,12 +48,16 @@ mod forward;
 mod matrix;
 mod paths;
 pub mod reference;
+mod simd;
 
 pub use activation::{Activation, SELU_ALPHA, SELU_SCALE};
 pub use element::Element;
 pub use error::DenseError;
 pub use forward::{dense_forward, dense_forward_into};
 pub use matrix::{Mat, MatMut, MatRef};
+#[doc(hidden)]
+pub use simd::{apply_activation_on, path_runs};
+pub use simd::{cpu_features, simd_path, CpuFeatures, SimdPath};
 
 /// The README's Rust examples, compiled and run as doctests.
 #[cfg(doctest)]

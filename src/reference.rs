@@ -204,7 +204,8 @@ fn ulp_budget(_act: Activation) -> f64 {
 /// - log_softmax: `|y − y*| ≤ 2Δ + ρ` (log-sum-exp is 1-Lipschitz in the max norm);
 /// - sparsemax: `|y − y*| ≤ ‖Δ‖₂ + ρ` (a Euclidean projection is 1-Lipschitz).
 ///
-/// NaN and `±∞` must match the reference exactly. Outputs whose terms could overflow `T`
+/// Results below the smallest normal number of `T` may come back flushed to zero (the
+/// vector kernels flush; see [`UlpBound`]). NaN and `±∞` must match the reference exactly. Outputs whose terms could overflow `T`
 /// (`Σ|x·w| + |b|` beyond `T::MAX`) are not checked: the result of an overflowing sum is
 /// not defined by the reference (their whole row, for row-wise activations).
 pub fn check_dense<T: Element>(
@@ -308,7 +309,7 @@ fn check_element(
     } else if got == f64::NEG_INFINITY {
         lo <= -max_t
     } else {
-        lo <= got && got <= hi
+        lo <= got && got <= hi || flushed(got, lo, hi, eta, u)
     };
     if ok {
         Ok(())
@@ -317,6 +318,14 @@ fn check_element(
             "got {got:e}, allowed [{lo:e}, {hi:e}] (f(z) = {center:e})"
         ))
     }
+}
+
+/// Whether `got` is a flush to zero of a result allowed in `[lo, hi]`: a value below
+/// the smallest normal number (`η/(2u)`) where the allowed range reaches below it too.
+/// The vector kernels flush such results instead of paying for gradual underflow.
+fn flushed(got: f64, lo: f64, hi: f64, eta: f64, u: f64) -> bool {
+    let min_normal = eta / (2.0 * u);
+    got.abs() < min_normal && lo < min_normal && hi > -min_normal
 }
 
 fn check_row(
@@ -383,13 +392,144 @@ fn check_row(
             // A finite value past T::MAX rounds to ±∞ in T.
             (g > 0.0 && hi >= max_t) || (g < 0.0 && lo <= -max_t)
         } else {
-            lo <= g && g <= hi
+            lo <= g && g <= hi || flushed(g, lo, hi, eta, u)
         };
         if !ok {
             return Err((
                 j,
                 format!("got {g:e}, expected {w:e} within [{lo:e}, {hi:e}]"),
             ));
+        }
+    }
+    Ok(())
+}
+
+/// How closely a vector kernel's element-wise activation must follow the definition.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum UlpBound {
+    /// Bit for bit the scalar formula's result (rounded once from `f64`), signed zeros
+    /// and NaN included.
+    BitExact,
+    /// At most this many units in the last place of the exact value, for outputs in the
+    /// normal range. Outputs whose exact magnitude is below the smallest normal number
+    /// may come back flushed to zero (keeping the sign); NaN, ±∞ and the outputs at
+    /// `x = ±0` must match exactly.
+    Ulps(f64),
+}
+
+/// The accuracy the vector kernels promise for element-wise `act` in type `T`, on every
+/// [`SimdPath`](crate::SimdPath) that has FMA (AVX-512, AVX2+FMA, and the portable path
+/// where the build targets an FMA machine). `None` for the row-wise activations.
+///
+/// For `f32` the bound is against the correctly rounded result (the `f64` definition,
+/// whose own error is far below an `f32` ulp). For `f64` it is against the crate's scalar
+/// `f64` definitions ([`activation_f64`], which use the platform's `exp`, `tanh`, …),
+/// so it includes their own error (≤ 1 ulp for glibc).
+pub fn activation_ulp_bound<T: Element>(act: Activation) -> Option<UlpBound> {
+    use Activation::*;
+    if T::NAME == "f32" {
+        return Some(match act {
+            Softmax | LogSoftmax | Sparsemax => return None,
+            Exponential => UlpBound::Ulps(1.0),
+            Sigmoid | Silu => UlpBound::Ulps(2.5),
+            Tanh | Elu { .. } | Selu | Celu { .. } | Gelu => UlpBound::Ulps(2.0),
+            GeluTanh => UlpBound::Ulps(3.0),
+            Softplus | Mish | LogSigmoid => UlpBound::Ulps(4.0),
+            // Evaluated in f64 lanes and rounded once.
+            Softsign | Squareplus { .. } | TanhShrink => UlpBound::Ulps(1.0),
+            _ => UlpBound::BitExact,
+        });
+    }
+    // f64: against the scalar definitions, whose own error (≲ 1 ulp each) is included.
+    Some(match act {
+        Softmax | LogSoftmax | Sparsemax => return None,
+        Exponential => UlpBound::Ulps(1.0),
+        Tanh | Elu { .. } | Celu { .. } => UlpBound::Ulps(2.0),
+        Selu => UlpBound::Ulps(3.0),
+        Sigmoid | Silu | Softplus | LogSigmoid | GeluTanh => UlpBound::Ulps(4.0),
+        Mish => UlpBound::Ulps(6.0),
+        Softsign | Squareplus { .. } => UlpBound::Ulps(4.0),
+        // x − tanh(x) cancels for 0.4 ≤ |x| < 1 (up to ~20 ulps of either tanh).
+        TanhShrink => UlpBound::Ulps(64.0),
+        // f64 gelu runs the scalar definition itself.
+        _ => UlpBound::BitExact,
+    })
+}
+
+/// Below this the `f64` reference itself is inexact (subnormal intermediates).
+const F64_REFERENCE_FLOOR: f64 = 1e-290;
+
+/// `|y − exact|` in units of `T`'s last place at `exact` (the spacing of `T` numbers in
+/// `exact`'s binade; the smallest subnormal spacing below the normal range).
+pub fn ulp_error<T: Element>(y: T, exact: f64) -> f64 {
+    let mant = T::epsilon().widen(); // 2^(1 − p)
+    let min_normal = T::min_positive_value().widen();
+    let a = exact.abs();
+    let ulp = if a < min_normal {
+        min_normal * mant
+    } else {
+        // 2^floor(log2 a) · 2^(1 − p), from the exponent bits (exact).
+        let e = ((a.to_bits() >> 52) & 0x7ff) as i32 - 1023;
+        2f64.powi(e) * mant
+    };
+    (y.widen() - exact).abs() / ulp
+}
+
+/// Checks one vector-kernel output `y = act(x)` against [`activation_ulp_bound`]; the
+/// error message names the input, the output and the exact value.
+pub fn check_activation_value<T: Element>(act: Activation, x: T, y: T) -> Result<(), String> {
+    let act = act.params_as::<T>();
+    let Some(exact) = activation_f64(act, x.widen()) else {
+        return Err(format!("{act} is row-wise"));
+    };
+    let rounded = T::narrow(exact);
+    let bound = activation_ulp_bound::<T>(act).unwrap_or(UlpBound::Ulps(4.0));
+    let fail = |why: &str| {
+        Err(format!(
+            "{act}({:e}) = {:e}, exact {exact:e} (rounded {:e}): {why}",
+            x.widen(),
+            y.widen(),
+            rounded.widen()
+        ))
+    };
+    let same_bits =
+        |a: T, b: T| (a.is_nan() && b.is_nan()) || a.widen().to_bits() == b.widen().to_bits();
+    match bound {
+        UlpBound::BitExact => {
+            if !same_bits(y, rounded) {
+                return fail("not bit-exact with the scalar formula");
+            }
+        }
+        UlpBound::Ulps(b) => {
+            if exact.is_nan() || y.is_nan() || exact.is_infinite() || x.is_zero() || x.is_infinite()
+            {
+                if !same_bits(y, rounded) {
+                    return fail("special value must match exactly");
+                }
+            } else if rounded.is_infinite() {
+                // The exact value overflows T: ±∞ (or the largest finite value).
+                if !(y == rounded
+                    || y.abs() == T::max_value()
+                        && y.is_sign_positive() == rounded.is_sign_positive())
+                {
+                    return fail("must overflow like the exact value");
+                }
+            } else if exact.abs() < T::min_positive_value().widen() {
+                if (y.widen() - exact).abs() > T::min_positive_value().widen() {
+                    return fail("below the normal range: only a flush to zero is allowed");
+                }
+            } else if T::NAME == "f64" && exact.abs() < F64_REFERENCE_FLOOR {
+                // The scalar f64 definitions pass through subnormal intermediates here
+                // (x·eˣ with eˣ < 2⁻¹⁰²²) and keep only ~40 bits.
+                if (y.widen() - exact).abs() > exact.abs() * 2f64.powi(-36) {
+                    return fail("near f64 underflow: more than 2^-36 relative");
+                }
+            } else {
+                let e = ulp_error(y, exact);
+                if e.is_nan() || e > b {
+                    return fail(&format!("{e:.3} ulps, bound {b}"));
+                }
+            }
         }
     }
     Ok(())

@@ -210,7 +210,7 @@ fn hard_tanh(x: f64) -> f64 {
 
 /// Taylor coefficients of `x − tanh(x)` in `x³, x⁵, …, x²⁹` (from the Bernoulli numbers:
 /// `−2²ⁿ(2²ⁿ − 1)B₂ₙ/(2n)!`).
-const TANH_SHRINK_SERIES: [f64; 14] = [
+pub(crate) const TANH_SHRINK_SERIES: [f64; 14] = [
     0.333_333_333_333_333_3,
     -0.133_333_333_333_333_33,
     0.053_968_253_968_253_97,
@@ -251,10 +251,11 @@ fn squareplus(x: f64, b: f64) -> f64 {
     // cancellation in x + s (and gives the limit 0 at −∞).
     let s = if b >= 0.0 {
         x.hypot(b.sqrt())
-    } else if x.abs() > 1.0 {
-        x.abs() * (1.0 + b / (x * x)).sqrt()
+    } else if x.abs() < 1e150 {
+        // One rounding of x² + b: no cancellation error where x² ≈ −b.
+        x.mul_add(x, b).sqrt()
     } else {
-        (x * x + b).sqrt()
+        x.abs() * (1.0 + b / (x * x)).sqrt()
     };
     if x >= 0.0 {
         0.5 * (x + s)

@@ -1,0 +1,418 @@
+//! The AVX-512 backend: 16 `f32` / 8 `f64` lanes in zmm registers, mask registers for
+//! selects and the ragged tail.
+//!
+//! Invariant behind every `unsafe` here: the register types are private to `simd`, and
+//! their methods run only inside [`apply_f32`] / [`apply_f64`], which are compiled with
+//! `avx512f` (plus `avx2`, `fma`) enabled and called only after `simd::detect` saw
+//! those features on this CPU.
+
+use super::kernels;
+use super::vector::{max_ignoring_nan, Real, Vector, Widen};
+use super::SimdPath;
+use crate::Activation;
+use core::arch::x86_64::*;
+use core::ops::{Add, Div, Mul, Neg, Sub};
+
+/// 16 `f32` lanes.
+#[derive(Clone, Copy)]
+pub(crate) struct F32x16(__m512);
+
+/// 8 `f64` lanes.
+#[derive(Clone, Copy)]
+pub(crate) struct F64x8(__m512d);
+
+macro_rules! binop {
+    ($t:ident, $tr:ident, $m:ident, $f:ident) => {
+        impl $tr for $t {
+            type Output = Self;
+            #[inline(always)]
+            fn $m(self, o: Self) -> Self {
+                // SAFETY: module invariant (AVX-512F present and enabled here).
+                $t(unsafe { $f(self.0, o.0) })
+            }
+        }
+    };
+}
+
+binop!(F32x16, Add, add, _mm512_add_ps);
+binop!(F32x16, Sub, sub, _mm512_sub_ps);
+binop!(F32x16, Mul, mul, _mm512_mul_ps);
+binop!(F32x16, Div, div, _mm512_div_ps);
+binop!(F64x8, Add, add, _mm512_add_pd);
+binop!(F64x8, Sub, sub, _mm512_sub_pd);
+binop!(F64x8, Mul, mul, _mm512_mul_pd);
+binop!(F64x8, Div, div, _mm512_div_pd);
+
+impl Neg for F32x16 {
+    type Output = Self;
+    #[inline(always)]
+    fn neg(self) -> Self {
+        // SAFETY: module invariant.
+        unsafe {
+            let s = _mm512_set1_epi32(i32::MIN);
+            F32x16(_mm512_castsi512_ps(_mm512_xor_si512(
+                _mm512_castps_si512(self.0),
+                s,
+            )))
+        }
+    }
+}
+
+impl Neg for F64x8 {
+    type Output = Self;
+    #[inline(always)]
+    fn neg(self) -> Self {
+        // SAFETY: module invariant.
+        unsafe {
+            let s = _mm512_set1_epi64(i64::MIN);
+            F64x8(_mm512_castsi512_pd(_mm512_xor_si512(
+                _mm512_castpd_si512(self.0),
+                s,
+            )))
+        }
+    }
+}
+
+const NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+
+impl Vector for F32x16 {
+    type E = f32;
+    type M = __mmask16;
+    type Acc = (__m512d, __m512d);
+    const LANES: usize = 16;
+
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the caller guarantees 16 readable elements; module invariant.
+        F32x16(unsafe { _mm512_loadu_ps(p) })
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        // SAFETY: the caller guarantees 16 writable elements; module invariant.
+        unsafe { _mm512_storeu_ps(p, self.0) }
+    }
+    #[inline(always)]
+    unsafe fn load_part(p: *const f32, n: usize, fill: Self) -> Self {
+        let k = ((1u32 << n) - 1) as __mmask16;
+        // SAFETY: masked-off lanes are not accessed (no fault); the caller guarantees
+        // n readable elements; module invariant.
+        F32x16(unsafe { _mm512_mask_loadu_ps(fill.0, k, p) })
+    }
+    #[inline(always)]
+    unsafe fn store_part(self, p: *mut f32, n: usize) {
+        let k = ((1u32 << n) - 1) as __mmask16;
+        // SAFETY: as for load_part.
+        unsafe { _mm512_mask_storeu_ps(p, k, self.0) }
+    }
+    #[inline(always)]
+    fn splat(c: f64) -> Self {
+        // SAFETY: module invariant.
+        F32x16(unsafe { _mm512_set1_ps(c as f32) })
+    }
+    #[inline(always)]
+    fn mul_add(self, m: Self, a: Self) -> Self {
+        // SAFETY: module invariant.
+        F32x16(unsafe { _mm512_fmadd_ps(self.0, m.0, a.0) })
+    }
+    #[inline(always)]
+    fn sqrt(self) -> Self {
+        // SAFETY: module invariant.
+        F32x16(unsafe { _mm512_sqrt_ps(self.0) })
+    }
+    #[inline(always)]
+    fn abs(self) -> Self {
+        // SAFETY: module invariant.
+        F32x16(unsafe { _mm512_abs_ps(self.0) })
+    }
+    #[inline(always)]
+    fn copysign(self, sign: Self) -> Self {
+        // SAFETY: module invariant.
+        unsafe {
+            let s = _mm512_set1_epi32(i32::MIN);
+            let mag = _mm512_andnot_si512(s, _mm512_castps_si512(self.0));
+            let sg = _mm512_and_si512(s, _mm512_castps_si512(sign.0));
+            F32x16(_mm512_castsi512_ps(_mm512_or_si512(mag, sg)))
+        }
+    }
+    #[inline(always)]
+    fn round(self) -> Self {
+        // SAFETY: module invariant.
+        F32x16(unsafe { _mm512_roundscale_ps::<NEAREST>(self.0) })
+    }
+    #[inline(always)]
+    fn lt(self, o: Self) -> __mmask16 {
+        // SAFETY: module invariant.
+        unsafe { _mm512_cmp_ps_mask::<_CMP_LT_OQ>(self.0, o.0) }
+    }
+    #[inline(always)]
+    fn le(self, o: Self) -> __mmask16 {
+        // SAFETY: module invariant.
+        unsafe { _mm512_cmp_ps_mask::<_CMP_LE_OQ>(self.0, o.0) }
+    }
+    #[inline(always)]
+    fn gt(self, o: Self) -> __mmask16 {
+        // SAFETY: module invariant.
+        unsafe { _mm512_cmp_ps_mask::<_CMP_GT_OQ>(self.0, o.0) }
+    }
+    #[inline(always)]
+    fn ge(self, o: Self) -> __mmask16 {
+        // SAFETY: module invariant.
+        unsafe { _mm512_cmp_ps_mask::<_CMP_GE_OQ>(self.0, o.0) }
+    }
+    #[inline(always)]
+    fn eq(self, o: Self) -> __mmask16 {
+        // SAFETY: module invariant.
+        unsafe { _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(self.0, o.0) }
+    }
+    #[inline(always)]
+    fn is_nan(self) -> __mmask16 {
+        // SAFETY: module invariant.
+        unsafe { _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(self.0, self.0) }
+    }
+    #[inline(always)]
+    fn select(m: __mmask16, t: Self, f: Self) -> Self {
+        // SAFETY: module invariant.
+        F32x16(unsafe { _mm512_mask_blend_ps(m, f.0, t.0) })
+    }
+    #[inline(always)]
+    fn ldexp_ftz(self, n: Self) -> Self {
+        // SAFETY: module invariant.
+        unsafe {
+            let bits = _mm512_castps_si512(self.0);
+            let field = _mm512_and_si512(_mm512_srli_epi32::<23>(bits), _mm512_set1_epi32(0xff));
+            let ni = _mm512_cvtps_epi32(n.0); // n is integral: exact
+            let e = _mm512_add_epi32(field, ni);
+            let scaled = _mm512_add_epi32(bits, _mm512_slli_epi32::<23>(ni));
+            let sign = _mm512_and_si512(bits, _mm512_set1_epi32(i32::MIN));
+            let inf = _mm512_or_si512(sign, _mm512_set1_epi32(0x7f80_0000));
+            let under = _mm512_cmple_epi32_mask(e, _mm512_setzero_si512());
+            let over = _mm512_cmpge_epi32_mask(e, _mm512_set1_epi32(0xff));
+            let special = _mm512_cmpeq_epi32_mask(field, _mm512_setzero_si512())
+                | _mm512_cmpeq_epi32_mask(field, _mm512_set1_epi32(0xff));
+            let r = _mm512_mask_blend_epi32(under, scaled, sign);
+            let r = _mm512_mask_blend_epi32(over, r, inf);
+            let r = _mm512_mask_blend_epi32(special, r, bits);
+            F32x16(_mm512_castsi512_ps(r))
+        }
+    }
+    #[inline(always)]
+    fn acc_zero() -> Self::Acc {
+        // SAFETY: module invariant.
+        unsafe { (_mm512_setzero_pd(), _mm512_setzero_pd()) }
+    }
+    #[inline(always)]
+    fn acc_add(acc: Self::Acc, v: Self) -> Self::Acc {
+        let (lo, hi) = v.widen();
+        // SAFETY: module invariant.
+        unsafe { (_mm512_add_pd(acc.0, lo.0), _mm512_add_pd(acc.1, hi.0)) }
+    }
+    #[inline(always)]
+    unsafe fn acc_total(acc: Self::Acc) -> f64 {
+        // SAFETY: module invariant.
+        unsafe { F64x8::acc_total(_mm512_add_pd(acc.0, acc.1)) }
+    }
+    #[inline(always)]
+    unsafe fn reduce_max(self) -> f64 {
+        let mut buf = [0f32; 16];
+        // SAFETY: `buf` holds 16 elements; module invariant.
+        unsafe { self.store(buf.as_mut_ptr()) };
+        max_ignoring_nan(buf.iter().map(|&v| v.to_f64()))
+    }
+}
+
+impl Vector for F64x8 {
+    type E = f64;
+    type M = __mmask8;
+    type Acc = __m512d;
+    const LANES: usize = 8;
+
+    #[inline(always)]
+    unsafe fn load(p: *const f64) -> Self {
+        // SAFETY: the caller guarantees 8 readable elements; module invariant.
+        F64x8(unsafe { _mm512_loadu_pd(p) })
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f64) {
+        // SAFETY: the caller guarantees 8 writable elements; module invariant.
+        unsafe { _mm512_storeu_pd(p, self.0) }
+    }
+    #[inline(always)]
+    unsafe fn load_part(p: *const f64, n: usize, fill: Self) -> Self {
+        let k = ((1u32 << n) - 1) as __mmask8;
+        // SAFETY: masked-off lanes are not accessed; the caller guarantees n readable
+        // elements; module invariant.
+        F64x8(unsafe { _mm512_mask_loadu_pd(fill.0, k, p) })
+    }
+    #[inline(always)]
+    unsafe fn store_part(self, p: *mut f64, n: usize) {
+        let k = ((1u32 << n) - 1) as __mmask8;
+        // SAFETY: as for load_part.
+        unsafe { _mm512_mask_storeu_pd(p, k, self.0) }
+    }
+    #[inline(always)]
+    fn splat(c: f64) -> Self {
+        // SAFETY: module invariant.
+        F64x8(unsafe { _mm512_set1_pd(c) })
+    }
+    #[inline(always)]
+    fn mul_add(self, m: Self, a: Self) -> Self {
+        // SAFETY: module invariant.
+        F64x8(unsafe { _mm512_fmadd_pd(self.0, m.0, a.0) })
+    }
+    #[inline(always)]
+    fn sqrt(self) -> Self {
+        // SAFETY: module invariant.
+        F64x8(unsafe { _mm512_sqrt_pd(self.0) })
+    }
+    #[inline(always)]
+    fn abs(self) -> Self {
+        // SAFETY: module invariant.
+        F64x8(unsafe { _mm512_abs_pd(self.0) })
+    }
+    #[inline(always)]
+    fn copysign(self, sign: Self) -> Self {
+        // SAFETY: module invariant.
+        unsafe {
+            let s = _mm512_set1_epi64(i64::MIN);
+            let mag = _mm512_andnot_si512(s, _mm512_castpd_si512(self.0));
+            let sg = _mm512_and_si512(s, _mm512_castpd_si512(sign.0));
+            F64x8(_mm512_castsi512_pd(_mm512_or_si512(mag, sg)))
+        }
+    }
+    #[inline(always)]
+    fn round(self) -> Self {
+        // SAFETY: module invariant.
+        F64x8(unsafe { _mm512_roundscale_pd::<NEAREST>(self.0) })
+    }
+    #[inline(always)]
+    fn lt(self, o: Self) -> __mmask8 {
+        // SAFETY: module invariant.
+        unsafe { _mm512_cmp_pd_mask::<_CMP_LT_OQ>(self.0, o.0) }
+    }
+    #[inline(always)]
+    fn le(self, o: Self) -> __mmask8 {
+        // SAFETY: module invariant.
+        unsafe { _mm512_cmp_pd_mask::<_CMP_LE_OQ>(self.0, o.0) }
+    }
+    #[inline(always)]
+    fn gt(self, o: Self) -> __mmask8 {
+        // SAFETY: module invariant.
+        unsafe { _mm512_cmp_pd_mask::<_CMP_GT_OQ>(self.0, o.0) }
+    }
+    #[inline(always)]
+    fn ge(self, o: Self) -> __mmask8 {
+        // SAFETY: module invariant.
+        unsafe { _mm512_cmp_pd_mask::<_CMP_GE_OQ>(self.0, o.0) }
+    }
+    #[inline(always)]
+    fn eq(self, o: Self) -> __mmask8 {
+        // SAFETY: module invariant.
+        unsafe { _mm512_cmp_pd_mask::<_CMP_EQ_OQ>(self.0, o.0) }
+    }
+    #[inline(always)]
+    fn is_nan(self) -> __mmask8 {
+        // SAFETY: module invariant.
+        unsafe { _mm512_cmp_pd_mask::<_CMP_UNORD_Q>(self.0, self.0) }
+    }
+    #[inline(always)]
+    fn select(m: __mmask8, t: Self, f: Self) -> Self {
+        // SAFETY: module invariant.
+        F64x8(unsafe { _mm512_mask_blend_pd(m, f.0, t.0) })
+    }
+    #[inline(always)]
+    fn ldexp_ftz(self, n: Self) -> Self {
+        // SAFETY: module invariant.
+        unsafe {
+            let bits = _mm512_castpd_si512(self.0);
+            let mask = _mm512_set1_epi64(0x7ff);
+            let field = _mm512_and_si512(_mm512_srli_epi64::<52>(bits), mask);
+            // n (integral, |n| < 2^51) to i64: added to 1.5·2^52 it sits in the low bits.
+            let magic = _mm512_set1_pd(6_755_399_441_055_744.0);
+            let ni = _mm512_sub_epi64(
+                _mm512_castpd_si512(_mm512_add_pd(n.0, magic)),
+                _mm512_castpd_si512(magic),
+            );
+            let e = _mm512_add_epi64(field, ni);
+            let scaled = _mm512_add_epi64(bits, _mm512_slli_epi64::<52>(ni));
+            let sign = _mm512_and_si512(bits, _mm512_set1_epi64(i64::MIN));
+            let inf = _mm512_or_si512(sign, _mm512_set1_epi64(0x7ff0_0000_0000_0000));
+            let under = _mm512_cmple_epi64_mask(e, _mm512_setzero_si512());
+            let over = _mm512_cmpge_epi64_mask(e, mask);
+            let special = _mm512_cmpeq_epi64_mask(field, _mm512_setzero_si512())
+                | _mm512_cmpeq_epi64_mask(field, mask);
+            let r = _mm512_mask_blend_epi64(under, scaled, sign);
+            let r = _mm512_mask_blend_epi64(over, r, inf);
+            let r = _mm512_mask_blend_epi64(special, r, bits);
+            F64x8(_mm512_castsi512_pd(r))
+        }
+    }
+    #[inline(always)]
+    fn acc_zero() -> __m512d {
+        // SAFETY: module invariant.
+        unsafe { _mm512_setzero_pd() }
+    }
+    #[inline(always)]
+    fn acc_add(acc: __m512d, v: Self) -> __m512d {
+        // SAFETY: module invariant.
+        unsafe { _mm512_add_pd(acc, v.0) }
+    }
+    #[inline(always)]
+    unsafe fn acc_total(acc: __m512d) -> f64 {
+        let mut buf = [0f64; 8];
+        // SAFETY: `buf` holds 8 elements; module invariant.
+        unsafe { _mm512_storeu_pd(buf.as_mut_ptr(), acc) };
+        buf.iter().sum()
+    }
+    #[inline(always)]
+    unsafe fn reduce_max(self) -> f64 {
+        let mut buf = [0f64; 8];
+        // SAFETY: `buf` holds 8 elements; module invariant.
+        unsafe { self.store(buf.as_mut_ptr()) };
+        max_ignoring_nan(buf.iter().copied())
+    }
+}
+
+impl Widen for F32x16 {
+    type W = F64x8;
+    #[inline(always)]
+    fn widen(self) -> (F64x8, F64x8) {
+        // SAFETY: module invariant.
+        unsafe {
+            let lo = _mm512_castps512_ps256(self.0);
+            let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(self.0)));
+            (F64x8(_mm512_cvtps_pd(lo)), F64x8(_mm512_cvtps_pd(hi)))
+        }
+    }
+    #[inline(always)]
+    fn narrow(lo: F64x8, hi: F64x8) -> Self {
+        // SAFETY: module invariant.
+        unsafe {
+            let lo = _mm256_castps_pd(_mm512_cvtpd_ps(lo.0));
+            let hi = _mm256_castps_pd(_mm512_cvtpd_ps(hi.0));
+            let both = _mm512_insertf64x4::<1>(_mm512_castpd256_pd512(lo), hi);
+            F32x16(_mm512_castpd_ps(both))
+        }
+    }
+}
+
+/// Applies `act` to an `f32` block with AVX-512.
+///
+/// # Safety
+/// The CPU supports `avx512f`, `avx2` and `fma`.
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub(crate) unsafe fn apply_f32(act: Activation, data: &mut [f32], cols: usize) {
+    super::record_run(SimdPath::Avx512);
+    // SAFETY: this function's features are enabled, as the kernels require.
+    unsafe { kernels::apply_f32::<F32x16>(act, data, cols) }
+}
+
+/// Applies `act` to an `f64` block with AVX-512.
+///
+/// # Safety
+/// The CPU supports `avx512f`, `avx2` and `fma`.
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub(crate) unsafe fn apply_f64(act: Activation, data: &mut [f64], cols: usize) {
+    super::record_run(SimdPath::Avx512);
+    // SAFETY: this function's features are enabled, as the kernels require.
+    unsafe { kernels::apply_f64::<F64x8>(act, data, cols) }
+}

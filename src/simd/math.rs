@@ -1,0 +1,232 @@
+//! The math bodies of the vector kernels, written once against [`Vector`] and
+//! instantiated per instruction set and lane type (coefficients come from [`Real`]).
+//!
+//! Every function is branch-free over lanes. Conventions shared by all of them:
+//! - results whose magnitude is below the smallest normal number are flushed to zero
+//!   (keeping the sign): gradual underflow would cost microcode assists on the inputs
+//!   that reach it, and XLA flushes the same way;
+//! - NaN in gives NaN out, restored with a final select where the range reduction
+//!   would lose it;
+//! - ±∞ give the mathematical limits.
+
+use super::vector::{Real, Vector};
+
+/// `log2(e)`.
+const LOG2_E: f64 = std::f64::consts::LOG2_E;
+
+/// Horner evaluation of `c[0] + c[1]·x + …`.
+#[inline(always)]
+pub(crate) fn horner<V: Vector>(x: V, c: &[f64]) -> V {
+    let mut acc = V::splat(c[c.len() - 1]);
+    for &k in c[..c.len() - 1].iter().rev() {
+        acc = acc.mul_add(x, V::splat(k));
+    }
+    acc
+}
+
+/// The reduced exponential of `x + lo` (`lo` a small tail of the argument, or zero):
+/// `e^(x+lo) = 2ⁿ·(1 + em)` with `em = expm1(r)`, `|r| ≲ ln2/2` (`x` clamped to
+/// ±`EXP_CLAMP` first, so NaN is lost here: callers restore it). Returns `(n, r, r·q(r))`
+/// where `em = r + r·(r·q)`.
+#[inline(always)]
+fn exp_reduce<V: Vector>(x: V, lo: V) -> (V, V, V) {
+    let c = V::E::EXP_CLAMP;
+    let x = x.max(V::splat(-c)).min(V::splat(c));
+    let n = (x * V::splat(LOG2_E)).round();
+    // Cody–Waite: n·LN2_HI is exact, so r carries the reduction error of LN2_LO only.
+    let r = n.mul_add(V::splat(-V::E::LN2_HI), x);
+    let r = n.mul_add(V::splat(-V::E::LN2_LO), r) + lo;
+    let rq = r * horner(r, V::E::EXP_Q);
+    (n, r, rq)
+}
+
+/// `(m, n)` with `e^(x+lo) = m·2ⁿ`, `m ∈ [0.7, 1.42]` (for `x` clamped to ±`EXP_CLAMP`).
+/// Callers fold other factors into `m` before scaling, so products like `x·eˣ` stay
+/// accurate where `eˣ` alone would already have underflowed.
+#[inline(always)]
+pub(crate) fn exp_parts_lo<V: Vector>(x: V, lo: V) -> (V, V) {
+    let (n, r, rq) = exp_reduce(x, lo);
+    // 1 + r + r²q as 1 + r·(1 + rq): one rounding at the end.
+    let m = r.mul_add(rq + V::splat(1.0), V::splat(1.0));
+    (m, n)
+}
+
+/// `(m, n)` with `eˣ = m·2ⁿ` (see [`exp_parts_lo`]).
+#[inline(always)]
+pub(crate) fn exp_parts<V: Vector>(x: V) -> (V, V) {
+    exp_parts_lo(x, V::splat(0.0))
+}
+
+/// `eˣ`.
+#[inline(always)]
+pub(crate) fn exp<V: Vector>(x: V) -> V {
+    let (m, n) = exp_parts(x);
+    V::select(x.is_nan(), x, m.ldexp_ftz(n))
+}
+
+/// `eˣ − 1` for `x ≤ 0` (and NaN); positive `x` is not supported.
+#[inline(always)]
+pub(crate) fn expm1_neg<V: Vector>(x: V) -> V {
+    let xc = x.max(V::splat(V::E::EXPM1_FLOOR));
+    let (n, r, rq) = exp_reduce(xc, V::splat(0.0));
+    let em = r.mul_add(rq, r); // expm1(r), one rounding
+                               // eˣ − 1 = 2ⁿ·em + (2ⁿ − 1); 2ⁿ − 1 is exact for the n here, one rounding at the end.
+    let s = V::splat(1.0).ldexp_ftz(n);
+    let y = s.mul_add(em, s - V::splat(1.0));
+    V::select(x.is_nan(), x, y)
+}
+
+/// `ln(1 + t)` for `t ∈ [0, 1]` (with the rounding of `1 + t` compensated).
+#[inline(always)]
+pub(crate) fn log1p_unit<V: Vector>(t: V) -> V {
+    let one = V::splat(1.0);
+    let s = one + t; // in [1, 2]
+                     // Rounding of 1 + t, to first order: ln(s + c·s) = ln(s) + c.
+    let c = (t - (s - one)) / s;
+    let big = s.gt(V::splat(std::f64::consts::SQRT_2));
+    let m = V::select(big, s * V::splat(0.5), s); // in [√2/2, √2]
+    let k = V::select(big, one, V::splat(0.0));
+    let f = m - one; // exact (Sterbenz)
+    let z = f / (f + V::splat(2.0));
+    let z2 = z * z;
+    // ln(1+f) = 2z + z³R(z²)
+    let lnm = (z * z2).mul_add(horner(z2, V::E::LOG_R), z + z);
+    k.mul_add(V::splat(std::f64::consts::LN_2), lnm + c)
+}
+
+/// `tanh(x)`: an odd polynomial below [`TANH_SMALL`], else `1 − 2t/(1 + t)` with
+/// `t = e^(−2|x|) ≤ 0.18` (the subtracted term is small, so its rounding errors shrink).
+#[inline(always)]
+pub(crate) fn tanh<V: Vector>(x: V) -> V {
+    let a = x.abs();
+    let a2 = a * a;
+    let small = (a * a2).mul_add(horner(a2, V::E::TANH_T), a);
+    let (m, n) = exp_parts(-(a.min(V::splat(V::E::TANH_ONE)) * V::splat(2.0)));
+    let t = m.ldexp_ftz(n);
+    let large = V::splat(1.0) - (t + t) / (t + V::splat(1.0));
+    let y = V::select(a.lt(V::splat(TANH_SMALL)), small, large);
+    V::select(x.is_nan(), x, y.copysign(x))
+}
+
+/// Where tanh switches from its odd polynomial to the exponential form.
+pub(crate) const TANH_SMALL: f64 = 0.875;
+
+/// Past this, `σ(x)` rounds to 1 and `x·σ(x)` to `x`, in both lane types.
+const SIGMOID_ONE: f64 = 40.0;
+
+/// `(d, n)` with `1 + e^(−x) = d·2ⁿ` (`x ≤ SIGMOID_ONE`; below `−EXP_CLAMP` it is
+/// clamped): the sum is formed at `e^(−x)`'s scale, so nothing underflows or overflows
+/// and quotients by it round once.
+#[inline(always)]
+fn one_plus_exp_neg<V: Vector>(x: V) -> (V, V) {
+    let (m, n) = exp_parts(-x);
+    (m + V::splat(1.0).ldexp_ftz(-n), n)
+}
+
+/// `1/(1 + e⁻ˣ)`: one division of a once-rounded sum (≤ ~1.6 ulps).
+#[inline(always)]
+pub(crate) fn sigmoid<V: Vector>(x: V) -> V {
+    let (d, n) = one_plus_exp_neg(x.min(V::splat(SIGMOID_ONE)));
+    let y = (V::splat(1.0) / d).ldexp_ftz(-n);
+    V::select(x.is_nan(), x, y)
+}
+
+/// `x·σ(x) = x/(1 + e⁻ˣ)`: one division, scaled last so `x·eˣ` stays exact past `eˣ`'s
+/// underflow; `x` is clamped so `−∞` gives the limit `−0`.
+#[inline(always)]
+pub(crate) fn silu<V: Vector>(x: V) -> V {
+    let xc = x.min(V::splat(SIGMOID_ONE));
+    let (d, n) = one_plus_exp_neg(xc);
+    let xc = xc.max(V::splat(-V::E::EXP_CLAMP));
+    let y = (xc / d).ldexp_ftz(-n);
+    let y = V::select(x.gt(V::splat(SIGMOID_ONE)), x, y);
+    V::select(x.is_nan(), x, y)
+}
+
+/// The ELU family: `pos(x)` for `x > 0`, else `α·(e^arg − 1)` with `arg = x/α ≤ 0`
+/// (`arg = x` for elu and selu) and `α` given as a head and a tail.
+#[inline(always)]
+pub(crate) fn elu_family<V: Vector>(x: V, arg: V, pos: impl Fn(V) -> V, neg_hi: V, neg_lo: V) -> V {
+    let em = expm1_neg(arg.min(V::splat(0.0)));
+    let neg = neg_hi.mul_add(em, neg_lo * em);
+    let y = V::select(x.gt(V::splat(0.0)), pos(x), neg);
+    // ±0 keep their sign (α·(±0)); NaN stays NaN.
+    let y = V::select(x.eq(V::splat(0.0)), x * neg_hi, y);
+    V::select(x.is_nan(), x, y)
+}
+
+/// `ln(1 + eˣ) = max(x, 0) + ln(1 + e^−|x|)`.
+#[inline(always)]
+pub(crate) fn softplus<V: Vector>(x: V) -> V {
+    let (m, n) = exp_parts(-x.abs());
+    let t = m.ldexp_ftz(n);
+    let relu = V::select(x.gt(V::splat(0.0)), x, V::splat(0.0));
+    let y = relu + log1p_unit(t);
+    V::select(x.is_nan(), x, y)
+}
+
+/// `x·tanh(softplus(x))`, as `x·N/(N + 2)` with `N = eˣ(eˣ + 2)`.
+#[inline(always)]
+pub(crate) fn mish<V: Vector>(x: V) -> V {
+    let big = V::splat(20.0); // beyond, tanh(softplus(x)) rounds to 1 in f32 and f64
+    let (m, n) = exp_parts(x.min(big));
+    let e = m.ldexp_ftz(n);
+    let two = V::splat(2.0);
+    let e2 = e + two;
+    let g = e2 / e.mul_add(e2, two);
+    // x·e·g with e's scale applied last (x·eˣ stays exact past eˣ's underflow).
+    let xc = x.max(V::splat(-V::E::EXP_CLAMP));
+    let y = ((xc * m) * g).ldexp_ftz(n);
+    let y = V::select(x.gt(big), x, y);
+    V::select(x.is_nan(), x, y)
+}
+
+/// Splits `c` into a head rounded to the lane type and the tail `c − head`, so
+/// `head·x + tail·x` carries `c` to about twice the lane precision.
+#[inline(always)]
+pub(crate) fn split<V: Vector>(c: f64, round: impl Fn(f64) -> f64) -> (V, V) {
+    let hi = round(c);
+    (V::splat(hi), V::splat(c - hi))
+}
+
+/// The tanh-GELU constant `√(2/π)`.
+const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+
+/// `x·Φ(x)` (Φ the standard normal CDF) to about 10⁻⁹ relative, for `f32` outputs,
+/// in `f64` lanes: `Φ(x) = h` (x < 0) or `1 − h` with `h = erfc(t)/2`,
+/// `erfc(t) = e^(−t²)·P(w)/(1 + 2t)`, `t = |x|/√2`, `w = (t − K)/(t + K)`. One
+/// polynomial covers the whole half-line and keeps relative accuracy in the far negative
+/// tail; in `f64` lanes `x²` is exact and `e^(−x²/2)` cannot underflow before the `f32`
+/// result does, so the only rounding that matters is the final one to `f32`.
+#[inline(always)]
+pub(crate) fn gelu_for_f32<W: Vector<E = f64>>(x: W) -> W {
+    use super::coeffs::{GELU_K, GELU_P_F32};
+    // Below −13.5 the f32 result is under 10⁻⁴⁰ (flushed); above, Φ rounds to 1.
+    let cut = W::splat(13.5);
+    let a = x.abs().min(cut);
+    let t = a * W::splat(std::f64::consts::FRAC_1_SQRT_2);
+    let k = W::splat(GELU_K);
+    let w = (t - k) / (t + k);
+    let e = exp(a * a * W::splat(-0.5));
+    let h = e * horner(w, &GELU_P_F32) / t.mul_add(W::splat(4.0), W::splat(2.0));
+    // x < 0: x·h, with the limit −0 past −cut.
+    let neg = W::select(x.lt(-cut), W::splat(-0.0), x * h);
+    let y = W::select(x.lt(W::splat(0.0)), neg, x * (W::splat(1.0) - h));
+    W::select(x.is_nan(), x, y)
+}
+
+/// `x·σ(2u)`, `u = √(2/π)·(x + 0.044715x³)`: the tanh-GELU without `1 + tanh`
+/// cancelling, as `x/(1 + e^(−2u))` formed like [`silu`] (scaled last, so it stays
+/// accurate where `e^(2u)` alone has underflowed).
+#[inline(always)]
+pub(crate) fn gelu_tanh<V: Vector>(x: V) -> V {
+    let u = V::splat(SQRT_2_OVER_PI) * (x + V::splat(0.044_715) * (x * x * x));
+    let z = (u + u)
+        .max(V::splat(-V::E::EXP_CLAMP))
+        .min(V::splat(SIGMOID_ONE));
+    let (d, n) = one_plus_exp_neg(z);
+    let xc = x.max(V::splat(-V::E::EXP_CLAMP));
+    let y = (xc / d).ldexp_ftz(-n);
+    let y = V::select(x.gt(V::splat(SIGMOID_ONE)), x, y);
+    V::select(x.is_nan(), x, y)
+}

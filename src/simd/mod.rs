@@ -1,0 +1,264 @@
+//! Vector kernels for the activation epilogue, and the run-time choice between them.
+//!
+//! Downstream crates build this crate for generic x86-64 (SSE2) unless they set
+//! `target-cpu`, and `wide` picks its instructions at compile time. So the x86 fast
+//! paths are functions compiled under `#[target_feature]` (AVX-512: `avx512f`;
+//! AVX2: `avx2,fma`), written as `core::arch` register types behind one [`Vector`]
+//! interface, and chosen once per process with `is_x86_feature_detected!`. The portable
+//! path uses `wide`. The math bodies (`math.rs`) and the activation mapping
+//! (`kernels.rs`) are written once, generic over [`Vector`], and instantiated per
+//! backend.
+//!
+//! The choice can be forced for testing with the environment variable
+//! `DENSE_KERNEL_SIMD` (`avx512`, `avx2` or `portable`), read once, at the first call;
+//! a forced path the CPU lacks is ignored (and [`simd_path`] says what runs instead).
+//!
+//! [`Vector`]: vector::Vector
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+mod coeffs;
+mod kernels;
+mod math;
+mod portable;
+mod vector;
+
+use crate::Activation;
+use std::cell::Cell;
+use std::fmt;
+use std::sync::OnceLock;
+
+/// The vector instruction set an activation kernel runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SimdPath {
+    /// x86-64 with AVX-512F: 16 `f32` lanes.
+    Avx512,
+    /// x86-64 with AVX2 and FMA: 8 `f32` lanes.
+    Avx2Fma,
+    /// The `wide` kernels, compiled for the build's target features.
+    Portable,
+}
+
+impl SimdPath {
+    /// Every path, fastest first.
+    pub const ALL: [SimdPath; 3] = [SimdPath::Avx512, SimdPath::Avx2Fma, SimdPath::Portable];
+
+    /// A short name: `"avx512"`, `"avx2+fma"` or `"portable"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SimdPath::Avx512 => "avx512",
+            SimdPath::Avx2Fma => "avx2+fma",
+            SimdPath::Portable => "portable",
+        }
+    }
+
+    /// Whether this CPU can run the path.
+    pub fn is_available(self) -> bool {
+        let f = cpu_features();
+        match self {
+            SimdPath::Avx512 => f.avx512f && f.avx2 && f.fma,
+            SimdPath::Avx2Fma => f.avx2 && f.fma,
+            SimdPath::Portable => true,
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            SimdPath::Avx512 => 0,
+            SimdPath::Avx2Fma => 1,
+            SimdPath::Portable => 2,
+        }
+    }
+
+    /// Parses the `DENSE_KERNEL_SIMD` spelling.
+    fn parse(s: &str) -> Option<SimdPath> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "avx512" | "avx-512" => Some(SimdPath::Avx512),
+            "avx2" | "avx2+fma" => Some(SimdPath::Avx2Fma),
+            "portable" | "wide" => Some(SimdPath::Portable),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for SimdPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+/// The CPU features the kernels care about, as detected at run time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CpuFeatures {
+    /// AVX-512 Foundation.
+    pub avx512f: bool,
+    /// AVX2.
+    pub avx2: bool,
+    /// FMA3.
+    pub fma: bool,
+}
+
+impl fmt::Display for CpuFeatures {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = [
+            ("avx512f", self.avx512f),
+            ("avx2", self.avx2),
+            ("fma", self.fma),
+        ]
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(n, _)| *n)
+        .collect();
+        if names.is_empty() {
+            f.pad("none")
+        } else {
+            f.pad(&names.join(" "))
+        }
+    }
+}
+
+/// The vector features of this CPU (detected once; `false` everywhere off x86-64).
+pub fn cpu_features() -> CpuFeatures {
+    static FEATURES: OnceLock<CpuFeatures> = OnceLock::new();
+    *FEATURES.get_or_init(detect)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn detect() -> CpuFeatures {
+    CpuFeatures {
+        avx512f: std::arch::is_x86_feature_detected!("avx512f"),
+        avx2: std::arch::is_x86_feature_detected!("avx2"),
+        fma: std::arch::is_x86_feature_detected!("fma"),
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn detect() -> CpuFeatures {
+    CpuFeatures {
+        avx512f: false,
+        avx2: false,
+        fma: false,
+    }
+}
+
+/// The path `dense_forward` runs its activations on: the fastest this CPU has, unless
+/// `DENSE_KERNEL_SIMD` names another available one. Chosen once per process.
+///
+/// ```
+/// let path = dense_kernel::simd_path();
+/// println!("activations run on {path} (cpu: {})", dense_kernel::cpu_features());
+/// assert!(path.is_available());
+/// ```
+pub fn simd_path() -> SimdPath {
+    static PATH: OnceLock<SimdPath> = OnceLock::new();
+    *PATH.get_or_init(|| {
+        let forced = std::env::var("DENSE_KERNEL_SIMD")
+            .ok()
+            .and_then(|s| SimdPath::parse(&s));
+        match forced {
+            Some(p) if p.is_available() => p,
+            _ => SimdPath::ALL
+                .into_iter()
+                .find(|p| p.is_available())
+                .unwrap_or(SimdPath::Portable),
+        }
+    })
+}
+
+thread_local! {
+    /// How many blocks each path has processed on this thread (a diagnostic for tests
+    /// that force a path: it is counted inside the path's own entry function).
+    static RUNS: Cell<[u64; 3]> = const { Cell::new([0; 3]) };
+}
+
+/// Counts one block processed by `path` on this thread.
+#[inline]
+fn record_run(path: SimdPath) {
+    RUNS.with(|r| {
+        let mut v = r.get();
+        v[path.index()] += 1;
+        r.set(v);
+    });
+}
+
+/// How many activation blocks `path` has processed on the calling thread (for tests
+/// that check a forced path really ran).
+#[doc(hidden)]
+pub fn path_runs(path: SimdPath) -> u64 {
+    RUNS.with(|r| r.get()[path.index()])
+}
+
+/// The element types' entry into the kernels (sealed with [`crate::Element`]).
+pub trait Lanes: Sized {
+    /// Applies `act` (parameters already rounded to `Self`) on `path`; `false` (and
+    /// nothing done) if the CPU lacks the path.
+    #[doc(hidden)]
+    fn apply_on(path: SimdPath, act: Activation, data: &mut [Self], cols: usize) -> bool;
+}
+
+impl Lanes for f32 {
+    fn apply_on(path: SimdPath, act: Activation, data: &mut [f32], cols: usize) -> bool {
+        if !path.is_available() {
+            return false;
+        }
+        match path {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `is_available` checked avx512f, avx2 and fma on this CPU.
+            SimdPath::Avx512 => unsafe { avx512::apply_f32(act, data, cols) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `is_available` checked avx2 and fma on this CPU.
+            SimdPath::Avx2Fma => unsafe { avx2::apply_f32(act, data, cols) },
+            _ => portable::apply_f32(act, data, cols),
+        }
+        true
+    }
+}
+
+impl Lanes for f64 {
+    fn apply_on(path: SimdPath, act: Activation, data: &mut [f64], cols: usize) -> bool {
+        if !path.is_available() {
+            return false;
+        }
+        match path {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `is_available` checked avx512f, avx2 and fma on this CPU.
+            SimdPath::Avx512 => unsafe { avx512::apply_f64(act, data, cols) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `is_available` checked avx2 and fma on this CPU.
+            SimdPath::Avx2Fma => unsafe { avx2::apply_f64(act, data, cols) },
+            _ => portable::apply_f64(act, data, cols),
+        }
+        true
+    }
+}
+
+/// Applies `act` in place to a row-major block whose rows have `cols` elements, on the
+/// process's path ([`simd_path`]).
+pub(crate) fn apply<T: crate::Element>(act: Activation, data: &mut [T], cols: usize) {
+    apply_activation_on(simd_path(), act, data, cols);
+}
+
+/// Applies `act` in place to a row-major block whose rows have `cols` elements, on a
+/// given path; `false` (and nothing done) if the CPU lacks it. For tests and benches
+/// that compare paths; `dense_forward` uses [`simd_path`].
+#[doc(hidden)]
+pub fn apply_activation_on<T: crate::Element>(
+    path: SimdPath,
+    act: Activation,
+    data: &mut [T],
+    cols: usize,
+) -> bool {
+    if data.is_empty() || act == Activation::Linear {
+        return path.is_available();
+    }
+    let cols = if cols == 0 || !data.len().is_multiple_of(cols) {
+        data.len()
+    } else {
+        cols
+    };
+    T::apply_on(path, act.params_as::<T>(), data, cols)
+}
