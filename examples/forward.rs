@@ -41,6 +41,11 @@ impl Rng {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut rng = Rng(2024);
+    println!(
+        "activation kernels: {} (cpu features: {})",
+        dense_kernel::simd_path(),
+        dense_kernel::cpu_features()
+    );
 
     // 1. The seed layer: Dense(7) on inputs of 4 features, sigmoid.
     let (batch, inp, units) = (32, 4, 7);

@@ -34,9 +34,10 @@
 //! ## Accuracy
 //! The only rounding that grows with the problem is the GEMM's K-sum: each
 //! pre-activation is within `γ(K+1)·(Σ|x·w| + |b|)` of the exact value
-//! (`γ(n) = n·u/(1 − n·u)`, `u` the unit roundoff). Activations are evaluated in `f64`
-//! and rounded once (see [`Activation`] for special values and the few deliberate
-//! departures from Keras). [`reference`](mod@reference) holds the naive yardstick and the checks the
+//! (`γ(n) = n·u/(1 − n·u)`, `u` the unit roundoff). Activations run in vector kernels picked
+//! at run time for the CPU ([`simd_path`]: AVX-512, AVX2+FMA or portable), each within a
+//! documented number of ulps of the exact value (see [`Activation`] for the bounds,
+//! special values and the few deliberate departures from Keras). [`reference`](mod@reference) holds the naive yardstick and the checks the
 //! tests use.
 
 #![warn(missing_docs)]

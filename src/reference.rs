@@ -482,6 +482,17 @@ pub fn check_activation_value<T: Element>(act: Activation, x: T, y: T) -> Result
     let Some(exact) = activation_f64(act, x.widen()) else {
         return Err(format!("{act} is row-wise"));
     };
+    check_activation_exact(act, x, y, exact)
+}
+
+/// [`check_activation_value`] with the exact value already computed:
+/// `exact = activation_f64(act.params_as::<T>(), x)` (for sweeps that also report it).
+pub fn check_activation_exact<T: Element>(
+    act: Activation,
+    x: T,
+    y: T,
+    exact: f64,
+) -> Result<(), String> {
     let rounded = T::narrow(exact);
     let bound = activation_ulp_bound::<T>(act).unwrap_or(UlpBound::Ulps(4.0));
     let fail = |why: &str| {

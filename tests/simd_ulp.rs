@@ -8,7 +8,9 @@
 mod common;
 
 use common::Rng;
-use dense_kernel::reference::{activation_ulp_bound, check_activation_value, ulp_error, UlpBound};
+use dense_kernel::reference::{
+    activation_ulp_bound, check_activation_exact, check_activation_value, ulp_error, UlpBound,
+};
 use dense_kernel::{apply_activation_on, path_runs, reference, Activation, Element, SimdPath};
 
 fn elementwise() -> Vec<Activation> {
@@ -256,4 +258,84 @@ fn report_f32_sample() {
 #[ignore = "report: cargo test --release --test simd_ulp -- --ignored --nocapture"]
 fn report_f64_ten_million() {
     run_all::<f64>(&sample_f64(2_000_000), true);
+}
+
+/// Every f32 bit pattern through every element-wise activation on every available path
+/// (set `DENSE_KERNEL_SWEEP=name,name` to pick activations by their full display name,
+/// `DENSE_KERNEL_SWEEP_PATH=avx2+fma` to pick one path). Prints the
+/// max ulp error per activation and path; fails on any bound violation.
+#[test]
+#[ignore = "exhaustive: cargo test --release --test simd_ulp -- --ignored exhaustive --nocapture"]
+fn exhaustive_f32() {
+    use rayon::prelude::*;
+    let pick: Option<Vec<String>> = std::env::var("DENSE_KERNEL_SWEEP")
+        .ok()
+        .map(|s| s.split(',').map(|t| t.trim().to_string()).collect());
+    let mut bad = Vec::new();
+    let only_path = std::env::var("DENSE_KERNEL_SWEEP_PATH").ok();
+    for path in SimdPath::ALL.into_iter().filter(|p| p.is_available()) {
+        if only_path.as_deref().is_some_and(|p| p != path.name()) {
+            continue;
+        }
+        let acts: Vec<Activation> = match &pick {
+            // In the order given.
+            Some(p) => p
+                .iter()
+                .filter_map(|n| elementwise().into_iter().find(|a| a.to_string() == *n))
+                .collect(),
+            None => elementwise(),
+        };
+        for act in acts {
+            let name = act.to_string();
+            let t0 = std::time::Instant::now();
+            let act_t = act.params_as::<f32>();
+            const BLOCK: u64 = 1 << 16;
+            let (worst, at, fails) = (0..(1u64 << 32) / BLOCK)
+                .into_par_iter()
+                .map(|b| {
+                    let xs: Vec<f32> = (b * BLOCK..(b + 1) * BLOCK)
+                        .map(|i| f32::from_bits(i as u32))
+                        .collect();
+                    let mut ys = xs.clone();
+                    assert!(apply_activation_on(path, act, &mut ys, xs.len()));
+                    let mut worst = (0.0f64, 0.0f32, 0u64);
+                    for (&x, &y) in xs.iter().zip(&ys) {
+                        let exact = reference::activation_f64(act_t, f64::from(x)).unwrap();
+                        if check_activation_exact(act_t, x, y, exact).is_err() {
+                            worst.2 += 1;
+                        }
+                        if exact.abs() <= f64::from(f32::MAX)
+                            && exact.abs() >= f64::from(f32::MIN_POSITIVE)
+                            && !y.is_nan()
+                        {
+                            let e = ulp_error(y, exact);
+                            if e > worst.0 {
+                                worst = (e, x, worst.2);
+                            }
+                        }
+                    }
+                    worst
+                })
+                .reduce(
+                    || (0.0, 0.0, 0),
+                    |a, b| {
+                        let w = if a.0 >= b.0 { (a.0, a.1) } else { (b.0, b.1) };
+                        (w.0, w.1, a.2 + b.2)
+                    },
+                );
+            println!(
+                "exhaustive {:>9} {:<24} max {:>7.3} ulp at {:<14e} failures {:>8}  ({:.0} s)",
+                path.name(),
+                name,
+                worst,
+                at,
+                fails,
+                t0.elapsed().as_secs_f64()
+            );
+            if fails > 0 {
+                bad.push(format!("{path} {name}: {fails} failures"));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
 }

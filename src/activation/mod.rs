@@ -74,13 +74,37 @@ pub const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
 ///   uses `√(x² + b)` via `hypot` and `b/(2(√(x² + b) − x))` for `x < 0`;
 /// - sparsemax follows its paper, not Keras 3.15 (whose rows do not sum to 1), and a
 ///   NaN anywhere in a row gives a NaN row (Keras: NaN at that position only);
-/// - subnormal results are kept (Keras on XLA flushes them to zero), and activations
-///   are computed to about half an ulp where Keras's float32 formulas lose more.
+/// - the transcendental activations (exp, sigmoid, silu, tanh, the elu family, gelu,
+///   softplus, mish, log_sigmoid, softmax) flush results below the smallest normal
+///   number to zero, keeping the sign, as Keras on XLA does (gradual underflow would
+///   cost microcode assists); the piecewise ones keep subnormals bit for bit.
 ///
-/// Accuracy of the `f64` evaluations (the `f32` results round these once): within a few
-/// ulps, except `tanh_shrink` for `0.4 ≤ |x| < 1` (cancellation, up to ~20 ulps) and
-/// `gelu(approximate=True)` for `x ≪ 0`, whose relative error grows like `|x|³·ε` from
-/// the rounding of its cubic argument.
+/// # Accuracy
+/// `dense_forward` applies the activation with vector kernels chosen at run time
+/// ([`simd_path`](crate::simd_path): AVX-512, AVX2+FMA or the portable `wide` path). What
+/// each one promises is [`reference::activation_ulp_bound`](crate::reference::activation_ulp_bound),
+/// checked by the tests on every path the CPU has; in ulps of the exact result
+/// (normal-range outputs), `f32`:
+///
+/// | activations | bound | how |
+/// |---|---|---|
+/// | relu family, leaky_relu, hard_sigmoid, hard_silu, hard_tanh, shrinks, threshold, sparse_plus, sparse_sigmoid | bit-exact with the scalar formula | same operations, in `f32` or `f64` lanes |
+/// | exponential | 1 | Cody–Waite reduction, degree-7 polynomial |
+/// | sigmoid, silu | 2.5 | `1/(1 + e⁻ˣ)`, `x/(1 + e⁻ˣ)`, the sum formed at `e⁻ˣ`'s scale |
+/// | tanh, elu, selu, celu | 2 | odd polynomial / `1 − 2t/(1 + t)`; expm1 |
+/// | gelu | 2 | `erfc` through one polynomial of `(t − 3)/(t + 3)`, in `f64` lanes |
+/// | gelu(approximate=True) | 3 | `x/(1 + e^(−2u))` in `f64` lanes |
+/// | softplus, log_sigmoid, mish | 4 | `log1p` with the sum's rounding compensated; `x·N/(N + 2)` |
+/// | softsign, squareplus, tanh_shrink | 1 | `f64` lanes, rounded once |
+/// | softmax, log_softmax | 3 per element + the sum's rounding | max-shifted, summed in `f64` |
+///
+/// Measured maxima (all 2³² `f32` inputs) are in the README. `f64`: exp ≤ 1, tanh ≤ 2
+/// and the rest within a few ulps of the scalar `f64` definitions; `f64` gelu and
+/// sparsemax (both types) run the scalar definitions. The scalar definitions themselves
+/// are within a few ulps, except `tanh_shrink` for `0.4 ≤ |x| < 1` (cancellation, up to
+/// ~20 ulps) and `gelu(approximate=True)` for `x ≪ 0`, whose relative error grows like
+/// `|x|³·ε` from the rounding of its cubic argument (in every path: the argument is
+/// rounded the same way).
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
 #[non_exhaustive]
 pub enum Activation {
