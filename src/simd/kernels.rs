@@ -11,29 +11,40 @@
 //! - *scalar*: sparsemax, `f64` gelu and celu with `alpha ≤ 0` keep the scalar path.
 
 use super::math::{self, horner};
-use super::vector::{Real, Vector, Widen};
+use super::vector::{Vector, Widen};
 use crate::activation::scalar;
 use crate::activation::{Activation, SELU_ALPHA, SELU_SCALE};
+
+/// An element-wise body: one register in, one out.
+///
+/// Bodies are structs with `#[inline(always)]` methods, not closures: every call from
+/// the backend's `#[target_feature]` entry down to the intrinsics must inline, and a
+/// closure (or a function passed as `impl Fn`) is compiled as its own function without
+/// the entry's features, where the intrinsics become calls.
+pub(crate) trait Body<V: Vector> {
+    /// The activation of one register.
+    fn eval(&self, x: V) -> V;
+}
 
 /// Applies `f` to every element of `data`, in place.
 ///
 /// # Safety
 /// Called inside the backend's entry function (see [`super::vector`]).
 #[inline(always)]
-pub(crate) unsafe fn map<V: Vector>(data: &mut [V::E], f: impl Fn(V) -> V) {
+pub(crate) unsafe fn map<V: Vector, B: Body<V>>(data: &mut [V::E], f: &B) {
     let n = data.len();
     let p = data.as_mut_ptr();
     let mut i = 0;
     while i + V::LANES <= n {
         // SAFETY: i + LANES ≤ n, so the register lies inside `data`.
-        unsafe { f(V::load(p.add(i))).store(p.add(i)) };
+        unsafe { f.eval(V::load(p.add(i))).store(p.add(i)) };
         i += V::LANES;
     }
     if i < n {
         // SAFETY: n − i < LANES elements remain from `p + i`, inside `data`.
         unsafe {
             let v = V::load_part(p.add(i), n - i, V::splat(0.0));
-            f(v).store_part(p.add(i), n - i);
+            f.eval(v).store_part(p.add(i), n - i);
         }
     }
 }
@@ -46,7 +57,7 @@ trait F64Body {
     ///
     /// # Safety
     /// Called inside the backend's entry function.
-    unsafe fn run(self, f: impl Fn(Self::W) -> Self::W);
+    unsafe fn run<B: Body<Self::W>>(self, f: B);
 }
 
 /// An `f64` output block: the body maps it directly.
@@ -55,9 +66,9 @@ struct F64Block<'a, V>(&'a mut [f64], core::marker::PhantomData<V>);
 impl<V: Vector<E = f64>> F64Body for F64Block<'_, V> {
     type W = V;
     #[inline(always)]
-    unsafe fn run(self, f: impl Fn(V) -> V) {
+    unsafe fn run<B: Body<V>>(self, f: B) {
         // SAFETY: forwarded from the caller.
-        unsafe { map::<V>(self.0, f) }
+        unsafe { map::<V, B>(self.0, &f) }
     }
 }
 
@@ -67,14 +78,108 @@ struct F32Block<'a, V>(&'a mut [f32], core::marker::PhantomData<V>);
 impl<V: Widen> F64Body for F32Block<'_, V> {
     type W = V::W;
     #[inline(always)]
-    unsafe fn run(self, f: impl Fn(V::W) -> V::W) {
+    unsafe fn run<B: Body<V::W>>(self, f: B) {
         // SAFETY: forwarded from the caller.
-        unsafe {
-            map::<V>(self.0, |v| {
-                let (lo, hi) = v.widen();
-                V::narrow(f(lo), f(hi))
-            })
+        unsafe { map::<V, _>(self.0, &Widened(f)) }
+    }
+}
+
+/// An `f64`-lane body applied to an `f32` register: widen, evaluate, round once.
+struct Widened<B>(B);
+
+impl<V: Widen, B: Body<V::W>> Body<V> for Widened<B> {
+    #[inline(always)]
+    fn eval(&self, v: V) -> V {
+        let (lo, hi) = v.widen();
+        V::narrow(self.0.eval(lo), self.0.eval(hi))
+    }
+}
+
+/// Declares a body struct (fields are the activation's parameters, as `f64`) whose
+/// `eval` is the given expression of `x` (and `s`, the struct).
+macro_rules! body {
+    ($name:ident { $($field:ident: $ty:ty),* }, |$s:ident, $x:ident| $e:expr) => {
+        #[derive(Clone, Copy)]
+        struct $name {
+            $($field: $ty),*
         }
+        impl<V: Vector> Body<V> for $name {
+            #[inline(always)]
+            #[allow(unused_variables)]
+            fn eval(&self, $x: V) -> V {
+                let $s = self;
+                $e
+            }
+        }
+    };
+}
+
+body!(Relu {}, |s, x| relu(x));
+body!(Relu6 {}, |s, x| relu6(x));
+body!(Leaky { slope: f64 }, |s, x| leaky_relu(x, s.slope));
+body!(HardTanh {}, |s, x| hard_tanh(x));
+body!(SoftShrink { t: f64 }, |s, x| soft_shrink(x, s.t));
+body!(HardShrink { t: f64 }, |s, x| hard_shrink(x, s.t));
+body!(SparseSigmoid {}, |s, x| sparse_sigmoid(x));
+body!(Threshold { t: f64, d: f64 }, |s, x| threshold(x, s.t, s.d));
+body!(Exp {}, |s, x| math::exp(x));
+body!(Sigmoid {}, |s, x| math::sigmoid(x));
+body!(Silu {}, |s, x| math::silu(x));
+body!(Tanh {}, |s, x| math::tanh(x));
+body!(Softplus {}, |s, x| math::softplus(x));
+body!(LogSigmoid {}, |s, x| -math::softplus(-x));
+body!(Mish {}, |s, x| math::mish(x));
+body!(Elu { alpha: f64 }, |s, x| {
+    let a = V::splat(s.alpha);
+    let z = V::splat(0.0);
+    math::elu_family(x, x, false, z, z, a, z)
+});
+body!(Celu { alpha: f64 }, |s, x| {
+    let a = V::splat(s.alpha);
+    let z = V::splat(0.0);
+    math::elu_family(x, x / a, false, z, z, a, z)
+});
+body!(
+    Selu {
+        p_hi: f64,
+        p_lo: f64,
+        n_hi: f64,
+        n_lo: f64
+    },
+    |s, x| {
+        math::elu_family(
+            x,
+            x,
+            true,
+            V::splat(s.p_hi),
+            V::splat(s.p_lo),
+            V::splat(s.n_hi),
+            V::splat(s.n_lo),
+        )
+    }
+);
+body!(HardSigmoid {}, |s, x| hard_sigmoid(x));
+body!(HardSilu {}, |s, x| hard_silu(x));
+body!(SparsePlus {}, |s, x| sparse_plus(x));
+body!(Softsign {}, |s, x| softsign(x));
+body!(Squareplus { b: f64 }, |s, x| squareplus(x, s.b));
+body!(TanhShrink {}, |s, x| tanh_shrink(x));
+body!(GeluTanh {}, |s, x| math::gelu_tanh(x));
+body!(ReluWith { slope: f64, max_value: Option<f64>, t: f64 }, |s, x| {
+    relu_with(x, s.slope, s.max_value, s.t)
+});
+body!(ShiftBy { m: f64, lse: f64 }, |s, x| (x - V::splat(s.m))
+    - V::splat(s.lse));
+body!(DivBy { d: f64 }, |s, x| x / V::splat(s.d));
+
+/// The erf GELU for `f32` outputs (an `f64`-lane body only).
+#[derive(Clone, Copy)]
+struct GeluForF32;
+
+impl<W: Vector<E = f64>> Body<W> for GeluForF32 {
+    #[inline(always)]
+    fn eval(&self, x: W) -> W {
+        math::gelu_for_f32(x)
     }
 }
 
@@ -219,46 +324,49 @@ fn tanh_shrink<V: Vector>(x: V) -> V {
 /// Called inside the backend's entry function.
 #[inline(always)]
 unsafe fn native<V: Vector>(act: Activation, data: &mut [V::E], round: fn(f64) -> f64) -> bool {
-    use Activation::*;
+    use Activation as A;
     // SAFETY (every arm): forwarded from the caller.
     unsafe {
         match act {
-            Relu => map::<V>(data, relu),
-            Relu6 => map::<V>(data, relu6),
-            LeakyRelu { negative_slope } => map::<V>(data, |x| leaky_relu(x, negative_slope)),
-            HardTanh => map::<V>(data, hard_tanh),
-            SoftShrink { threshold: t } => map::<V>(data, |x| soft_shrink(x, t)),
-            HardShrink { threshold: t } => map::<V>(data, |x| hard_shrink(x, t)),
-            SparseSigmoid => map::<V>(data, sparse_sigmoid),
-            Threshold {
+            A::Relu => map::<V, _>(data, &Relu {}),
+            A::Relu6 => map::<V, _>(data, &Relu6 {}),
+            A::LeakyRelu { negative_slope } => map::<V, _>(
+                data,
+                &Leaky {
+                    slope: negative_slope,
+                },
+            ),
+            A::HardTanh => map::<V, _>(data, &HardTanh {}),
+            A::SoftShrink { threshold: t } => map::<V, _>(data, &SoftShrink { t }),
+            A::HardShrink { threshold: t } => map::<V, _>(data, &HardShrink { t }),
+            A::SparseSigmoid => map::<V, _>(data, &SparseSigmoid {}),
+            A::Threshold {
                 threshold: t,
-                default_value,
-            } => map::<V>(data, |x| threshold(x, t, default_value)),
-            Exponential => map::<V>(data, math::exp),
-            Sigmoid => map::<V>(data, math::sigmoid),
-            Silu => map::<V>(data, math::silu),
-            Tanh => map::<V>(data, math::tanh),
-            Softplus => map::<V>(data, math::softplus),
-            LogSigmoid => map::<V>(data, |x| -math::softplus(-x)),
-            Mish => map::<V>(data, math::mish),
-            Elu { alpha } => {
-                let a = V::splat(alpha);
-                map::<V>(data, |x| math::elu_family(x, x, |x| x, a, V::splat(0.0)))
+                default_value: d,
+            } => map::<V, _>(data, &Threshold { t, d }),
+            A::Exponential => map::<V, _>(data, &Exp {}),
+            A::Sigmoid => map::<V, _>(data, &Sigmoid {}),
+            A::Silu => map::<V, _>(data, &Silu {}),
+            A::Tanh => map::<V, _>(data, &Tanh {}),
+            A::Softplus => map::<V, _>(data, &Softplus {}),
+            A::LogSigmoid => map::<V, _>(data, &LogSigmoid {}),
+            A::Mish => map::<V, _>(data, &Mish {}),
+            A::Elu { alpha } => map::<V, _>(data, &Elu { alpha }),
+            A::Selu => {
+                let (p_hi, p_lo) = math::split(SELU_SCALE, round);
+                let (n_hi, n_lo) = math::split(SELU_SCALE * SELU_ALPHA, round);
+                map::<V, _>(
+                    data,
+                    &Selu {
+                        p_hi,
+                        p_lo,
+                        n_hi,
+                        n_lo,
+                    },
+                )
             }
-            Selu => {
-                let (s_hi, s_lo) = math::split::<V>(SELU_SCALE, round);
-                let (n_hi, n_lo) = math::split::<V>(SELU_SCALE * SELU_ALPHA, round);
-                let pos = |x: V| {
-                    let y = s_hi.mul_add(x, s_lo * x);
-                    V::select(x.gt(V::splat(<V::E as Real>::MAX)), x, y)
-                };
-                map::<V>(data, |x| math::elu_family(x, x, pos, n_hi, n_lo))
-            }
-            Celu { alpha } if alpha > 0.0 && alpha.is_finite() => {
-                let a = V::splat(alpha);
-                map::<V>(data, |x| {
-                    math::elu_family(x, x / a, |x| x, a, V::splat(0.0))
-                })
+            A::Celu { alpha } if alpha > 0.0 && alpha.is_finite() => {
+                map::<V, _>(data, &Celu { alpha })
             }
             _ => return false,
         }
@@ -272,22 +380,26 @@ unsafe fn native<V: Vector>(act: Activation, data: &mut [V::E], round: fn(f64) -
 /// Called inside the backend's entry function.
 #[inline(always)]
 unsafe fn f64_lanes<B: F64Body>(act: Activation, block: B) -> bool {
-    use Activation::*;
+    use Activation as A;
     // SAFETY (every arm): forwarded from the caller.
     unsafe {
         match act {
-            HardSigmoid => block.run(hard_sigmoid),
-            HardSilu => block.run(hard_silu),
-            SparsePlus => block.run(sparse_plus),
-            Softsign => block.run(softsign),
-            Squareplus { b } => block.run(|x| squareplus(x, b)),
-            TanhShrink => block.run(tanh_shrink),
-            GeluTanh => block.run(math::gelu_tanh),
-            ReluWith {
+            A::HardSigmoid => block.run(HardSigmoid {}),
+            A::HardSilu => block.run(HardSilu {}),
+            A::SparsePlus => block.run(SparsePlus {}),
+            A::Softsign => block.run(Softsign {}),
+            A::Squareplus { b } => block.run(Squareplus { b }),
+            A::TanhShrink => block.run(TanhShrink {}),
+            A::GeluTanh => block.run(GeluTanh {}),
+            A::ReluWith {
                 negative_slope,
                 max_value,
                 threshold,
-            } => block.run(|x| relu_with(x, negative_slope, max_value, threshold)),
+            } => block.run(ReluWith {
+                slope: negative_slope,
+                max_value,
+                t: threshold,
+            }),
             _ => return false,
         }
     }
@@ -317,7 +429,8 @@ unsafe fn softmax_row<V: Vector>(row: &mut [V::E], log: bool) {
         if i < n {
             mv = V::load_part(p.add(i), n - i, ninf).max(mv);
         }
-        let m = V::splat(mv.reduce_max());
+        let mf = mv.reduce_max();
+        let m = V::splat(mf);
         // NaN entries were skipped by the max; they poison the sum below, as in the
         // scalar path (and Keras).
         let mut acc = V::acc_zero();
@@ -340,11 +453,15 @@ unsafe fn softmax_row<V: Vector>(row: &mut [V::E], log: bool) {
         }
         let sum = V::acc_total(acc);
         if log {
-            let lse = V::splat(sum.ln());
-            map::<V>(row, |x| (x - m) - lse);
+            map::<V, _>(
+                row,
+                &ShiftBy {
+                    m: mf,
+                    lse: sum.ln(),
+                },
+            );
         } else {
-            let s = V::splat(sum);
-            map::<V>(row, |e| e / s);
+            map::<V, _>(row, &DivBy { d: sum });
         }
     }
 }
@@ -370,9 +487,7 @@ pub(crate) unsafe fn apply_f32<V: Widen>(act: Activation, data: &mut [f32], cols
     unsafe {
         match act {
             Activation::Linear => {}
-            Activation::Gelu => {
-                F32Block::<V>(data, core::marker::PhantomData).run(math::gelu_for_f32)
-            }
+            Activation::Gelu => F32Block::<V>(data, core::marker::PhantomData).run(GeluForF32),
             Activation::Softmax | Activation::LogSoftmax => {
                 let log = act == Activation::LogSoftmax;
                 for row in data.chunks_exact_mut(cols) {

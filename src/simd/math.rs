@@ -143,13 +143,30 @@ pub(crate) fn silu<V: Vector>(x: V) -> V {
     V::select(x.is_nan(), x, y)
 }
 
-/// The ELU family: `pos(x)` for `x > 0`, else `α·(e^arg − 1)` with `arg = x/α ≤ 0`
-/// (`arg = x` for elu and selu) and `α` given as a head and a tail.
+/// The ELU family: for `x > 0`, `x` (or `pos_hi·x + pos_lo·x` when `scaled`), else
+/// `α·(e^arg − 1)` with `arg = x/α ≤ 0` (`arg = x` for elu and selu) and `α` given as a
+/// head and a tail.
 #[inline(always)]
-pub(crate) fn elu_family<V: Vector>(x: V, arg: V, pos: impl Fn(V) -> V, neg_hi: V, neg_lo: V) -> V {
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn elu_family<V: Vector>(
+    x: V,
+    arg: V,
+    scaled: bool,
+    pos_hi: V,
+    pos_lo: V,
+    neg_hi: V,
+    neg_lo: V,
+) -> V {
     let em = expm1_neg(arg.min(V::splat(0.0)));
     let neg = neg_hi.mul_add(em, neg_lo * em);
-    let y = V::select(x.gt(V::splat(0.0)), pos(x), neg);
+    let pos = if scaled {
+        // +∞ stays +∞ (the tail term would make ∞ − ∞).
+        let p = pos_hi.mul_add(x, pos_lo * x);
+        V::select(x.gt(V::splat(V::E::MAX)), x, p)
+    } else {
+        x
+    };
+    let y = V::select(x.gt(V::splat(0.0)), pos, neg);
     // ±0 keep their sign (α·(±0)); NaN stays NaN.
     let y = V::select(x.eq(V::splat(0.0)), x * neg_hi, y);
     V::select(x.is_nan(), x, y)
@@ -184,9 +201,9 @@ pub(crate) fn mish<V: Vector>(x: V) -> V {
 /// Splits `c` into a head rounded to the lane type and the tail `c − head`, so
 /// `head·x + tail·x` carries `c` to about twice the lane precision.
 #[inline(always)]
-pub(crate) fn split<V: Vector>(c: f64, round: impl Fn(f64) -> f64) -> (V, V) {
+pub(crate) fn split(c: f64, round: fn(f64) -> f64) -> (f64, f64) {
     let hi = round(c);
-    (V::splat(hi), V::splat(c - hi))
+    (hi, c - hi)
 }
 
 /// The tanh-GELU constant `√(2/π)`.
