@@ -61,26 +61,53 @@ impl Neg for F64x4 {
     }
 }
 
-/// `m ? t : f` per lane for full-lane masks, as and/andnot/or: `vblendv*` measured
-/// ~25 cycles per register on this project's test machine (vs ~1 for the bit ops).
-#[inline(always)]
-unsafe fn blend_ps(m: __m256, t: __m256, f: __m256) -> __m256 {
-    // SAFETY: module invariant (AVX present and enabled in the entry).
-    unsafe { _mm256_or_ps(_mm256_and_ps(m, t), _mm256_andnot_ps(m, f)) }
+/// Hides from LLVM that `m` is a full-lane mask (an empty `asm` block, no instruction).
+///
+/// `vblendv*` measured ~25 cycles per register on this project's test machine (vs ~1 for
+/// the bit ops), and LLVM rewrites `(m & t) | (!m & f)` into `vblendv` whenever it can
+/// prove every lane of `m` is all-ones or all-zeros (any compare result). Behind this
+/// barrier it cannot, so the three bit ops stay. `#[inline]` with the same features as
+/// the entry, so it inlines there.
+#[target_feature(enable = "avx")]
+#[inline]
+unsafe fn opaque(m: __m256i) -> __m256i {
+    let mut m = m;
+    // SAFETY: an empty template with one register operand: no instruction is emitted, no
+    // memory, stack or flags are touched; `m` comes back unchanged.
+    unsafe {
+        core::arch::asm!("/* {0} */", inout(ymm_reg) m, options(pure, nomem, nostack, preserves_flags));
+    }
+    m
 }
 
-/// [`blend_ps`] for `f64` lanes.
+/// `m ? t : f` per lane for full-lane masks, as and/andnot/or (see [`opaque`]).
+#[inline(always)]
+unsafe fn blend_si(m: __m256i, t: __m256i, f: __m256i) -> __m256i {
+    // SAFETY: module invariant (AVX2 present and enabled in the entry).
+    unsafe {
+        let m = opaque(m);
+        _mm256_or_si256(_mm256_and_si256(m, t), _mm256_andnot_si256(m, f))
+    }
+}
+
+/// [`blend_si`] for `f32` lanes.
+#[inline(always)]
+unsafe fn blend_ps(m: __m256, t: __m256, f: __m256) -> __m256 {
+    // SAFETY: module invariant.
+    unsafe {
+        let m = _mm256_castsi256_ps(opaque(_mm256_castps_si256(m)));
+        _mm256_or_ps(_mm256_and_ps(m, t), _mm256_andnot_ps(m, f))
+    }
+}
+
+/// [`blend_si`] for `f64` lanes.
 #[inline(always)]
 unsafe fn blend_pd(m: __m256d, t: __m256d, f: __m256d) -> __m256d {
     // SAFETY: module invariant.
-    unsafe { _mm256_or_pd(_mm256_and_pd(m, t), _mm256_andnot_pd(m, f)) }
-}
-
-/// [`blend_ps`] for integer lanes.
-#[inline(always)]
-unsafe fn blend_si(m: __m256i, t: __m256i, f: __m256i) -> __m256i {
-    // SAFETY: module invariant.
-    unsafe { _mm256_or_si256(_mm256_and_si256(m, t), _mm256_andnot_si256(m, f)) }
+    unsafe {
+        let m = _mm256_castsi256_pd(opaque(_mm256_castpd_si256(m)));
+        _mm256_or_pd(_mm256_and_pd(m, t), _mm256_andnot_pd(m, f))
+    }
 }
 
 const NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
@@ -208,6 +235,38 @@ impl Vector for F32x8 {
     fn select(m: __m256, t: Self, f: Self) -> Self {
         // SAFETY: module invariant.
         F32x8(unsafe { blend_ps(m, t.0, f.0) })
+    }
+    #[inline(always)]
+    fn min(self, o: Self) -> Self {
+        // SAFETY: module invariant. `vminps` returns `o` when either is NaN or both are
+        // equal: exactly the trait's `select(self < o, self, o)`.
+        F32x8(unsafe { _mm256_min_ps(self.0, o.0) })
+    }
+    #[inline(always)]
+    fn max(self, o: Self) -> Self {
+        // SAFETY: as for min.
+        F32x8(unsafe { _mm256_max_ps(self.0, o.0) })
+    }
+    #[inline(always)]
+    fn ldexp_pos(self, n: Self) -> Self {
+        // SAFETY: module invariant.
+        unsafe {
+            let bits = _mm256_castps_si256(self.0);
+            let field = _mm256_srli_epi32::<23>(bits); // no sign bit: self > 0
+            let ni = _mm256_cvtps_epi32(n.0);
+            let e = _mm256_add_epi32(field, ni);
+            let r = _mm256_add_epi32(bits, _mm256_slli_epi32::<23>(ni));
+            // Underflow (e ≤ 0): +0.
+            let r = _mm256_and_si256(r, _mm256_cmpgt_epi32(e, _mm256_setzero_si256()));
+            // Overflow (e ≥ 255): r is garbage (maybe NaN or negative); vmaxps returns its
+            // second operand, +∞, for either. Elsewhere max(r, +0) = r, as r ≥ +0.
+            let over = _mm256_cmpgt_epi32(e, _mm256_set1_epi32(0xfe));
+            let inf = _mm256_and_si256(over, _mm256_set1_epi32(0x7f80_0000));
+            F32x8(_mm256_max_ps(
+                _mm256_castsi256_ps(r),
+                _mm256_castsi256_ps(inf),
+            ))
+        }
     }
     #[inline(always)]
     fn ldexp_ftz(self, n: Self) -> Self {
@@ -362,6 +421,16 @@ impl Vector for F64x4 {
     fn select(m: __m256d, t: Self, f: Self) -> Self {
         // SAFETY: module invariant.
         F64x4(unsafe { blend_pd(m, t.0, f.0) })
+    }
+    #[inline(always)]
+    fn min(self, o: Self) -> Self {
+        // SAFETY: module invariant; `vminpd` matches the trait's definition (see F32x8).
+        F64x4(unsafe { _mm256_min_pd(self.0, o.0) })
+    }
+    #[inline(always)]
+    fn max(self, o: Self) -> Self {
+        // SAFETY: as for min.
+        F64x4(unsafe { _mm256_max_pd(self.0, o.0) })
     }
     #[inline(always)]
     fn ldexp_ftz(self, n: Self) -> Self {

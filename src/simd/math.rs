@@ -24,54 +24,47 @@ pub(crate) fn horner<V: Vector>(x: V, c: &[f64]) -> V {
     acc
 }
 
-/// The reduced exponential of `x + lo` (`lo` a small tail of the argument, or zero):
-/// `e^(x+lo) = 2ⁿ·(1 + em)` with `em = expm1(r)`, `|r| ≲ ln2/2` (`x` clamped to
+/// The reduced exponential: `eˣ = 2ⁿ·(1 + em)` with `em = expm1(r)`, `|r| ≲ ln2/2` (`x` clamped to
 /// ±`EXP_CLAMP` first, so NaN is lost here: callers restore it). Returns `(n, r, r·q(r))`
 /// where `em = r + r·(r·q)`.
 #[inline(always)]
-fn exp_reduce<V: Vector>(x: V, lo: V) -> (V, V, V) {
+fn exp_reduce<V: Vector>(x: V) -> (V, V, V) {
     let c = V::E::EXP_CLAMP;
     let x = x.max(V::splat(-c)).min(V::splat(c));
     let n = (x * V::splat(LOG2_E)).round();
     // Cody–Waite: n·LN2_HI is exact, so r carries the reduction error of LN2_LO only.
     let r = n.mul_add(V::splat(-V::E::LN2_HI), x);
-    let r = n.mul_add(V::splat(-V::E::LN2_LO), r) + lo;
+    let r = n.mul_add(V::splat(-V::E::LN2_LO), r);
     let rq = r * horner(r, V::E::EXP_Q);
     (n, r, rq)
 }
 
-/// `(m, n)` with `e^(x+lo) = m·2ⁿ`, `m ∈ [0.7, 1.42]` (for `x` clamped to ±`EXP_CLAMP`).
+/// `(m, n)` with `eˣ = m·2ⁿ`, `m ∈ [0.7, 1.42]` (for `x` clamped to ±`EXP_CLAMP`).
 /// Callers fold other factors into `m` before scaling, so products like `x·eˣ` stay
 /// accurate where `eˣ` alone would already have underflowed.
 #[inline(always)]
-pub(crate) fn exp_parts_lo<V: Vector>(x: V, lo: V) -> (V, V) {
-    let (n, r, rq) = exp_reduce(x, lo);
+pub(crate) fn exp_parts<V: Vector>(x: V) -> (V, V) {
+    let (n, r, rq) = exp_reduce(x);
     // 1 + r + r²q as 1 + r·(1 + rq): one rounding at the end.
     let m = r.mul_add(rq + V::splat(1.0), V::splat(1.0));
     (m, n)
-}
-
-/// `(m, n)` with `eˣ = m·2ⁿ` (see [`exp_parts_lo`]).
-#[inline(always)]
-pub(crate) fn exp_parts<V: Vector>(x: V) -> (V, V) {
-    exp_parts_lo(x, V::splat(0.0))
 }
 
 /// `eˣ`.
 #[inline(always)]
 pub(crate) fn exp<V: Vector>(x: V) -> V {
     let (m, n) = exp_parts(x);
-    V::select(x.is_nan(), x, m.ldexp_ftz(n))
+    V::select(x.is_nan(), x, m.ldexp_pos(n))
 }
 
 /// `eˣ − 1` for `x ≤ 0` (and NaN); positive `x` is not supported.
 #[inline(always)]
 pub(crate) fn expm1_neg<V: Vector>(x: V) -> V {
     let xc = x.max(V::splat(V::E::EXPM1_FLOOR));
-    let (n, r, rq) = exp_reduce(xc, V::splat(0.0));
+    let (n, r, rq) = exp_reduce(xc);
     let em = r.mul_add(rq, r); // expm1(r), one rounding
                                // eˣ − 1 = 2ⁿ·em + (2ⁿ − 1); 2ⁿ − 1 is exact for the n here, one rounding at the end.
-    let s = V::splat(1.0).ldexp_ftz(n);
+    let s = V::splat(1.0).ldexp_pos(n);
     let y = s.mul_add(em, s - V::splat(1.0));
     V::select(x.is_nan(), x, y)
 }
@@ -102,7 +95,7 @@ pub(crate) fn tanh<V: Vector>(x: V) -> V {
     let a2 = a * a;
     let small = (a * a2).mul_add(horner(a2, V::E::TANH_T), a);
     let (m, n) = exp_parts(-(a.min(V::splat(V::E::TANH_ONE)) * V::splat(2.0)));
-    let t = m.ldexp_ftz(n);
+    let t = m.ldexp_pos(n);
     let large = V::splat(1.0) - (t + t) / (t + V::splat(1.0));
     let y = V::select(a.lt(V::splat(TANH_SMALL)), small, large);
     V::select(x.is_nan(), x, y.copysign(x))
@@ -120,14 +113,14 @@ const SIGMOID_ONE: f64 = 40.0;
 #[inline(always)]
 fn one_plus_exp_neg<V: Vector>(x: V) -> (V, V) {
     let (m, n) = exp_parts(-x);
-    (m + V::splat(1.0).ldexp_ftz(-n), n)
+    (m + V::splat(1.0).ldexp_pos(-n), n)
 }
 
 /// `1/(1 + e⁻ˣ)`: one division of a once-rounded sum (≤ ~1.6 ulps).
 #[inline(always)]
 pub(crate) fn sigmoid<V: Vector>(x: V) -> V {
     let (d, n) = one_plus_exp_neg(x.min(V::splat(SIGMOID_ONE)));
-    let y = (V::splat(1.0) / d).ldexp_ftz(-n);
+    let y = (V::splat(1.0) / d).ldexp_pos(-n);
     V::select(x.is_nan(), x, y)
 }
 
@@ -176,7 +169,7 @@ pub(crate) fn elu_family<V: Vector>(
 #[inline(always)]
 pub(crate) fn softplus<V: Vector>(x: V) -> V {
     let (m, n) = exp_parts(-x.abs());
-    let t = m.ldexp_ftz(n);
+    let t = m.ldexp_pos(n);
     let relu = V::select(x.gt(V::splat(0.0)), x, V::splat(0.0));
     let y = relu + log1p_unit(t);
     V::select(x.is_nan(), x, y)
@@ -187,7 +180,7 @@ pub(crate) fn softplus<V: Vector>(x: V) -> V {
 pub(crate) fn mish<V: Vector>(x: V) -> V {
     let big = V::splat(20.0); // beyond, tanh(softplus(x)) rounds to 1 in f32 and f64
     let (m, n) = exp_parts(x.min(big));
-    let e = m.ldexp_ftz(n);
+    let e = m.ldexp_pos(n);
     let two = V::splat(2.0);
     let e2 = e + two;
     let g = e2 / e.mul_add(e2, two);

@@ -139,6 +139,15 @@ pub(crate) trait Vector:
     /// to ±∞. Zero, subnormal, infinite and NaN `self` come back unchanged.
     fn ldexp_ftz(self, n: Self) -> Self;
 
+    /// [`ldexp_ftz`](Vector::ldexp_ftz) for `self` positive and normal (`2ⁿ`-scaled
+    /// parts of exponentials, reciprocals of sums ≥ 1): no sign, zero or special-value
+    /// handling, so backends can do it in fewer instructions. Other `self` give an
+    /// unspecified (but non-UB) value.
+    #[inline(always)]
+    fn ldexp_pos(self, n: Self) -> Self {
+        self.ldexp_ftz(n)
+    }
+
     /// An empty accumulator.
     fn acc_zero() -> Self::Acc;
     /// Adds the lanes into the accumulator (in `f64`).
