@@ -2,7 +2,7 @@
 //! activation epilogue.
 
 use crate::matrix::{Mat, MatMut, MatRef};
-use crate::paths::gemm;
+use crate::paths::{self, ForwardPath};
 use crate::{Activation, DenseError, Element};
 
 /// Checks the shapes of a call and returns `(M, N)`.
@@ -67,7 +67,14 @@ pub fn dense_forward<T: Element>(
 ) -> Result<Mat<T>, DenseError> {
     let (m, n) = check_shapes(&input, &kernel, bias)?;
     let mut out = Mat::try_zeros(m, n)?;
-    run(input, kernel, bias, act, out.as_mut_slice());
+    paths::run(
+        ForwardPath::Auto,
+        input,
+        kernel,
+        bias,
+        act,
+        out.as_mut_slice(),
+    );
     Ok(out)
 }
 
@@ -109,23 +116,35 @@ pub fn dense_forward_into<T: Element>(
             actual: (out.rows(), out.cols()),
         });
     }
-    run(input, kernel, bias, act, out.into_slice());
+    paths::run(
+        ForwardPath::Auto,
+        input,
+        kernel,
+        bias,
+        act,
+        out.into_slice(),
+    );
     Ok(())
 }
 
-/// The validated call: GEMM with the bias fused (`beta = 1` over a bias-filled output),
-/// then the activation over the output rows.
-fn run<T: Element>(
+/// [`dense_forward_into`] on a forced path (tests and benchmarks compare the paths; the
+/// public functions use [`ForwardPath::Auto`]). Any path takes any valid call.
+#[doc(hidden)]
+pub fn dense_forward_into_on<T: Element>(
+    path: ForwardPath,
     input: MatRef<'_, T>,
     kernel: MatRef<'_, T>,
     bias: Option<&[T]>,
     act: Activation,
-    out: &mut [T],
-) {
-    let n = kernel.cols();
-    if out.is_empty() {
-        return;
+    out: MatMut<'_, T>,
+) -> Result<(), DenseError> {
+    let (m, n) = check_shapes(&input, &kernel, bias)?;
+    if (out.rows(), out.cols()) != (m, n) {
+        return Err(DenseError::OutputShape {
+            expected: (m, n),
+            actual: (out.rows(), out.cols()),
+        });
     }
-    gemm::gemm_bias(input, kernel, bias, out);
-    crate::simd::apply(act, out, n);
+    paths::run(path, input, kernel, bias, act, out.into_slice());
+    Ok(())
 }

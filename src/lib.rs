@@ -47,6 +47,7 @@ mod element;
 mod error;
 mod forward;
 mod matrix;
+mod parallel;
 mod paths;
 pub mod reference;
 mod simd;
@@ -54,8 +55,12 @@ mod simd;
 pub use activation::{Activation, SELU_ALPHA, SELU_SCALE};
 pub use element::Element;
 pub use error::DenseError;
+#[doc(hidden)]
+pub use forward::dense_forward_into_on;
 pub use forward::{dense_forward, dense_forward_into};
 pub use matrix::{Mat, MatMut, MatRef};
+#[doc(hidden)]
+pub use paths::ForwardPath;
 #[doc(hidden)]
 pub use simd::{apply_activation_on, path_runs};
 pub use simd::{cpu_features, simd_path, CpuFeatures, SimdPath};

@@ -2,10 +2,11 @@
 //!
 //! matrixmultiply computes `C ← α·A·B + β·C` for arbitrary element strides of `A` and
 //! `B`, so row-major, strided and transposed views all go straight in, with no copy. The
-//! output is pre-filled with the broadcast bias and the GEMM runs with `β = 1`; without
-//! a bias it runs with `β = 0`, which matrixmultiply documents as "C need not be
-//! initialised": whatever `out` held (NaN included) never reaches the result.
+//! output block is pre-filled with the broadcast bias and the GEMM runs with `β = 1`;
+//! without a bias it runs with `β = 0`, which matrixmultiply documents as "C need not
+//! be initialised".
 
+use super::block::Block;
 use crate::matrix::MatRef;
 
 /// The per-type hook into matrixmultiply. Public in a private module: it seals
@@ -80,63 +81,50 @@ impl GemmOps for f64 {
     }
 }
 
-/// `out ← input·kernel + bias` (broadcast over rows), `out` row-major `M × N` with row
-/// stride `N`.
-///
-/// The views were validated when built (every offset they reach lies inside their
-/// slices, strides fit in `isize`), and the caller checked that
-/// `input.cols() == kernel.rows()`, `out.len() == M·N` and `bias.len() == N`.
-pub(crate) fn gemm_bias<T: crate::Element>(
+/// Row pieces start on multiples of this (matrixmultiply's register tiles are at most
+/// 8 rows tall for f32 and f64; 32 keeps whole `mc` slabs together).
+pub(crate) const ROW_ALIGN: usize = 32;
+
+/// Column pieces start on multiples of this (whole cache lines, whole register tiles).
+pub(crate) const COL_ALIGN: usize = 64;
+
+/// `block += input[rows, :]·kernel[:, cols]` (the block already holds the bias, or
+/// zeros when `has_bias` is false, in which case matrixmultiply runs with `β = 0` and
+/// does not read it).
+pub(crate) fn gemm_block<T: crate::Element>(
     input: MatRef<'_, T>,
     kernel: MatRef<'_, T>,
-    bias: Option<&[T]>,
-    out: &mut [T],
+    has_bias: bool,
+    block: &mut Block<'_, T>,
 ) {
-    let (m, k, n) = (input.rows(), input.cols(), kernel.cols());
-    debug_assert_eq!(kernel.rows(), k);
-    debug_assert_eq!(out.len(), m * n);
-    if m == 0 || n == 0 {
-        return;
-    }
-    let beta = match bias {
-        Some(b) => {
-            debug_assert_eq!(b.len(), n);
-            for row in out.chunks_exact_mut(n) {
-                row.copy_from_slice(b);
-            }
-            T::one()
-        }
-        None => T::zero(),
-    };
-    if k == 0 {
-        // An empty sum: the result is the bias (already written) or zero.
-        if bias.is_none() {
-            out.fill(T::zero());
-        }
+    let (rows, cols) = (block.rows.clone(), block.cols.clone());
+    let k = input.cols();
+    if rows.is_empty() || cols.is_empty() || k == 0 {
+        // An empty sum: the block keeps the bias (or zeros).
         return;
     }
     let (rsa, csa) = input.strides_isize();
     let (rsb, csb) = kernel.strides_isize();
-    // `n <= out.len() <= isize::MAX` because a slice never spans more than isize::MAX bytes.
-    let rsc = n as isize;
-    // SAFETY: `input` is an m×k view and `kernel` a k×n view whose every strided offset
-    // was checked against their slices when the views were built, and their strides fit
-    // in isize (MatRef's invariant). `out` is an exclusively borrowed slice of exactly
-    // m·n elements, written row-major with strides (n, 1): distinct elements never
-    // alias, and it cannot alias the shared borrows of `input`/`kernel`.
+    let beta = if has_bias { T::one() } else { T::zero() };
+    let rsc = block.ld() as isize;
+    // SAFETY: rows.start < M and cols.start < N name elements inside the validated views
+    // (every offset of which was checked against their slices, strides fitting isize).
+    // The sub-views `rows × k` and `k × cols` lie inside them; the block is this piece's
+    // exclusive part of the output (strides (ld, 1)), aliasing neither input (shared
+    // borrows) nor another block.
     unsafe {
         T::gemm(
-            m,
+            rows.len(),
             k,
-            n,
-            input.as_ptr(),
+            cols.len(),
+            input.as_ptr().offset(rows.start as isize * rsa),
             rsa,
             csa,
-            kernel.as_ptr(),
+            kernel.as_ptr().offset(cols.start as isize * csb),
             rsb,
             csb,
             beta,
-            out.as_mut_ptr(),
+            block.as_mut_ptr(),
             rsc,
             1,
         );

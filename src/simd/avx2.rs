@@ -6,6 +6,7 @@
 //! `avx2` and `fma` enabled and called only after `simd::detect` saw those features on
 //! this CPU.
 
+use super::gemv::{self, Skinny};
 use super::kernels;
 use super::vector::{max_ignoring_nan, Real, Vector, Widen};
 use super::SimdPath;
@@ -530,4 +531,40 @@ pub(crate) unsafe fn apply_f64(act: Activation, data: &mut [f64], cols: usize) {
     super::record_run(SimdPath::Avx2Fma);
     // SAFETY: this function's features are enabled, as the kernels require.
     unsafe { kernels::apply_f64::<F64x4>(act, data, cols) }
+}
+
+/// `out += x·w` for a skinny product with AVX2+FMA, `dot` choosing the kernel (see
+/// [`gemv`]).
+///
+/// # Safety
+/// The CPU supports `avx2` and `fma`; `s` describes valid, non-aliasing views (and `s.csx == 1` when `dot`).
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn skinny_f32(s: &Skinny<f32>, dot: bool) {
+    // SAFETY: this function's features are enabled, as the kernels require; the views
+    // are the caller's promise.
+    unsafe {
+        if dot {
+            gemv::dot::<F32x8>(s)
+        } else {
+            gemv::axpy::<F32x8>(s)
+        }
+    }
+}
+
+/// `out += x·w` for a skinny product with AVX2+FMA, `dot` choosing the kernel (see
+/// [`gemv`]).
+///
+/// # Safety
+/// The CPU supports `avx2` and `fma`; `s` describes valid, non-aliasing views (and `s.csx == 1` when `dot`).
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn skinny_f64(s: &Skinny<f64>, dot: bool) {
+    // SAFETY: this function's features are enabled, as the kernels require; the views
+    // are the caller's promise.
+    unsafe {
+        if dot {
+            gemv::dot::<F64x4>(s)
+        } else {
+            gemv::axpy::<F64x4>(s)
+        }
+    }
 }

@@ -6,6 +6,7 @@
 //! `avx512f` (plus `avx2`, `fma`) enabled and called only after `simd::detect` saw
 //! those features on this CPU.
 
+use super::gemv::{self, Skinny};
 use super::kernels;
 use super::vector::{max_ignoring_nan, Real, Vector, Widen};
 use super::SimdPath;
@@ -415,4 +416,40 @@ pub(crate) unsafe fn apply_f64(act: Activation, data: &mut [f64], cols: usize) {
     super::record_run(SimdPath::Avx512);
     // SAFETY: this function's features are enabled, as the kernels require.
     unsafe { kernels::apply_f64::<F64x8>(act, data, cols) }
+}
+
+/// `out += x·w` for a skinny product with AVX-512, `dot` choosing the kernel (see
+/// [`gemv`]).
+///
+/// # Safety
+/// The CPU supports `avx512f`, `avx2` and `fma`; `s` describes valid, non-aliasing views (and `s.csx == 1` when `dot`).
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub(crate) unsafe fn skinny_f32(s: &Skinny<f32>, dot: bool) {
+    // SAFETY: this function's features are enabled, as the kernels require; the views
+    // are the caller's promise.
+    unsafe {
+        if dot {
+            gemv::dot::<F32x16>(s)
+        } else {
+            gemv::axpy::<F32x16>(s)
+        }
+    }
+}
+
+/// `out += x·w` for a skinny product with AVX-512, `dot` choosing the kernel (see
+/// [`gemv`]).
+///
+/// # Safety
+/// The CPU supports `avx512f`, `avx2` and `fma`; `s` describes valid, non-aliasing views (and `s.csx == 1` when `dot`).
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub(crate) unsafe fn skinny_f64(s: &Skinny<f64>, dot: bool) {
+    // SAFETY: this function's features are enabled, as the kernels require; the views
+    // are the caller's promise.
+    unsafe {
+        if dot {
+            gemv::dot::<F64x8>(s)
+        } else {
+            gemv::axpy::<F64x8>(s)
+        }
+    }
 }

@@ -20,12 +20,14 @@ mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 mod coeffs;
+mod gemv;
 mod kernels;
 mod math;
 mod portable;
 mod vector;
 
 use crate::Activation;
+pub use gemv::Skinny;
 use std::cell::Cell;
 use std::fmt;
 use std::sync::OnceLock;
@@ -198,9 +200,32 @@ pub trait Lanes: Sized {
     /// nothing done) if the CPU lacks the path.
     #[doc(hidden)]
     fn apply_on(path: SimdPath, act: Activation, data: &mut [Self], cols: usize) -> bool;
+
+    /// `out += x·w` for a skinny product on the process's path ([`simd_path`]), with
+    /// the `dot` or the `axpy` kernel.
+    ///
+    /// # Safety
+    /// `s` describes valid views for its extents, `out` aliasing neither input, and
+    /// `s.csx == 1` when `dot`.
+    #[doc(hidden)]
+    unsafe fn skinny(s: &Skinny<Self>, dot: bool);
 }
 
 impl Lanes for f32 {
+    unsafe fn skinny(s: &Skinny<f32>, dot: bool) {
+        match simd_path() {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `simd_path` only returns paths this CPU has; the views are the
+            // caller's promise.
+            SimdPath::Avx512 => unsafe { avx512::skinny_f32(s, dot) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            SimdPath::Avx2Fma => unsafe { avx2::skinny_f32(s, dot) },
+            // SAFETY: the views are the caller's promise.
+            _ => unsafe { portable::skinny_f32(s, dot) },
+        }
+    }
+
     fn apply_on(path: SimdPath, act: Activation, data: &mut [f32], cols: usize) -> bool {
         if !path.is_available() {
             return false;
@@ -219,6 +244,20 @@ impl Lanes for f32 {
 }
 
 impl Lanes for f64 {
+    unsafe fn skinny(s: &Skinny<f64>, dot: bool) {
+        match simd_path() {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `simd_path` only returns paths this CPU has; the views are the
+            // caller's promise.
+            SimdPath::Avx512 => unsafe { avx512::skinny_f64(s, dot) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            SimdPath::Avx2Fma => unsafe { avx2::skinny_f64(s, dot) },
+            // SAFETY: the views are the caller's promise.
+            _ => unsafe { portable::skinny_f64(s, dot) },
+        }
+    }
+
     fn apply_on(path: SimdPath, act: Activation, data: &mut [f64], cols: usize) -> bool {
         if !path.is_available() {
             return false;

@@ -3,6 +3,7 @@
 //! build, where `mul_add` is an unfused multiply and add). The bit-level exponent
 //! scaling and the ragged tail go through small arrays.
 
+use super::gemv::{self, Skinny};
 use super::kernels;
 use super::vector::{ldexp_ftz_f32, ldexp_ftz_f64, max_ignoring_nan, Vector, Widen};
 use super::SimdPath;
@@ -252,4 +253,38 @@ pub(crate) fn apply_f64(act: Activation, data: &mut [f64], cols: usize) {
     super::record_run(SimdPath::Portable);
     // SAFETY: the portable backend needs no CPU feature beyond the build's.
     unsafe { kernels::apply_f64::<P64>(act, data, cols) }
+}
+
+/// `out += x·w` for a skinny product with the portable kernels, `dot` choosing the kernel (see
+/// [`gemv`]).
+///
+/// # Safety
+/// None beyond the build's target; `s` describes valid, non-aliasing views (and `s.csx == 1` when `dot`).
+pub(crate) unsafe fn skinny_f32(s: &Skinny<f32>, dot: bool) {
+    // SAFETY: this function's features are enabled, as the kernels require; the views
+    // are the caller's promise.
+    unsafe {
+        if dot {
+            gemv::dot::<P32>(s)
+        } else {
+            gemv::axpy::<P32>(s)
+        }
+    }
+}
+
+/// `out += x·w` for a skinny product with the portable kernels, `dot` choosing the kernel (see
+/// [`gemv`]).
+///
+/// # Safety
+/// None beyond the build's target; `s` describes valid, non-aliasing views (and `s.csx == 1` when `dot`).
+pub(crate) unsafe fn skinny_f64(s: &Skinny<f64>, dot: bool) {
+    // SAFETY: this function's features are enabled, as the kernels require; the views
+    // are the caller's promise.
+    unsafe {
+        if dot {
+            gemv::dot::<P64>(s)
+        } else {
+            gemv::axpy::<P64>(s)
+        }
+    }
 }

@@ -32,6 +32,8 @@ pub(crate) trait Real: Copy + PartialOrd + 'static {
     const MAX: f64;
     /// Exact conversion to `f64`.
     fn to_f64(self) -> f64;
+    /// Rounding conversion from `f64`.
+    fn from_f64(x: f64) -> Self;
 }
 
 impl Real for f32 {
@@ -49,6 +51,10 @@ impl Real for f32 {
     fn to_f64(self) -> f64 {
         f64::from(self)
     }
+    #[inline(always)]
+    fn from_f64(x: f64) -> Self {
+        x as f32
+    }
 }
 
 impl Real for f64 {
@@ -65,6 +71,10 @@ impl Real for f64 {
     #[inline(always)]
     fn to_f64(self) -> f64 {
         self
+    }
+    #[inline(always)]
+    fn from_f64(x: f64) -> Self {
+        x
     }
 }
 

@@ -1,0 +1,300 @@
+//! The skinny-product microkernels (small `M`): `out += x·w` streaming the weight matrix
+//! once, with no packing, written once against [`Vector`] and instantiated per backend.
+//!
+//! Two kernels, one per weight layout:
+//! - [`axpy`] for a weight whose rows (`k`) are contiguous over `n` (Keras `(in, units)`
+//!   row-major): `out[i, :] += Σₚ x[i, p]·w[p, :]`, four weight rows at a time, the
+//!   output block kept in L1.
+//! - [`dot`] for a weight whose columns (`n`) are contiguous over `k` (PyTorch
+//!   `(units, in)` row-major, seen transposed): `out[i, j] += x[i, :]·w[:, j]`, 2 rows of
+//!   `x` × 4 weight columns of vector accumulators, summed across lanes at the end.
+//!
+//! Both touch each output element's K-sum in an order fixed by `k` alone, so splitting
+//! `n` or `m` across threads never changes a result bit.
+
+// Register tiles are indexed [row][column] by constant-bound loops the compiler unrolls
+// into registers; index loops say that more plainly than iterator chains.
+#![allow(clippy::needless_range_loop)]
+
+use super::vector::{Real, Vector};
+
+/// A skinny product over raw, already validated views: `out += x·w`.
+///
+/// `x(i, p)` is at `x + i·rsx + p·csx`; `out(i, j)` at `out + i·ldo + j`. For [`axpy`]
+/// `w(p, j)` is at `w + p·ldw + j`; for [`dot`] at `w + j·ldw + p` (and `csx == 1`).
+#[derive(Clone, Copy)]
+pub struct Skinny<T> {
+    /// Rows of `x` and `out`.
+    pub m: usize,
+    /// The inner dimension.
+    pub k: usize,
+    /// Columns of `out`.
+    pub n: usize,
+    /// `x`'s first element.
+    pub x: *const T,
+    /// `x`'s row stride, in elements.
+    pub rsx: isize,
+    /// `x`'s column stride, in elements.
+    pub csx: isize,
+    /// `w`'s first element.
+    pub w: *const T,
+    /// The stride of `w`'s contiguous lines, in elements.
+    pub ldw: isize,
+    /// `out`'s first element.
+    pub out: *mut T,
+    /// `out`'s row stride, in elements.
+    pub ldo: isize,
+}
+
+// SAFETY: a `Skinny` is only a description of views; whoever runs it from several
+// threads hands each thread disjoint output columns or rows (see `paths::skinny`), and
+// the inputs are only read. `T` is `f32` or `f64`, which are `Send + Sync`.
+unsafe impl<T: Sync> Send for Skinny<T> {}
+// SAFETY: as for `Send`.
+unsafe impl<T: Sync> Sync for Skinny<T> {}
+
+impl<T> Skinny<T> {
+    /// The columns `j0..j0 + n` of the product (for the axpy layout when `dot` is false).
+    ///
+    /// # Safety
+    /// `j0 + n` is at most `self.n`.
+    pub unsafe fn columns(mut self, j0: usize, n: usize, dot: bool) -> Self {
+        // SAFETY: the offsets stay inside the views (the caller's bound); they fit in
+        // isize because the views' offsets were checked when built.
+        unsafe {
+            self.w = if dot {
+                self.w.offset(j0 as isize * self.ldw)
+            } else {
+                self.w.add(j0)
+            };
+            self.out = self.out.add(j0);
+        }
+        self.n = n;
+        self
+    }
+}
+
+/// Weight rows taken together by [`axpy`].
+const KU: usize = 4;
+
+/// The width of an [`axpy`] column block: the `KU` weight row pieces and the `m` output
+/// row pieces fit in 24 KiB (within every x86 L1D), so all row groups after the first
+/// reuse them from L1.
+fn block_cols<V: Vector>(m: usize, n: usize) -> usize {
+    let elems = 24 * 1024 / core::mem::size_of::<V::E>();
+    let nb = (elems / (KU + m)) / V::LANES * V::LANES;
+    nb.max(V::LANES).min(n)
+}
+
+/// `out += x·w` for the row-contiguous weight layout.
+///
+/// # Safety
+/// Inside the backend's entry; `s` describes views valid for its `m × k`, `k × n` and
+/// `m × n` extents, `out` aliasing neither input.
+#[inline(always)]
+pub(crate) unsafe fn axpy<V: Vector>(s: &Skinny<V::E>) {
+    let nb = block_cols::<V>(s.m, s.n);
+    let mut j0 = 0;
+    while j0 < s.n {
+        let jn = nb.min(s.n - j0);
+        let mut p = 0;
+        while p + KU <= s.k {
+            // SAFETY: rows i..i+R, weight rows p..p+KU, columns j0..j0+jn are in range.
+            unsafe { axpy_rows::<V, KU>(s, p, j0, jn) };
+            p += KU;
+        }
+        while p < s.k {
+            // SAFETY: as above, one weight row.
+            unsafe { axpy_rows::<V, 1>(s, p, j0, jn) };
+            p += 1;
+        }
+        j0 += jn;
+    }
+}
+
+/// Every row of `out`, over weight rows `p..p+KK` and columns `j0..j0+jn`: row pairs,
+/// then the odd row.
+#[inline(always)]
+unsafe fn axpy_rows<V: Vector, const KK: usize>(s: &Skinny<V::E>, p: usize, j0: usize, jn: usize) {
+    let mut i = 0;
+    while i + 2 <= s.m {
+        // SAFETY: forwarded; rows i, i+1 exist.
+        unsafe { axpy_tile::<V, 2, KK>(s, i, p, j0, jn) };
+        i += 2;
+    }
+    if i < s.m {
+        // SAFETY: forwarded; row i exists.
+        unsafe { axpy_tile::<V, 1, KK>(s, i, p, j0, jn) };
+    }
+}
+
+/// Rows `i..i+R` of `out` += `x[i.., p..p+KK]·w[p..p+KK, j0..j0+jn]`, the `R·KK` values
+/// of `x` held broadcast in registers across the column sweep.
+#[inline(always)]
+unsafe fn axpy_tile<V: Vector, const R: usize, const KK: usize>(
+    s: &Skinny<V::E>,
+    i: usize,
+    p: usize,
+    j0: usize,
+    jn: usize,
+) {
+    let zero = V::splat(0.0);
+    let mut xb = [[zero; KK]; R];
+    let mut orow = [s.out; R];
+    let mut wrow = [s.w; KK];
+    // SAFETY: every offset names an element inside the views (caller's bounds).
+    unsafe {
+        for r in 0..R {
+            for q in 0..KK {
+                let xv =
+                    *s.x.offset((i + r) as isize * s.rsx + (p + q) as isize * s.csx);
+                xb[r][q] = V::splat(xv.to_f64());
+            }
+            orow[r] = s.out.offset((i + r) as isize * s.ldo);
+        }
+        for (q, w) in wrow.iter_mut().enumerate() {
+            *w = s.w.offset((p + q) as isize * s.ldw);
+        }
+    }
+    let end = j0 + jn;
+    let mut j = j0;
+    while j + V::LANES <= end {
+        // SAFETY: columns j..j+LANES are inside the block.
+        unsafe {
+            let mut wv = [zero; KK];
+            for q in 0..KK {
+                wv[q] = V::load(wrow[q].add(j));
+            }
+            for r in 0..R {
+                let o = orow[r].add(j);
+                let mut acc = V::load(o);
+                for q in 0..KK {
+                    acc = xb[r][q].mul_add(wv[q], acc);
+                }
+                acc.store(o);
+            }
+        }
+        j += V::LANES;
+    }
+    if j < end {
+        let t = end - j;
+        // SAFETY: the t < LANES columns j..end are inside the block; masked lanes are
+        // neither read nor written.
+        unsafe {
+            let mut wv = [zero; KK];
+            for q in 0..KK {
+                wv[q] = V::load_part(wrow[q].add(j), t, zero);
+            }
+            for r in 0..R {
+                let o = orow[r].add(j);
+                let mut acc = V::load_part(o, t, zero);
+                for q in 0..KK {
+                    acc = xb[r][q].mul_add(wv[q], acc);
+                }
+                acc.store_part(o, t);
+            }
+        }
+    }
+}
+
+/// `out += x·w` for the column-contiguous weight layout (`csx == 1`).
+///
+/// # Safety
+/// As [`axpy`], and `s.csx == 1`.
+#[inline(always)]
+pub(crate) unsafe fn dot<V: Vector>(s: &Skinny<V::E>) {
+    debug_assert!(s.csx == 1 || s.k <= 1);
+    let mut j = 0;
+    while j + 4 <= s.n {
+        // SAFETY: columns j..j+4 exist.
+        unsafe { dot_cols::<V, 4>(s, j) };
+        j += 4;
+    }
+    while j < s.n {
+        // SAFETY: column j exists.
+        unsafe { dot_cols::<V, 1>(s, j) };
+        j += 1;
+    }
+}
+
+/// Columns `j..j+C` for every row: row pairs, then the odd row.
+#[inline(always)]
+unsafe fn dot_cols<V: Vector, const C: usize>(s: &Skinny<V::E>, j: usize) {
+    let mut i = 0;
+    while i + 2 <= s.m {
+        // SAFETY: forwarded; rows i, i+1 exist.
+        unsafe { dot_tile::<V, 2, C>(s, i, j) };
+        i += 2;
+    }
+    if i < s.m {
+        // SAFETY: forwarded; row i exists.
+        unsafe { dot_tile::<V, 1, C>(s, i, j) };
+    }
+}
+
+/// `out[i..i+R, j..j+C] += x[i..i+R, :]·w[:, j..j+C]`: `R·C` vector accumulators over
+/// `k`, each summed across its lanes (in `f64`) and added to `out` with one rounding.
+#[inline(always)]
+unsafe fn dot_tile<V: Vector, const R: usize, const C: usize>(
+    s: &Skinny<V::E>,
+    i: usize,
+    j: usize,
+) {
+    let zero = V::splat(0.0);
+    let mut acc = [[zero; C]; R];
+    let mut xrow = [s.x; R];
+    let mut wcol = [s.w; C];
+    // SAFETY: rows i..i+R of x and columns j..j+C of w exist (caller's bounds).
+    unsafe {
+        for (r, x) in xrow.iter_mut().enumerate() {
+            *x = s.x.offset((i + r) as isize * s.rsx);
+        }
+        for (c, w) in wcol.iter_mut().enumerate() {
+            *w = s.w.offset((j + c) as isize * s.ldw);
+        }
+    }
+    let mut p = 0;
+    while p + V::LANES <= s.k {
+        // SAFETY: elements p..p+LANES of each row/column exist.
+        unsafe {
+            let mut wv = [zero; C];
+            for c in 0..C {
+                wv[c] = V::load(wcol[c].add(p));
+            }
+            for r in 0..R {
+                let xv = V::load(xrow[r].add(p));
+                for c in 0..C {
+                    acc[r][c] = xv.mul_add(wv[c], acc[r][c]);
+                }
+            }
+        }
+        p += V::LANES;
+    }
+    if p < s.k {
+        let t = s.k - p;
+        // SAFETY: the t < LANES elements p..k exist; masked lanes are not read and
+        // filled with zero, so they add 0·0.
+        unsafe {
+            let mut wv = [zero; C];
+            for c in 0..C {
+                wv[c] = V::load_part(wcol[c].add(p), t, zero);
+            }
+            for r in 0..R {
+                let xv = V::load_part(xrow[r].add(p), t, zero);
+                for c in 0..C {
+                    acc[r][c] = xv.mul_add(wv[c], acc[r][c]);
+                }
+            }
+        }
+    }
+    for r in 0..R {
+        for c in 0..C {
+            // SAFETY: out(i+r, j+c) exists; the entry's features are enabled.
+            unsafe {
+                let o = s.out.offset((i + r) as isize * s.ldo).add(j + c);
+                let sum = V::acc_total(V::acc_add(V::acc_zero(), acc[r][c]));
+                *o = V::E::from_f64((*o).to_f64() + sum);
+            }
+        }
+    }
+}
