@@ -9,7 +9,9 @@
 //!   column-contiguous ones); threads split the columns.
 //! - **gemm**: matrixmultiply's packed GEMM; threads split rows or columns.
 //!
-//! Every path fills the output with the bias first and accumulates onto it; the
+//! Every path starts each output element from its bias (the GEMM from a bias-filled
+//! output with `β = 1`, the skinny kernels by loading the bias into their first
+//! accumulators) and accumulates the K-sum onto it; the
 //! element-wise activation then runs on each thread's own block while it is still in
 //! cache (row-wise ones, softmax & co., once the whole rows exist). Threads never split
 //! `K`, and the path depends on the shape and layout only, never on the thread count,
@@ -138,13 +140,15 @@ pub(crate) fn run<T: Element>(
         // SAFETY: `split` gives the pieces disjoint ranges of rows (or of columns), so
         // no two blocks overlap.
         let mut block = unsafe { shared.block(rows, cols) };
-        block.fill_bias(bias);
         match path {
-            ForwardPath::Gemm => gemm::gemm_block(input, kernel, bias.is_some(), &mut block),
-            _ => skinny::run_block(input, kernel, lay, &mut block),
+            ForwardPath::Gemm => {
+                block.fill_bias(bias);
+                gemm::gemm_block(input, kernel, bias.is_some(), &mut block)
+            }
+            _ => skinny::run_block(input, kernel, bias, lay, &mut block),
         }
         if elementwise {
-            block.for_rows(|row| crate::simd::apply(act, row, row.len()));
+            block.apply_elementwise(act);
         }
     });
     if act.is_row_wise() {

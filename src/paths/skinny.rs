@@ -12,17 +12,26 @@ use crate::Element;
 /// output, and of the weight rows the axpy kernel streams).
 pub(crate) const COL_ALIGN: usize = 64;
 
-/// `block += input[rows, :]·kernel[:, cols]` for the block's rows and columns.
+/// `block ← bias + input[rows, :]·kernel[:, cols]` for the block's rows and columns
+/// (whatever the block held is overwritten, never read).
 pub(crate) fn run_block<T: Element>(
     input: MatRef<'_, T>,
     kernel: MatRef<'_, T>,
+    bias: Option<&[T]>,
     layout: Layout,
     block: &mut Block<'_, T>,
 ) {
     let (rows, cols) = (block.rows.clone(), block.cols.clone());
     let k = input.cols();
-    if rows.is_empty() || cols.is_empty() || k == 0 {
+    if rows.is_empty() || cols.is_empty() {
         return;
+    }
+    if k == 0 || layout == Layout::Other {
+        // The plain loop accumulates onto the bias; an empty sum is the bias.
+        block.fill_bias(bias);
+        if k == 0 {
+            return;
+        }
     }
     let (rsx, csx) = input.strides_isize();
     let (rsw, csw) = kernel.strides_isize();
@@ -50,9 +59,11 @@ pub(crate) fn run_block<T: Element>(
                 ldw: if dot { csw } else { rsw },
                 out,
                 ldo,
+                bias: bias.map_or(core::ptr::null(), |b| b[cols.clone()].as_ptr()),
             };
-            // SAFETY: `s` describes sub-views of validated views and the exclusively
-            // owned output block (which aliases neither input: they are shared borrows
+            // SAFETY: `s` describes sub-views of validated views, the bias columns of the
+            // block (N elements checked by the caller) and the exclusively owned output
+            // block (which aliases neither input: they are shared borrows
             // while `out` is a unique one). For `Rows` the kernel's column stride is 1
             // (or it has one column); for `Cols` its row stride and the input's column
             // stride are 1 (or `k` is 1), as `layout` checked.
