@@ -88,6 +88,10 @@ pub(crate) const ROW_ALIGN: usize = 32;
 /// Column pieces start on multiples of this (whole cache lines, whole register tiles).
 pub(crate) const COL_ALIGN: usize = 64;
 
+/// The column chunk one GEMM call (and its epilogue) covers: matrixmultiply's `nc` for
+/// sgemm and dgemm (1024 in 0.3.11), so chunking adds no packing of its own.
+pub(crate) const CHUNK_COLS: usize = 1024;
+
 /// `block += input[rows, :]·kernel[:, cols]` (the block already holds the bias, or
 /// zeros when `has_bias` is false, in which case matrixmultiply runs with `β = 0` and
 /// does not read it).

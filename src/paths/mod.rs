@@ -46,11 +46,21 @@ pub enum ForwardPath {
 /// 32×4×7 is ~900, and a rayon hand-off alone costs about as much as 20 000 here.
 pub(crate) const TINY_MAX_MACS: usize = 1 << 14;
 
-/// Up to this many rows, the skinny kernels beat matrixmultiply: they read the weight
-/// once and pack nothing, while sgemm packs all of `K×N` per call. Measured on the
-/// project's machine (AVX2, f32, `cargo bench --bench paths`): at M = 8, K = N = 4096
-/// skinny ran ~1.6× sgemm, at M = 16 ~1.1×, at M = 32 sgemm led.
+/// Up to this many rows, the skinny kernels beat matrixmultiply at any weight size:
+/// they read the weight once and pack nothing, while sgemm packs all of `K×N` per call.
 pub(crate) const SKINNY_MAX_M: usize = 16;
+
+/// Up to this many rows, the skinny kernels still win when the weight is too large for
+/// the caches ([`SKINNY_BIG_WEIGHT`] elements or more): sgemm's packing pass then costs
+/// a second trip through memory.
+pub(crate) const SKINNY_MAX_M_BIG: usize = 32;
+
+/// A weight with this many elements or more (16 MiB of `f32`) streams from memory.
+pub(crate) const SKINNY_BIG_WEIGHT: usize = 1 << 22;
+
+// Measured (f32, one thread, AVX2, `cargo bench --bench paths`, GFLOP/s skinny vs
+// sgemm): M=8, K=N=4096: 28 vs 14 (Keras layout), 33 vs 19 (PyTorch layout);
+// M=16: 31 vs 18, 41 vs 34; M=32: 39 vs 27, 43 vs 37; but M=32, K=N=512: 35 vs 55.
 
 /// The weight layouts the skinny kernels take.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,7 +92,10 @@ pub(crate) fn choose(m: usize, k: usize, n: usize, layout: Layout) -> ForwardPat
     let macs = m.saturating_mul(k).saturating_mul(n);
     if macs <= TINY_MAX_MACS {
         ForwardPath::Tiny
-    } else if m <= SKINNY_MAX_M && layout != Layout::Other {
+    } else if layout != Layout::Other
+        && (m <= SKINNY_MAX_M
+            || (m <= SKINNY_MAX_M_BIG && k.saturating_mul(n) >= SKINNY_BIG_WEIGHT))
+    {
         ForwardPath::Skinny
     } else {
         ForwardPath::Gemm
@@ -112,11 +125,21 @@ pub(crate) fn run<T: Element>(
     let macs = (m as u64).saturating_mul(k as u64).saturating_mul(n as u64);
     // (pieces, split rows (else columns), alignment of a piece's start)
     let (pieces, by_rows, align) = match path {
-        ForwardPath::Skinny => (
-            parallel::pieces(macs, n.div_ceil(skinny::COL_ALIGN)),
-            false,
-            skinny::COL_ALIGN,
-        ),
+        ForwardPath::Skinny => {
+            // Weights that stay in cache: each piece takes whole row pairs and reads all
+            // of the weight (measured 2 threads vs 1: 16×512×512 1.48× by rows, 0.68×
+            // by columns; 8×1024×1024 1.35× vs 1.05×). Weights streamed from memory are
+            // read once: each piece takes a column range (1×4096×4096: 1.45×).
+            if m >= 4 && k.saturating_mul(n) < SKINNY_BIG_WEIGHT {
+                (parallel::pieces(macs, m / 2), true, 2)
+            } else {
+                (
+                    parallel::pieces(macs, n.div_ceil(skinny::COL_ALIGN)),
+                    false,
+                    skinny::COL_ALIGN,
+                )
+            }
+        }
         ForwardPath::Gemm => {
             // Split the operand whose repacking is cheaper: row pieces each pack all of
             // the kernel (K·N), column pieces each pack all of the input (M·K).
@@ -137,18 +160,31 @@ pub(crate) fn run<T: Element>(
         } else {
             (0..m, parallel::split(n, pieces, p, align))
         };
-        // SAFETY: `split` gives the pieces disjoint ranges of rows (or of columns), so
-        // no two blocks overlap.
-        let mut block = unsafe { shared.block(rows, cols) };
-        match path {
-            ForwardPath::Gemm => {
+        if path == ForwardPath::Gemm {
+            // The piece in column chunks of matrixmultiply's own `nc` (so no extra
+            // packing): each chunk's bias fill, GEMM and epilogue run back to back,
+            // the chunk still in cache for the last two.
+            let mut c0 = cols.start;
+            while c0 < cols.end {
+                let c1 = (c0 + gemm::CHUNK_COLS).min(cols.end);
+                // SAFETY: `split` gives the pieces disjoint ranges of rows (or of
+                // columns), and a piece's chunks are disjoint and used one at a time.
+                let mut block = unsafe { shared.block(rows.clone(), c0..c1) };
                 block.fill_bias(bias);
-                gemm::gemm_block(input, kernel, bias.is_some(), &mut block)
+                gemm::gemm_block(input, kernel, bias.is_some(), &mut block);
+                if elementwise {
+                    block.apply_elementwise(act);
+                }
+                c0 = c1;
             }
-            _ => skinny::run_block(input, kernel, bias, lay, &mut block),
-        }
-        if elementwise {
-            block.apply_elementwise(act);
+        } else {
+            // SAFETY: `split` gives the pieces disjoint ranges of rows (or of columns),
+            // so no two blocks overlap.
+            let mut block = unsafe { shared.block(rows, cols) };
+            skinny::run_block(input, kernel, bias, lay, &mut block);
+            if elementwise {
+                block.apply_elementwise(act);
+            }
         }
     });
     if act.is_row_wise() {
