@@ -1,5 +1,6 @@
-//! `dense_forward`: validates the call, runs the GEMM with the bias fused, then the
-//! activation epilogue.
+//! `dense_forward`: validates the call and hands it to `paths`, which picks the path
+//! for the shape (tiny, skinny/GEMV or GEMM), fuses the bias and runs the activation
+//! epilogue per output block.
 
 use crate::matrix::{Mat, MatMut, MatRef};
 use crate::paths::{self, ForwardPath};

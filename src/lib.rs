@@ -7,8 +7,12 @@
 //! - Inputs are [`MatRef`] views: row-major, strided or transposed ([`MatRef::t`]), so a
 //!   Keras `(in, units)` kernel and a PyTorch `(units, in)` weight both go in without a
 //!   copy.
-//! - The GEMM is matrixmultiply's blocked kernel; the bias is fused into it (the output
-//!   is pre-filled with the bias and the GEMM accumulates onto it).
+//! - The path is chosen from the shape: tiny problems run inline, small batches (GEMV,
+//!   `M ≤ 16`) stream the weight once through our own kernels for both weight layouts,
+//!   the rest runs matrixmultiply's blocked GEMM in column chunks with the bias fused
+//!   (pre-filled, `β = 1`) and the activation applied to each chunk while it is hot.
+//! - Work is split over `M` or `N` (never `K`) on the caller's rayon pool, so results
+//!   are bitwise the same for any thread count.
 //! - Every shape-keeping Keras 3 activation ([`Activation`]), with Keras's definitions,
 //!   names ([`std::str::FromStr`]) and defaults.
 //! - Bad input is an error ([`DenseError`]), never a panic.
