@@ -6,7 +6,7 @@
 //! `cargo bench --bench activations`; a subset: `cargo bench --bench activations -- sigmoid`.
 //!
 //! A second group measures what each activation costs inside `dense_forward` at
-//! 256×1024×4096 (f32, one thread), against `linear`.
+//! 256×1024×4096 (f32, one thread: a one-thread rayon pool), against `linear`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use dense_kernel::{
@@ -122,6 +122,11 @@ fn fused(c: &mut Criterion) {
     };
     let (x, w, bias) = (data(m * k, 1), data(k * n, 2), data(n, 3));
     let mut out = vec![0.0f32; m * n];
+    // One thread, as the epilogue's cost is judged against one thread's GEMM.
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
     let mut g = c.benchmark_group(format!("fused_f32_{m}x{k}x{n}"));
     g.throughput(Throughput::Elements((2 * m * k * n) as u64));
     g.sample_size(10);
@@ -134,15 +139,17 @@ fn fused(c: &mut Criterion) {
         Activation::Tanh,
     ] {
         g.bench_function(BenchmarkId::new("dense_forward", act), |b| {
-            b.iter(|| {
-                dense_forward_into(
-                    MatRef::from_slice(black_box(&x), m, k).unwrap(),
-                    MatRef::from_slice(&w, k, n).unwrap(),
-                    Some(&bias),
-                    act,
-                    MatMut::from_slice(&mut out, m, n).unwrap(),
-                )
-                .unwrap()
+            one.install(|| {
+                b.iter(|| {
+                    dense_forward_into(
+                        MatRef::from_slice(black_box(&x), m, k).unwrap(),
+                        MatRef::from_slice(&w, k, n).unwrap(),
+                        Some(&bias),
+                        act,
+                        MatMut::from_slice(&mut out, m, n).unwrap(),
+                    )
+                    .unwrap()
+                })
             })
         });
     }

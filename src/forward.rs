@@ -110,22 +110,7 @@ pub fn dense_forward_into<T: Element>(
     act: Activation,
     out: MatMut<'_, T>,
 ) -> Result<(), DenseError> {
-    let (m, n) = check_shapes(&input, &kernel, bias)?;
-    if (out.rows(), out.cols()) != (m, n) {
-        return Err(DenseError::OutputShape {
-            expected: (m, n),
-            actual: (out.rows(), out.cols()),
-        });
-    }
-    paths::run(
-        ForwardPath::Auto,
-        input,
-        kernel,
-        bias,
-        act,
-        out.into_slice(),
-    );
-    Ok(())
+    dense_forward_into_on(ForwardPath::Auto, input, kernel, bias, act, out)
 }
 
 /// [`dense_forward_into`] on a forced path (tests and benchmarks compare the paths; the
