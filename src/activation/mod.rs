@@ -94,7 +94,7 @@ pub const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
 /// | tanh, elu, selu, celu | 2 | odd polynomial / `1 − 2t/(1 + t)`; expm1 |
 /// | gelu | 2 | `erfc` through one polynomial of `(t − 3)/(t + 3)`, in `f64` lanes |
 /// | gelu(approximate=True) | 3 | `x/(1 + e^(−2u))` in `f64` lanes |
-/// | softplus, log_sigmoid, mish | 4 | `log1p` with the sum's rounding compensated; `x·N/(N + 2)` |
+/// | softplus, log_sigmoid, mish | 4 | `log1p` with the sum's rounding compensated; `x·N/(N + 2)` (in `f64` lanes for `f32` mish) |
 /// | softsign, squareplus, tanh_shrink | 1 | `f64` lanes, rounded once |
 /// | softmax, log_softmax | 3 per element + the sum's rounding | max-shifted, summed in `f64` |
 ///
