@@ -1,0 +1,430 @@
+//! The roofline report: how close `dense_forward` runs to this machine's limits.
+//!
+//! `cargo run --release --example roofline` measures the FMA peak (one thread and all
+//! threads, for the instruction set the crate dispatches to) and the memory read
+//! bandwidth, sweeps `dense_forward` over a set of shapes and activations, prints a
+//! table and writes `roofline.svg`.
+//!
+//! Flags: `--threads N`, `--shapes "M,K,N;M,K,N"`, `--quick`, `--json`, `--out PATH`.
+
+use clap::Parser;
+use dense_kernel::{dense_forward_into, simd_path, Activation, MatMut, MatRef, SimdPath};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::fmt::Write as _;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(about = "Roofline report for dense_forward on this machine")]
+struct Args {
+    /// Threads for the sweep and the all-thread peak (default: rayon's default).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Shapes as "M,K,N;M,K,N" (default: a set from batch 1 to 1024³).
+    #[arg(long)]
+    shapes: Option<String>,
+    /// Fewer shapes, shorter timings (seconds instead of tens of seconds).
+    #[arg(long)]
+    quick: bool,
+    /// Print one JSON object per case instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Where to write the SVG plot.
+    #[arg(long, default_value = "roofline.svg")]
+    out: String,
+}
+
+/// One measured case.
+struct Row {
+    m: usize,
+    k: usize,
+    n: usize,
+    act: Activation,
+    secs: f64,
+    gflops: f64,
+    pct_peak: f64,
+    intensity: f64,
+    bound: &'static str,
+    pct_roof: f64,
+    speedup: f64,
+}
+
+fn parse_shapes(s: &str) -> Result<Vec<(usize, usize, usize)>, String> {
+    s.split(';')
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| {
+            let v: Vec<usize> = t
+                .split(',')
+                .map(|x| x.trim().parse::<usize>().map_err(|e| format!("{t:?}: {e}")))
+                .collect::<Result<_, _>>()?;
+            match v[..] {
+                [m, k, n] if m > 0 && k > 0 && n > 0 => Ok((m, k, n)),
+                _ => Err(format!("{t:?}: want three positive sizes M,K,N")),
+            }
+        })
+        .collect()
+}
+
+/// Median seconds of `f` over repetitions filling about `budget`.
+fn time(budget: Duration, mut f: impl FnMut()) -> f64 {
+    f();
+    let t0 = Instant::now();
+    f();
+    let once = t0.elapsed().as_secs_f64().max(1e-9);
+    let reps = ((budget.as_secs_f64() / once) as usize).clamp(3, 1000);
+    let mut v: Vec<f64> = (0..reps)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// FLOP/s of one thread running independent FMA chains on the crate's SIMD path.
+fn fma_peak_one_thread(budget: Duration) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if simd_path() != SimdPath::Portable {
+            let iters = 1u64 << 20;
+            // 12 chains × 8 lanes × 2 flops per iteration (AVX2 registers; AVX-512 CPUs
+            // run the same instruction stream, so this is the AVX2 FMA roof there).
+            let secs = time(budget, || {
+                // SAFETY: the path is AVX2+FMA or AVX-512 (which implies both).
+                black_box(unsafe { fma_loop(iters) });
+            });
+            return (iters * 12 * 16) as f64 / secs;
+        }
+    }
+    // Portable: scalar multiply-adds in independent chains.
+    let iters = 1u64 << 22;
+    let secs = time(budget, || {
+        let mut a = [1.0f32; 8];
+        for _ in 0..iters {
+            for x in a.iter_mut() {
+                *x = *x * 0.999_999 + 1e-7;
+            }
+        }
+        black_box(a);
+    });
+    (iters * 8 * 2) as f64 / secs
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fma_loop(iters: u64) -> f32 {
+    use std::arch::x86_64::*;
+    let m = _mm256_set1_ps(0.999_999);
+    let c = _mm256_set1_ps(1e-7);
+    let mut acc = [_mm256_set1_ps(1.0); 12];
+    for _ in 0..iters {
+        for a in acc.iter_mut() {
+            *a = _mm256_fmadd_ps(*a, m, c);
+        }
+    }
+    let mut s = _mm256_setzero_ps();
+    for a in acc {
+        s = _mm256_add_ps(s, a);
+    }
+    _mm256_cvtss_f32(s)
+}
+
+/// Bytes/s one thread reads from memory, four sequential streams at once.
+fn read_bandwidth(bytes: usize, budget: Duration) -> f64 {
+    let v: Vec<u32> = (0..bytes / 4).map(|i| i as u32).collect();
+    let q = v.len() / 4;
+    let secs = time(budget, || {
+        let (a, r) = v.split_at(q);
+        let (b, r) = r.split_at(q);
+        let (c, d) = r.split_at(q);
+        let mut acc = [0u32; 16];
+        for (((a, b), c), d) in a
+            .chunks_exact(4)
+            .zip(b.chunks_exact(4))
+            .zip(c.chunks_exact(4))
+            .zip(d.chunks_exact(4))
+        {
+            for i in 0..4 {
+                acc[i] = acc[i].wrapping_add(a[i]);
+                acc[4 + i] = acc[4 + i].wrapping_add(b[i]);
+                acc[8 + i] = acc[8 + i].wrapping_add(c[i]);
+                acc[12 + i] = acc[12 + i].wrapping_add(d[i]);
+            }
+        }
+        black_box(acc);
+    });
+    (4 * q * 4) as f64 / secs
+}
+
+fn data(len: usize, seed: u32) -> Vec<f32> {
+    (0..len)
+        .map(|i| {
+            ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32
+                / (1u32 << 24) as f32
+                - 0.5
+        })
+        .collect()
+}
+
+/// The plain alternative: sgemm, then a scalar bias + activation loop (the f64
+/// definition, rounded), on one thread.
+fn unfused(
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    act: Activation,
+    (m, k, n): (usize, usize, usize),
+    out: &mut [f32],
+) {
+    // SAFETY: x is m×k, w is k×n, out is m×n, all row-major and in bounds.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            x.as_ptr(),
+            k as isize,
+            1,
+            w.as_ptr(),
+            n as isize,
+            1,
+            0.0,
+            out.as_mut_ptr(),
+            n as isize,
+            1,
+        );
+    }
+    for row in out.chunks_exact_mut(n) {
+        for (v, bj) in row.iter_mut().zip(b) {
+            *v += bj;
+        }
+        // Element-wise activations only (the sweep's set): the f64 definition, rounded.
+        for v in row.iter_mut() {
+            *v = dense_kernel::reference::activation_f64(act, f64::from(*v)).unwrap() as f32;
+        }
+    }
+}
+
+fn main() -> Result<(), String> {
+    let args = Args::parse();
+    let pool = {
+        let mut b = rayon::ThreadPoolBuilder::new();
+        if let Some(t) = args.threads {
+            b = b.num_threads(t.max(1));
+        }
+        b.build().map_err(|e| e.to_string())?
+    };
+    let threads = pool.current_num_threads();
+    let budget = Duration::from_millis(if args.quick { 40 } else { 400 });
+    let shapes = match &args.shapes {
+        Some(s) => parse_shapes(s)?,
+        None if args.quick => vec![(1, 784, 128), (32, 4, 7), (8, 1024, 1024), (128, 512, 512)],
+        None => vec![
+            (1, 784, 128),
+            (1, 4096, 4096),
+            (8, 4096, 4096),
+            (32, 4, 7),
+            (32, 512, 512),
+            (64, 1024, 1024),
+            (256, 1024, 4096),
+            (1024, 1024, 1024),
+        ],
+    };
+    let acts = [Activation::Linear, Activation::Relu, Activation::Gelu];
+
+    eprintln!(
+        "measuring this machine's limits ({} path, {threads} threads) ...",
+        simd_path()
+    );
+    let peak1 = fma_peak_one_thread(budget);
+    let peak_all = pool.install(|| {
+        use rayon::prelude::*;
+        (0..threads)
+            .into_par_iter()
+            .map(|_| fma_peak_one_thread(budget))
+            .sum::<f64>()
+    });
+    let bw = read_bandwidth(if args.quick { 64 << 20 } else { 256 << 20 }, budget);
+    let peak = if threads == 1 { peak1 } else { peak_all };
+
+    let bar = ProgressBar::new((shapes.len() * acts.len()) as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").map_err(|e| e.to_string())?,
+    );
+    if args.json {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    }
+    let mut rows = Vec::new();
+    for &(m, k, n) in &shapes {
+        let (x, w, b) = (data(m * k, 1), data(k * n, 2), data(n, 3));
+        let mut out = vec![0.0f32; m * n];
+        let flops = 2.0 * (m * k * n) as f64;
+        let bytes = 4.0 * (m * k + k * n + m * n + n) as f64;
+        let intensity = flops / bytes;
+        let roof = peak.min(intensity * bw);
+        let bound = if intensity * bw < peak {
+            "memory"
+        } else {
+            "compute"
+        };
+        for act in acts {
+            bar.set_message(format!("{m}x{k}x{n} {act}"));
+            let secs = pool.install(|| {
+                time(budget, || {
+                    dense_forward_into(
+                        MatRef::from_slice(&x, m, k).unwrap(),
+                        MatRef::from_slice(&w, k, n).unwrap(),
+                        Some(&b),
+                        act,
+                        MatMut::from_slice(&mut out, m, n).unwrap(),
+                    )
+                    .unwrap()
+                })
+            });
+            let base = time(budget, || unfused(&x, &w, &b, act, (m, k, n), &mut out));
+            let gflops = flops / secs / 1e9;
+            rows.push(Row {
+                m,
+                k,
+                n,
+                act,
+                secs,
+                gflops,
+                pct_peak: 100.0 * flops / secs / peak,
+                intensity,
+                bound,
+                pct_roof: 100.0 * flops / secs / roof,
+                speedup: base / secs,
+            });
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+
+    if args.json {
+        for r in &rows {
+            println!(
+                "{{\"m\":{},\"k\":{},\"n\":{},\"activation\":\"{}\",\"layout\":\"keras\",\"threads\":{threads},\"seconds\":{:e},\"gflops\":{:.3},\"pct_peak\":{:.2},\"intensity\":{:.3},\"bound\":\"{}\",\"pct_roof\":{:.2},\"speedup_vs_unfused\":{:.3},\"peak_gflops\":{:.2},\"bandwidth_gbs\":{:.2},\"simd_path\":\"{}\"}}",
+                r.m, r.k, r.n, r.act, r.secs, r.gflops, r.pct_peak, r.intensity, r.bound,
+                r.pct_roof, r.speedup, peak / 1e9, bw / 1e9, simd_path()
+            );
+        }
+    } else {
+        println!(
+            "machine: {} path; FMA peak {:.1} GFLOP/s (1 thread), {:.1} GFLOP/s ({threads} threads); read bandwidth {:.1} GB/s (1 thread)",
+            simd_path(),
+            peak1 / 1e9,
+            peak_all / 1e9,
+            bw / 1e9
+        );
+        println!(
+            "{:<16} {:<8} {:<6} {:>10} {:>8} {:>7} {:>8} {:>8} {:>7} {:>8}",
+            "M×K×N",
+            "act",
+            "layout",
+            "time",
+            "GFLOP/s",
+            "%peak",
+            "flop/B",
+            "bound",
+            "%roof",
+            "vs unfused"
+        );
+        for r in &rows {
+            println!(
+                "{:<16} {:<8} {:<6} {:>8.1}µs {:>8.1} {:>6.1}% {:>8.2} {:>8} {:>6.1}% {:>7.2}×",
+                format!("{}×{}×{}", r.m, r.k, r.n),
+                r.act.to_string(),
+                "keras",
+                r.secs * 1e6,
+                r.gflops,
+                r.pct_peak,
+                r.intensity,
+                r.bound,
+                r.pct_roof,
+                r.speedup
+            );
+        }
+    }
+    std::fs::write(&args.out, svg(&rows, peak, bw)).map_err(|e| format!("{}: {e}", args.out))?;
+    eprintln!("wrote {}", args.out);
+    Ok(())
+}
+
+/// A log-log roofline: the memory roof (slope = bandwidth), the compute roof, and one
+/// labelled point per case.
+fn svg(rows: &[Row], peak: f64, bw: f64) -> String {
+    let (w, h, l, r, t, b) = (900.0, 600.0, 80.0, 30.0, 40.0, 60.0);
+    let (x0, x1) = (0.1f64.log10(), 1000f64.log10());
+    let ymax = (peak / 1e9 * 2.0).log10().ceil();
+    let (y0, y1) = (ymax - 4.0, ymax);
+    let px = |ai: f64| l + (ai.log10() - x0) / (x1 - x0) * (w - l - r);
+    let py = |g: f64| h - b - (g.log10() - y0) / (y1 - y0) * (h - t - b);
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+    );
+    let _ = writeln!(
+        s,
+        "<text x=\"{}\" y=\"22\" font-size=\"15\">dense_forward roofline ({} path)</text>",
+        l,
+        simd_path()
+    );
+    // Grid and axes.
+    for e in (x0 as i32)..=(x1 as i32) {
+        let x = px(10f64.powi(e));
+        let _ = writeln!(s, "<line x1=\"{x}\" y1=\"{t}\" x2=\"{x}\" y2=\"{}\" stroke=\"#ddd\"/><text x=\"{x}\" y=\"{}\" text-anchor=\"middle\">{}</text>", h - b, h - b + 16.0, 10f64.powi(e));
+    }
+    for e in (y0 as i32)..=(y1 as i32) {
+        let y = py(10f64.powi(e));
+        let _ = writeln!(s, "<line x1=\"{l}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>", w - r, l - 6.0, y + 4.0, 10f64.powi(e));
+    }
+    let _ = writeln!(
+        s,
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">arithmetic intensity (FLOP/byte)</text>",
+        (l + w - r) / 2.0,
+        h - 15.0
+    );
+    let _ = writeln!(
+        s,
+        "<text transform=\"translate(18,{}) rotate(-90)\" text-anchor=\"middle\">GFLOP/s</text>",
+        (t + h - b) / 2.0
+    );
+    // Roofs.
+    let ridge = peak / bw;
+    let g = |ai: f64| (ai * bw).min(peak) / 1e9;
+    let _ =
+        writeln!(
+        s,
+        "<polyline fill=\"none\" stroke=\"#c00\" stroke-width=\"2\" points=\"{},{} {},{} {},{}\"/>",
+        px(0.1), py(g(0.1)), px(ridge), py(g(ridge)), px(1000.0), py(g(1000.0))
+    );
+    let _ = writeln!(
+        s,
+        "<text x=\"{}\" y=\"{}\" fill=\"#c00\">FMA peak {:.0} GFLOP/s</text>",
+        px(ridge) + 6.0,
+        py(peak / 1e9) - 6.0,
+        peak / 1e9
+    );
+    let _ = writeln!(
+        s,
+        "<text x=\"{}\" y=\"{}\" fill=\"#c00\">memory {:.1} GB/s</text>",
+        px(0.15),
+        py(g(0.15)) - 8.0,
+        bw / 1e9
+    );
+    // Points.
+    for r in rows {
+        let (x, y) = (
+            px(r.intensity.clamp(0.1, 1000.0)),
+            py(r.gflops.max(10f64.powf(y0))),
+        );
+        let _ = writeln!(s, "<circle cx=\"{x}\" cy=\"{y}\" r=\"4\" fill=\"#06c\"/><text x=\"{}\" y=\"{}\">{}×{}×{} {}</text>", x + 6.0, y - 4.0, r.m, r.k, r.n, r.act);
+    }
+    s.push_str("</svg>\n");
+    s
+}
