@@ -417,13 +417,51 @@ fn svg(rows: &[Row], peak: f64, bw: f64) -> String {
         py(g(0.15)) - 8.0,
         bw / 1e9
     );
-    // Points.
+    // Points: one colour per activation (legend top left), each shape labelled once.
+    let colour = |a: &Activation| match a {
+        Activation::Linear => "#555",
+        Activation::Relu => "#06c",
+        _ => "#e80",
+    };
+    let mut seen: Vec<(usize, usize, usize)> = Vec::new();
+    let mut legend: Vec<Activation> = Vec::new();
     for r in rows {
         let (x, y) = (
             px(r.intensity.clamp(0.1, 1000.0)),
             py(r.gflops.max(10f64.powf(y0))),
         );
-        let _ = writeln!(s, "<circle cx=\"{x}\" cy=\"{y}\" r=\"4\" fill=\"#06c\"/><text x=\"{}\" y=\"{}\">{}×{}×{} {}</text>", x + 6.0, y - 4.0, r.m, r.k, r.n, r.act);
+        let _ = writeln!(
+            s,
+            "<circle cx=\"{x}\" cy=\"{y}\" r=\"4\" fill=\"{}\"/>",
+            colour(&r.act)
+        );
+        if !seen.contains(&(r.m, r.k, r.n)) {
+            seen.push((r.m, r.k, r.n));
+            let _ = writeln!(
+                s,
+                "<text x=\"{}\" y=\"{}\">{}×{}×{}</text>",
+                x + 7.0,
+                y + 4.0,
+                r.m,
+                r.k,
+                r.n
+            );
+        }
+        if !legend.contains(&r.act) {
+            legend.push(r.act);
+        }
+    }
+    for (i, a) in legend.iter().enumerate() {
+        let y = t + 16.0 + 16.0 * i as f64;
+        let _ = writeln!(
+            s,
+            "<circle cx=\"{}\" cy=\"{}\" r=\"4\" fill=\"{}\"/><text x=\"{}\" y=\"{}\">{a}</text>",
+            l + 14.0,
+            y - 4.0,
+            colour(a),
+            l + 24.0,
+            y
+        );
     }
     s.push_str("</svg>\n");
     s
