@@ -88,13 +88,21 @@ fn time(budget: Duration, mut f: impl FnMut()) -> f64 {
 fn fma_work() -> f64 {
     #[cfg(target_arch = "x86_64")]
     {
-        if simd_path() != SimdPath::Portable {
-            let iters = 1u64 << 20;
-            // 12 chains × 8 lanes × 2 flops per iteration (AVX2 registers; AVX-512 CPUs
-            // run the same instruction stream, so this is the AVX2 FMA roof there).
-            // SAFETY: the path is AVX2+FMA or AVX-512 (which implies both).
-            black_box(unsafe { fma_loop(iters) });
-            return (iters * 12 * 16) as f64;
+        let iters = 1u64 << 20;
+        match simd_path() {
+            SimdPath::Avx512 => {
+                // 12 chains × 16 lanes × 2 flops per iteration.
+                // SAFETY: the AVX-512 path is only chosen when the CPU has avx512f.
+                black_box(unsafe { fma_loop_512(iters) });
+                return (iters * 12 * 32) as f64;
+            }
+            SimdPath::Avx2Fma => {
+                // 12 chains × 8 lanes × 2 flops per iteration.
+                // SAFETY: the AVX2 path is only chosen when the CPU has avx2 and fma.
+                black_box(unsafe { fma_loop(iters) });
+                return (iters * 12 * 16) as f64;
+            }
+            _ => {}
         }
     }
     let iters = 1u64 << 22;
@@ -119,6 +127,25 @@ fn fma_peak(pool: &rayon::ThreadPool, trials: usize) -> f64 {
             flops / t.elapsed().as_secs_f64()
         })
         .fold(0.0, f64::max)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fma_loop_512(iters: u64) -> f32 {
+    use std::arch::x86_64::*;
+    let m = _mm512_set1_ps(0.999_999);
+    let c = _mm512_set1_ps(1e-7);
+    let mut acc = [_mm512_set1_ps(1.0); 12];
+    for _ in 0..iters {
+        for a in acc.iter_mut() {
+            *a = _mm512_fmadd_ps(*a, m, c);
+        }
+    }
+    let mut s = _mm512_setzero_ps();
+    for a in acc {
+        s = _mm512_add_ps(s, a);
+    }
+    _mm512_reduce_add_ps(s)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -440,7 +467,7 @@ fn svg(rows: &[Row], peak: f64, bw: f64) -> String {
         );
         let _ = writeln!(
             s,
-            "<circle cx=\"{x}\" cy=\"{y}\" r=\"4\" fill=\"{}\"/>",
+            "<circle class=\"case\" cx=\"{x}\" cy=\"{y}\" r=\"4\" fill=\"{}\"/>",
             colour(&r.act)
         );
         if !seen.contains(&(r.m, r.k, r.n)) {
