@@ -16,6 +16,9 @@ use std::hint::black_box;
 use std::time::Duration;
 use wide::f32x8;
 
+mod common;
+use common::data;
+
 const N: usize = 4096;
 
 /// Restores the input before each run. Fixed-size chunk copies compile to vector moves;
@@ -111,15 +114,6 @@ fn kernels(c: &mut Criterion) {
 
 fn fused(c: &mut Criterion) {
     let (m, k, n) = (256, 1024, 4096);
-    let data = |len: usize, seed: u32| -> Vec<f32> {
-        (0..len)
-            .map(|i| {
-                ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32
-                    / (1u32 << 24) as f32
-                    - 0.5
-            })
-            .collect()
-    };
     let (x, w, bias) = (data(m * k, 1), data(k * n, 2), data(n, 3));
     let mut out = vec![0.0f32; m * n];
     // One thread, as the epilogue's cost is judged against one thread's GEMM.

@@ -8,36 +8,11 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use dense_kernel::{dense_forward_into, Activation, MatMut, MatRef};
 use std::hint::black_box;
 
-fn data(len: usize, seed: u32) -> Vec<f32> {
-    (0..len)
-        .map(|i| {
-            ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32
-                / (1u32 << 24) as f32
-                - 0.5
-        })
-        .collect()
-}
+mod common;
+use common::data;
 
 fn sgemm(m: usize, k: usize, n: usize, x: &[f32], w: &[f32], beta: f32, out: &mut [f32]) {
-    // SAFETY: x is m×k, w is k×n and out is m×n, all row-major and fully in bounds.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            x.as_ptr(),
-            k as isize,
-            1,
-            w.as_ptr(),
-            n as isize,
-            1,
-            beta,
-            out.as_mut_ptr(),
-            n as isize,
-            1,
-        )
-    }
+    common::sgemm((m, k, n), x, w, (n as isize, 1), beta, out)
 }
 
 fn bench(c: &mut Criterion) {

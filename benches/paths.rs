@@ -12,49 +12,8 @@ use dense_kernel::{dense_forward_into_on, Activation, ForwardPath, MatMut, MatRe
 use std::hint::black_box;
 use std::time::Duration;
 
-fn data(len: usize, seed: u32) -> Vec<f32> {
-    (0..len)
-        .map(|i| {
-            ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32
-                / (1u32 << 24) as f32
-                - 0.5
-        })
-        .collect()
-}
-
-/// Bare sgemm on row-major `x` and a kernel with strides `(rsw, csw)`.
-#[allow(clippy::too_many_arguments)]
-fn sgemm(
-    m: usize,
-    k: usize,
-    n: usize,
-    x: &[f32],
-    w: &[f32],
-    rsw: isize,
-    csw: isize,
-    out: &mut [f32],
-) {
-    // SAFETY: x is m×k row-major, w a k×n view with the given strides inside its slice,
-    // out m×n row-major; no aliasing.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            x.as_ptr(),
-            k as isize,
-            1,
-            w.as_ptr(),
-            rsw,
-            csw,
-            0.0,
-            out.as_mut_ptr(),
-            n as isize,
-            1,
-        )
-    }
-}
+mod common;
+use common::{data, sgemm, sum_four_streams};
 
 fn pool(threads: usize) -> rayon::ThreadPool {
     rayon::ThreadPoolBuilder::new()
@@ -89,7 +48,7 @@ fn shape(c: &mut Criterion, (m, k, n): (usize, usize, usize), torch: bool, acts:
     g.warm_up_time(Duration::from_millis(if big { 1000 } else { 300 }));
     g.measurement_time(Duration::from_secs(if big { 4 } else { 2 }));
     g.bench_function("bare_sgemm", |bch| {
-        bch.iter(|| sgemm(m, k, n, black_box(&x), &w, rsw, csw, &mut out))
+        bch.iter(|| sgemm((m, k, n), black_box(&x), &w, (rsw, csw), 0.0, &mut out))
     });
     for &act in acts {
         let paths: &[ForwardPath] = if m <= 32 {
@@ -142,36 +101,12 @@ fn shape(c: &mut Criterion, (m, k, n): (usize, usize, usize), torch: bool, acts:
 }
 
 fn read_bandwidth(c: &mut Criterion) {
-    let v = data(64 << 20, 7); // 256 MiB
+    let v: Vec<u32> = (0..64u32 << 20).collect(); // 256 MiB
     let mut g = c.benchmark_group("read_bandwidth");
     g.throughput(Throughput::Bytes((v.len() * 4) as u64));
     g.sample_size(10);
     g.bench_function("sum_256MiB_1_thread_4_streams", |bch| {
-        bch.iter(|| {
-            // Four sequential streams at once (the skinny kernels read four weight rows
-            // side by side; one stream alone measured ~25% less here), summed as
-            // integers (one-cycle adds, many in flight) so the loop waits on memory.
-            let q = v.len() / 4;
-            let v = black_box(&v);
-            let (a, rest) = v.split_at(q);
-            let (b, rest) = rest.split_at(q);
-            let (c, d) = rest.split_at(q);
-            let mut acc = [0u32; 16];
-            for (((a, b), c), d) in a
-                .chunks_exact(4)
-                .zip(b.chunks_exact(4))
-                .zip(c.chunks_exact(4))
-                .zip(d.chunks_exact(4))
-            {
-                for i in 0..4 {
-                    acc[i] = acc[i].wrapping_add(a[i].to_bits());
-                    acc[4 + i] = acc[4 + i].wrapping_add(b[i].to_bits());
-                    acc[8 + i] = acc[8 + i].wrapping_add(c[i].to_bits());
-                    acc[12 + i] = acc[12 + i].wrapping_add(d[i].to_bits());
-                }
-            }
-            acc.iter().fold(0u32, |s, &a| s.wrapping_add(a))
-        })
+        bch.iter(|| sum_four_streams(&v))
     });
     g.finish();
 }

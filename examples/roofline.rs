@@ -14,6 +14,10 @@ use std::fmt::Write as _;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+#[path = "../benches/common/mod.rs"]
+mod common;
+use common::data;
+
 #[derive(Parser)]
 #[command(about = "Roofline report for dense_forward on this machine")]
 struct Args {
@@ -169,39 +173,11 @@ unsafe fn fma_loop(iters: u64) -> f32 {
 
 /// Bytes/s one thread reads from memory, four sequential streams at once.
 fn read_bandwidth(bytes: usize, budget: Duration) -> f64 {
-    let v: Vec<u32> = (0..bytes / 4).map(|i| i as u32).collect();
-    let q = v.len() / 4;
+    let v: Vec<u32> = (0..(bytes / 4) as u32).collect();
     let secs = time(budget, || {
-        let (a, r) = v.split_at(q);
-        let (b, r) = r.split_at(q);
-        let (c, d) = r.split_at(q);
-        let mut acc = [0u32; 16];
-        for (((a, b), c), d) in a
-            .chunks_exact(4)
-            .zip(b.chunks_exact(4))
-            .zip(c.chunks_exact(4))
-            .zip(d.chunks_exact(4))
-        {
-            for i in 0..4 {
-                acc[i] = acc[i].wrapping_add(a[i]);
-                acc[4 + i] = acc[4 + i].wrapping_add(b[i]);
-                acc[8 + i] = acc[8 + i].wrapping_add(c[i]);
-                acc[12 + i] = acc[12 + i].wrapping_add(d[i]);
-            }
-        }
-        black_box(acc);
+        black_box(common::sum_four_streams(&v));
     });
-    (4 * q * 4) as f64 / secs
-}
-
-fn data(len: usize, seed: u32) -> Vec<f32> {
-    (0..len)
-        .map(|i| {
-            ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32
-                / (1u32 << 24) as f32
-                - 0.5
-        })
-        .collect()
+    (v.len() / 16 * 16 * 4) as f64 / secs
 }
 
 /// The plain alternative: sgemm, then a scalar bias + activation loop (the f64
@@ -214,25 +190,7 @@ fn unfused(
     (m, k, n): (usize, usize, usize),
     out: &mut [f32],
 ) {
-    // SAFETY: x is m×k, w is k×n, out is m×n, all row-major and in bounds.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            x.as_ptr(),
-            k as isize,
-            1,
-            w.as_ptr(),
-            n as isize,
-            1,
-            0.0,
-            out.as_mut_ptr(),
-            n as isize,
-            1,
-        );
-    }
+    common::sgemm((m, k, n), x, w, (n as isize, 1), 0.0, out);
     for row in out.chunks_exact_mut(n) {
         for (v, bj) in row.iter_mut().zip(b) {
             *v += bj;
@@ -349,10 +307,11 @@ fn main() -> Result<(), String> {
         }
     } else {
         println!(
-            "machine: {} path; FMA peak {:.1} GFLOP/s (1 thread), {:.1} GFLOP/s ({threads} threads); read bandwidth {:.1} GB/s (1 thread)",
+            "machine: {} path; FMA peak {:.1} GFLOP/s (1 thread), {:.1} GFLOP/s ({threads} thread{}); read bandwidth {:.1} GB/s (1 thread)",
             simd_path(),
             peak1 / 1e9,
             peak_all / 1e9,
+            if threads == 1 { "" } else { "s" },
             bw / 1e9
         );
         println!(
