@@ -69,6 +69,23 @@ pub(crate) fn run_block<T: Element>(
             // stride are 1 (or `k` is 1), as `layout` checked.
             unsafe { T::skinny(&s, dot) }
         }
+        Layout::Other if csx == 1 && rsw == 1 => {
+            // Both operands contiguous along K (the PyTorch layout with a K too short for
+            // the dot kernel): unit-stride dot products that LLVM unrolls and vectorizes.
+            for i in 0..rows.len() as isize {
+                // SAFETY: row i of the input and column j of the kernel are K contiguous
+                // elements inside their views (unit stride along K, checked just above),
+                // and (i, j) lies inside the block, as above.
+                unsafe {
+                    let xr = core::slice::from_raw_parts(x.offset(i * rsx), k);
+                    for j in 0..cols.len() as isize {
+                        let wc = core::slice::from_raw_parts(w.offset(j * csw), k);
+                        let o = out.offset(i * ldo + j);
+                        *o = xr.iter().zip(wc).fold(*o, |acc, (&a, &b)| a * b + acc);
+                    }
+                }
+            }
+        }
         Layout::Other => {
             for i in 0..rows.len() as isize {
                 for j in 0..cols.len() as isize {
