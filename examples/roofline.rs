@@ -5,7 +5,8 @@
 //! bandwidth, sweeps `dense_forward` over a set of shapes and activations, prints a
 //! table and writes `roofline.svg`.
 //!
-//! Flags: `--threads N`, `--shapes "M,K,N;M,K,N"`, `--quick`, `--json`, `--out PATH`.
+//! Flags: `--threads N`, `--shapes "M,K,N;M,K,N"`, `--layouts keras,torch`, `--quick`,
+//! `--json`, `--out PATH`.
 
 use clap::Parser;
 use dense_kernel::{dense_forward_into, simd_path, Activation, MatMut, MatRef, SimdPath};
@@ -27,6 +28,10 @@ struct Args {
     /// Shapes as "M,K,N;M,K,N" (default: a set from batch 1 to 1024³).
     #[arg(long)]
     shapes: Option<String>,
+    /// Weight layouts to sweep: `keras` (in, units) and/or `torch` (units, in), seen
+    /// transposed.
+    #[arg(long, value_delimiter = ',', default_value = "keras,torch")]
+    layouts: Vec<Layout>,
     /// Fewer shapes, shorter timings (seconds instead of tens of seconds).
     #[arg(long)]
     quick: bool,
@@ -38,12 +43,30 @@ struct Args {
     out: String,
 }
 
+/// How the weight is stored: Keras `(in, units)` row-major, or PyTorch `(units, in)`
+/// row-major, handed in as its transposed view.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Layout {
+    Keras,
+    Torch,
+}
+
+impl Layout {
+    fn name(self) -> &'static str {
+        match self {
+            Layout::Keras => "keras",
+            Layout::Torch => "torch",
+        }
+    }
+}
+
 /// One measured case.
 struct Row {
     m: usize,
     k: usize,
     n: usize,
     act: Activation,
+    layout: Layout,
     secs: f64,
     gflops: f64,
     pct_peak: f64,
@@ -71,20 +94,29 @@ fn parse_shapes(s: &str) -> Result<Vec<(usize, usize, usize)>, String> {
 
 /// Median seconds of `f` over repetitions filling about `budget`.
 fn time(budget: Duration, mut f: impl FnMut()) -> f64 {
+    let mut nothing = || {};
+    time_pair(budget, &mut f, &mut nothing).0
+}
+
+/// Median seconds of `f` and of `g`, run alternately (f, g, f, g, …) over repetitions
+/// filling about `budget` each, so a slow moment on this shared machine hits both and
+/// their ratio stays fair.
+fn time_pair(budget: Duration, f: &mut dyn FnMut(), g: &mut dyn FnMut()) -> (f64, f64) {
+    let once = |h: &mut dyn FnMut()| {
+        let t = Instant::now();
+        h();
+        t.elapsed().as_secs_f64()
+    };
     f();
-    let t0 = Instant::now();
-    f();
-    let once = t0.elapsed().as_secs_f64().max(1e-9);
-    let reps = ((budget.as_secs_f64() / once) as usize).clamp(3, 1000);
-    let mut v: Vec<f64> = (0..reps)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .collect();
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
+    g();
+    let slowest = once(f).max(once(g)).max(1e-9);
+    let reps = ((budget.as_secs_f64() / slowest) as usize).clamp(3, 1000);
+    let (mut a, mut b): (Vec<f64>, Vec<f64>) = (0..reps).map(|_| (once(f), once(g))).unzip();
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|x, y| x.total_cmp(y));
+        v[v.len() / 2]
+    };
+    (median(&mut a), median(&mut b))
 }
 
 /// Runs independent FMA chains on the crate's SIMD path (scalar multiply-adds on the
@@ -180,28 +212,6 @@ fn read_bandwidth(bytes: usize, budget: Duration) -> f64 {
     (v.len() / 16 * 16 * 4) as f64 / secs
 }
 
-/// The plain alternative: sgemm, then a scalar bias + activation loop (the f64
-/// definition, rounded), on one thread.
-fn unfused(
-    x: &[f32],
-    w: &[f32],
-    b: &[f32],
-    act: Activation,
-    (m, k, n): (usize, usize, usize),
-    out: &mut [f32],
-) {
-    common::sgemm((m, k, n), x, w, (n as isize, 1), 0.0, out);
-    for row in out.chunks_exact_mut(n) {
-        for (v, bj) in row.iter_mut().zip(b) {
-            *v += bj;
-        }
-        // Element-wise activations only (the sweep's set): the f64 definition, rounded.
-        for v in row.iter_mut() {
-            *v = dense_kernel::reference::activation_f64(act, f64::from(*v)).unwrap() as f32;
-        }
-    }
-}
-
 fn main() -> Result<(), String> {
     let args = Args::parse();
     let pool = {
@@ -212,7 +222,7 @@ fn main() -> Result<(), String> {
         b.build().map_err(|e| e.to_string())?
     };
     let threads = pool.current_num_threads();
-    let budget = Duration::from_millis(if args.quick { 40 } else { 400 });
+    let budget = Duration::from_millis(if args.quick { 40 } else { 500 });
     let shapes = match &args.shapes {
         Some(s) => parse_shapes(s)?,
         None if args.quick => vec![(1, 784, 128), (32, 4, 7), (8, 1024, 1024), (128, 512, 512)],
@@ -243,7 +253,9 @@ fn main() -> Result<(), String> {
     let bw = read_bandwidth(if args.quick { 64 << 20 } else { 256 << 20 }, budget);
     let peak = if threads == 1 { peak1 } else { peak_all };
 
-    let bar = ProgressBar::new((shapes.len() * acts.len()) as u64);
+    let mut layouts = args.layouts.clone();
+    layouts.dedup();
+    let bar = ProgressBar::new((shapes.len() * acts.len() * layouts.len()) as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").map_err(|e| e.to_string())?,
     );
@@ -263,27 +275,41 @@ fn main() -> Result<(), String> {
         } else {
             "compute"
         };
-        for act in acts {
-            bar.set_message(format!("{m}x{k}x{n} {act}"));
-            let secs = pool.install(|| {
-                time(budget, || {
-                    dense_forward_into(
-                        MatRef::from_slice(&x, m, k).unwrap(),
-                        MatRef::from_slice(&w, k, n).unwrap(),
-                        Some(&b),
-                        act,
-                        MatMut::from_slice(&mut out, m, n).unwrap(),
-                    )
-                    .unwrap()
-                })
+        for (&layout, act) in layouts
+            .iter()
+            .flat_map(|l| acts.iter().map(move |&a| (l, a)))
+        {
+            bar.set_message(format!("{m}x{k}x{n} {act} {}", layout.name()));
+            // The same storage is a Keras (K, N) matrix or a PyTorch (N, K) one.
+            let (kernel, strides) = match layout {
+                Layout::Keras => (MatRef::from_slice(&w, k, n).unwrap(), (n as isize, 1)),
+                Layout::Torch => (MatRef::from_slice(&w, n, k).unwrap().t(), (1, k as isize)),
+            };
+            let mut out2 = out.clone();
+            let (secs, base) = pool.install(|| {
+                time_pair(
+                    budget,
+                    &mut || {
+                        dense_forward_into(
+                            MatRef::from_slice(&x, m, k).unwrap(),
+                            kernel,
+                            Some(&b),
+                            act,
+                            MatMut::from_slice(&mut out, m, n).unwrap(),
+                        )
+                        .unwrap()
+                    },
+                    // The unfused loop is single-threaded whatever the pool.
+                    &mut || common::unfused((m, k, n), &x, &w, strides, &b, act, &mut out2),
+                )
             });
-            let base = time(budget, || unfused(&x, &w, &b, act, (m, k, n), &mut out));
             let gflops = flops / secs / 1e9;
             rows.push(Row {
                 m,
                 k,
                 n,
                 act,
+                layout,
                 secs,
                 gflops,
                 pct_peak: 100.0 * flops / secs / peak,
@@ -300,8 +326,8 @@ fn main() -> Result<(), String> {
     if args.json {
         for r in &rows {
             println!(
-                "{{\"m\":{},\"k\":{},\"n\":{},\"activation\":\"{}\",\"layout\":\"keras\",\"threads\":{threads},\"seconds\":{:e},\"gflops\":{:.3},\"pct_peak\":{:.2},\"intensity\":{:.3},\"bound\":\"{}\",\"pct_roof\":{:.2},\"speedup_vs_unfused\":{:.3},\"peak_gflops\":{:.2},\"bandwidth_gbs\":{:.2},\"simd_path\":\"{}\"}}",
-                r.m, r.k, r.n, r.act, r.secs, r.gflops, r.pct_peak, r.intensity, r.bound,
+                "{{\"m\":{},\"k\":{},\"n\":{},\"activation\":\"{}\",\"layout\":\"{}\",\"threads\":{threads},\"seconds\":{:e},\"gflops\":{:.3},\"pct_peak\":{:.2},\"intensity\":{:.3},\"bound\":\"{}\",\"pct_roof\":{:.2},\"speedup_vs_unfused\":{:.3},\"peak_gflops\":{:.2},\"bandwidth_gbs\":{:.2},\"simd_path\":\"{}\"}}",
+                r.m, r.k, r.n, r.act, r.layout.name(), r.secs, r.gflops, r.pct_peak, r.intensity, r.bound,
                 r.pct_roof, r.speedup, peak / 1e9, bw / 1e9, simd_path()
             );
         }
@@ -332,7 +358,7 @@ fn main() -> Result<(), String> {
                 "{:<16} {:<8} {:<6} {:>8.1}µs {:>8.1} {:>6.1}% {:>8.2} {:>8} {:>6.1}% {:>7.2}×",
                 format!("{}×{}×{}", r.m, r.k, r.n),
                 r.act.to_string(),
-                "keras",
+                r.layout.name(),
                 r.secs * 1e6,
                 r.gflops,
                 r.pct_peak,
@@ -424,18 +450,28 @@ fn svg(rows: &[Row], peak: f64, bw: f64) -> String {
             px(r.intensity.clamp(0.1, 1000.0)),
             py(r.gflops.max(10f64.powf(y0))),
         );
+        // Keras-layout points filled, PyTorch-layout ones as rings.
+        let paint = match r.layout {
+            Layout::Keras => format!("fill=\"{}\"", colour(&r.act)),
+            Layout::Torch => format!(
+                "fill=\"none\" stroke=\"{}\" stroke-width=\"1.5\"",
+                colour(&r.act)
+            ),
+        };
         let _ = writeln!(
             s,
-            "<circle class=\"case\" cx=\"{x}\" cy=\"{y}\" r=\"4\" fill=\"{}\"/>",
-            colour(&r.act)
+            "<circle class=\"case\" cx=\"{x}\" cy=\"{y}\" r=\"4\" {paint}/>"
         );
         if !seen.contains(&(r.m, r.k, r.n)) {
             seen.push((r.m, r.k, r.n));
+            // Alternate labels below and above their point, so neighbours along the
+            // intensity axis don't overwrite each other.
+            let dy = if seen.len().is_multiple_of(2) { -10.0 } else { 14.0 };
             let _ = writeln!(
                 s,
                 "<text x=\"{}\" y=\"{}\">{}×{}×{}</text>",
                 x + 7.0,
-                y + 4.0,
+                y + dy,
                 r.m,
                 r.k,
                 r.n
@@ -445,6 +481,12 @@ fn svg(rows: &[Row], peak: f64, bw: f64) -> String {
             legend.push(r.act);
         }
     }
+    let y = t + 16.0 + 16.0 * legend.len() as f64;
+    let _ = writeln!(
+        s,
+        "<text x=\"{}\" y=\"{y}\">filled: Keras (in, units); ring: PyTorch (units, in)</text>",
+        l + 10.0
+    );
     for (i, a) in legend.iter().enumerate() {
         let y = t + 16.0 + 16.0 * i as f64;
         let _ = writeln!(
