@@ -466,7 +466,11 @@ fn svg(rows: &[Row], peak: f64, bw: f64) -> String {
             seen.push((r.m, r.k, r.n));
             // Alternate labels below and above their point, so neighbours along the
             // intensity axis don't overwrite each other.
-            let dy = if seen.len().is_multiple_of(2) { -10.0 } else { 14.0 };
+            let dy = if seen.len().is_multiple_of(2) {
+                -10.0
+            } else {
+                14.0
+            };
             let _ = writeln!(
                 s,
                 "<text x=\"{}\" y=\"{}\">{}×{}×{}</text>",
