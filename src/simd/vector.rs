@@ -30,6 +30,8 @@ pub(crate) trait Real: Copy + PartialOrd + 'static {
     const TANH_ONE: f64;
     /// The largest finite number.
     const MAX: f64;
+    /// The smallest positive normal number.
+    const MIN_NORMAL: f64;
     /// Exact conversion to `f64`.
     fn to_f64(self) -> f64;
     /// Rounding conversion from `f64`.
@@ -47,6 +49,7 @@ impl Real for f32 {
     const EXPM1_FLOOR: f64 = -30.0;
     const TANH_ONE: f64 = 9.5;
     const MAX: f64 = f32::MAX as f64;
+    const MIN_NORMAL: f64 = f32::MIN_POSITIVE as f64;
     #[inline(always)]
     fn to_f64(self) -> f64 {
         f64::from(self)
@@ -68,6 +71,7 @@ impl Real for f64 {
     const EXPM1_FLOOR: f64 = -40.0;
     const TANH_ONE: f64 = 20.0;
     const MAX: f64 = f64::MAX;
+    const MIN_NORMAL: f64 = f64::MIN_POSITIVE;
     #[inline(always)]
     fn to_f64(self) -> f64 {
         self

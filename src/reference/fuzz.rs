@@ -1,0 +1,545 @@
+//! The fuzz targets' bodies: each turns arbitrary bytes into a call and checks the
+//! crate's answer against an independent oracle. `fuzz/` (cargo-fuzz, nightly features)
+//! runs them under libFuzzer; `tests/fuzz_corpus.rs` replays the committed corpus through
+//! the same functions on stable, so CI covers every target.
+//!
+//! Each returns `Ok(())` when the crate behaved, or a description of what it got wrong.
+//! A panic inside the crate is a failure too (libFuzzer reports it; the replay test
+//! fails on it).
+//!
+//! The oracles do not call the crate's own validation: view validity, shape agreement
+//! and output size are re-derived here from the definitions, in `u128` arithmetic.
+
+use super::{activation_ulp_bound, check_activation_value, check_dense};
+use crate::{
+    dense_forward, dense_forward_into_on, Activation, Element, ForwardPath, MatMut, MatRef,
+    SimdPath,
+};
+
+/// Every name Keras 3.15's `keras.activations.get` takes for a shape-keeping activation
+/// with defaults (`sorted(keras.src.activations.ALL_OBJECTS_DICT)` minus `glu`, which
+/// halves the last axis, and `threshold`, which has no defaults).
+pub const KERAS_NAMES: &[&str] = &[
+    "celu",
+    "elu",
+    "exponential",
+    "gelu",
+    "hard_shrink",
+    "hard_sigmoid",
+    "hard_silu",
+    "hard_swish",
+    "hard_tanh",
+    "leaky_relu",
+    "linear",
+    "log_sigmoid",
+    "log_softmax",
+    "mish",
+    "relu",
+    "relu6",
+    "selu",
+    "sigmoid",
+    "silu",
+    "soft_shrink",
+    "softmax",
+    "softplus",
+    "softsign",
+    "sparse_plus",
+    "sparse_sigmoid",
+    "sparsemax",
+    "squareplus",
+    "swish",
+    "tanh",
+    "tanh_shrink",
+];
+
+/// Calls whose output has more elements than this are only checked for their
+/// accept/reject decision, not run (a fuzz iteration must stay in milliseconds).
+const MAX_OUT: u128 = 1 << 16;
+/// Calls with more multiply-adds than this are not run either.
+const MAX_MACS: u128 = 1 << 20;
+/// Slices longer than this are not allocated: the case gets a short slice instead
+/// (which makes a "claimed size far larger than the slice").
+const MAX_SLICE: u128 = 1 << 18;
+
+/// Reads the fuzzer's bytes; past their end it continues with a fixed pseudo-random
+/// sequence, so short inputs still fill whole matrices with varied values.
+struct Bytes<'a> {
+    data: &'a [u8],
+    pos: usize,
+    state: u64,
+}
+
+impl<'a> Bytes<'a> {
+    fn new(data: &'a [u8]) -> Self {
+        Bytes {
+            data,
+            pos: 0,
+            state: 0x9E37_79B9_7F4A_7C15 ^ data.len() as u64,
+        }
+    }
+
+    fn u8(&mut self) -> u8 {
+        if let Some(&b) = self.data.get(self.pos) {
+            self.pos += 1;
+            b
+        } else {
+            // xorshift64*
+            self.state ^= self.state >> 12;
+            self.state ^= self.state << 25;
+            self.state ^= self.state >> 27;
+            (self.state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
+        }
+    }
+
+    fn bytes<const N: usize>(&mut self) -> [u8; N] {
+        let mut a = [0u8; N];
+        for b in a.iter_mut() {
+            *b = self.u8();
+        }
+        a
+    }
+
+    fn pick<T: Copy>(&mut self, from: &[T]) -> T {
+        from[self.u8() as usize % from.len()]
+    }
+}
+
+/// Sizes around every threshold the crate switches on: SIMD widths (4, 8, 16 lanes), the
+/// skinny kernels' row limits (16, 32), the dot kernel's `K` (16), the skinny column
+/// alignment (64) and the GEMM's column chunk (1024).
+const EDGE_SIZES: &[usize] = &[
+    0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 255, 256, 257,
+    1023, 1024, 1025,
+];
+
+/// Sizes no slice here can back: only valid with a zero-sized partner dimension or a
+/// broadcast (stride 0), and overflowing `usize` when multiplied.
+const HUGE_SIZES: &[usize] = &[
+    usize::MAX,
+    usize::MAX / 2 + 1,
+    isize::MAX as usize,
+    1 << 32,
+    1 << 40,
+    1 << 20,
+];
+
+fn dim(r: &mut Bytes<'_>) -> usize {
+    match r.u8() {
+        b @ 0..=159 => (b % 40) as usize,
+        160..=239 => r.pick(EDGE_SIZES),
+        _ => r.pick(HUGE_SIZES),
+    }
+}
+
+fn stride(r: &mut Bytes<'_>) -> usize {
+    match r.u8() {
+        b @ 0..=199 => (b % 50) as usize,
+        200..=249 => r.pick(EDGE_SIZES),
+        _ => r.pick(HUGE_SIZES),
+    }
+}
+
+/// An activation: any variant, with Keras's default parameters or others (negative,
+/// zero, large).
+fn activation(r: &mut Bytes<'_>) -> Activation {
+    use Activation::*;
+    let base = r.pick(Activation::all());
+    const PARAMS: &[f64] = &[0.0, 0.1, -0.5, 1.0, 2.5, -3.0, 1e-3, 10.0, 0.2, 6.0];
+    if r.u8() < 128 {
+        return base;
+    }
+    let mut p = || r.pick(PARAMS);
+    match base {
+        LeakyRelu { .. } => LeakyRelu {
+            negative_slope: p(),
+        },
+        Elu { .. } => Elu { alpha: p() },
+        Celu { .. } => Celu { alpha: p() },
+        Squareplus { .. } => Squareplus { b: p() },
+        SoftShrink { .. } => SoftShrink { threshold: p() },
+        HardShrink { .. } => HardShrink { threshold: p() },
+        Threshold { .. } => Threshold {
+            threshold: p(),
+            default_value: p(),
+        },
+        ReluWith { .. } => {
+            let negative_slope = p();
+            let max = p();
+            let threshold = p();
+            ReluWith {
+                negative_slope,
+                max_value: (max >= 0.0).then_some(max),
+                threshold,
+            }
+        }
+        a => a,
+    }
+}
+
+/// A value: mostly moderate, often special (±0, ±∞, NaN, subnormal, extreme).
+fn value<T: Element>(r: &mut Bytes<'_>) -> T {
+    let b = r.u8();
+    let v = match b {
+        0 => 0.0,
+        1 => -0.0,
+        2 => f64::NAN,
+        3 => f64::INFINITY,
+        4 => f64::NEG_INFINITY,
+        5 => T::min_positive_value().widen() / 4.0, // subnormal
+        6 => T::max_value().widen(),
+        7 => -T::max_value().widen(),
+        8 => 1e30,
+        9 => -90.0,
+        10 => 90.0,
+        _ => (f64::from(b) - 133.0) / 16.0,
+    };
+    T::narrow(v)
+}
+
+/// The smallest slice length a `rows × cols` view with these strides needs, or `None`
+/// when the view is invalid whatever the slice (element count or furthest offset beyond
+/// `usize`, a stride beyond `isize`). The definition, in `u128`.
+fn needed(rows: usize, cols: usize, rs: usize, cs: usize) -> Option<u128> {
+    let (r, c) = (rows as u128, cols as u128);
+    if r * c > usize::MAX as u128 {
+        return None;
+    }
+    if rows == 0 || cols == 0 {
+        return Some(0);
+    }
+    if rs as u128 > isize::MAX as u128 || cs as u128 > isize::MAX as u128 {
+        return None;
+    }
+    let last = (r - 1) * rs as u128 + (c - 1) * cs as u128 + 1;
+    (last <= usize::MAX as u128).then_some(last)
+}
+
+/// One operand: its shape (as the call sees it), strides, and a slice that may be too
+/// short. `valid` is the oracle's verdict on the view.
+struct Operand<T> {
+    data: Vec<T>,
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+    /// Built as `from_slice(cols, rows).t()` (a transposed row-major matrix).
+    transposed: bool,
+    valid: bool,
+}
+
+impl<T: Element> Operand<T> {
+    fn new(r: &mut Bytes<'_>, rows: usize, cols: usize) -> Self {
+        let mode = r.u8() % 4;
+        let (rs, cs, transposed) = match mode {
+            0 => (cols, 1, false),
+            1 => (1, rows, true),
+            _ => (stride(r), stride(r), false),
+        };
+        let need = needed(rows, cols, rs, cs);
+        // Usually exactly enough, sometimes a little more or (invalid) a little less.
+        let len = match (need, r.u8()) {
+            (Some(n), d) if n <= MAX_SLICE => match d {
+                0..=199 => n,
+                200..=229 => n + u128::from(d % 5),
+                _ => n.saturating_sub(u128::from(d % 3) + 1),
+            },
+            (_, d) => u128::from(d % 64),
+        };
+        let valid = need.is_some_and(|n| len >= n);
+        let data = (0..len).map(|_| value::<T>(r)).collect();
+        Operand {
+            data,
+            rows,
+            cols,
+            rs,
+            cs,
+            transposed,
+            valid,
+        }
+    }
+
+    fn view(&self) -> Result<MatRef<'_, T>, crate::DenseError> {
+        if self.transposed {
+            MatRef::from_slice(&self.data, self.cols, self.rows).map(MatRef::t)
+        } else {
+            MatRef::from_strided(&self.data, self.rows, self.cols, self.rs, self.cs)
+        }
+    }
+}
+
+/// Fuzz target `dense_shapes`: arbitrary shapes (zero, odd, around every threshold,
+/// claimed far beyond their slices), strides, transposed views, a bias present, absent
+/// or of the wrong length, every activation, `f32` and `f64`, values with NaN, ±∞ and
+/// subnormals, on every forced path. The crate must return `Err` exactly when the call
+/// is invalid, and otherwise match the reference within the derived tolerance
+/// ([`check_dense`]), NaN/∞ pattern included.
+pub fn dense_shapes(data: &[u8]) -> Result<(), String> {
+    let mut r = Bytes::new(data);
+    if r.u8() & 1 == 0 {
+        dense_case::<f32>(&mut r)
+    } else {
+        dense_case::<f64>(&mut r)
+    }
+}
+
+fn dense_case<T: Element>(r: &mut Bytes<'_>) -> Result<(), String> {
+    let act = activation(r);
+    let (m, k, n) = (dim(r), dim(r), dim(r));
+    // The kernel's row count is usually the input's column count, sometimes not.
+    let k2 = if r.u8() < 230 { k } else { dim(r) };
+    let input = Operand::<T>::new(r, m, k);
+    let kernel = Operand::<T>::new(r, k2, n);
+    let bias: Option<Vec<T>> = match r.u8() % 8 {
+        0 | 1 => None,
+        2 => {
+            // Wrong length (or, by chance, the right one).
+            let len = (r.u8() % 70) as usize;
+            Some((0..len).map(|_| value::<T>(r)).collect())
+        }
+        _ if n as u128 <= MAX_SLICE => Some((0..n).map(|_| value::<T>(r)).collect()),
+        _ => Some(vec![T::zero(); 3]),
+    };
+    let path = r.pick(&[
+        ForwardPath::Auto,
+        ForwardPath::Tiny,
+        ForwardPath::Skinny,
+        ForwardPath::Gemm,
+    ]);
+
+    let desc = || {
+        format!(
+            "{} {act} M={m} K={k} (kernel rows {k2}) N={n}, input strides ({}, {}){} len {}, \
+             kernel strides ({}, {}){} len {}, bias {:?}, path {path:?}",
+            T::NAME,
+            input.rs,
+            input.cs,
+            if input.transposed { " (t)" } else { "" },
+            input.data.len(),
+            kernel.rs,
+            kernel.cs,
+            if kernel.transposed { " (t)" } else { "" },
+            kernel.data.len(),
+            bias.as_ref().map(Vec::len),
+        )
+    };
+
+    // The views: each accepted exactly when the oracle says it is valid.
+    let (xv, wv) = (input.view(), kernel.view());
+    for (name, op, v) in [
+        ("input", &input, xv.is_ok()),
+        ("kernel", &kernel, wv.is_ok()),
+    ] {
+        if v != op.valid {
+            return Err(format!(
+                "{name} view: crate says {}, oracle says {}: {}",
+                if v { "valid" } else { "invalid" },
+                if op.valid { "valid" } else { "invalid" },
+                desc()
+            ));
+        }
+    }
+    let (Ok(x), Ok(w)) = (xv, wv) else {
+        return Ok(());
+    };
+    let b = bias.as_deref();
+    let out_len = m as u128 * n as u128;
+    let shapes_agree = k == k2 && b.is_none_or(|b| b.len() == n);
+    let out_bytes = out_len.saturating_mul(std::mem::size_of::<T>() as u128);
+    let valid = shapes_agree && out_bytes <= isize::MAX as u128;
+    // Each dimension bounded too: the reference loops over M and N even when the other
+    // is zero.
+    let runnable = m as u128 <= MAX_OUT
+        && n as u128 <= MAX_OUT
+        && k as u128 <= MAX_MACS
+        && out_len <= MAX_OUT
+        && out_len.saturating_mul(k as u128) <= MAX_MACS;
+    if valid && !runnable {
+        return Ok(());
+    }
+    if !shapes_agree {
+        // Rejected before anything is allocated: safe to call whatever the size.
+        return match dense_forward(x, w, b, act) {
+            Ok(_) => Err(format!("accepted an invalid call: {}", desc())),
+            Err(e) if e.to_string().is_empty() => Err(format!("empty error: {}", desc())),
+            Err(_) => Ok(()),
+        };
+    }
+    if !valid {
+        // An output too large for `isize` bytes: must be refused, not attempted.
+        return match dense_forward(x, w, b, act) {
+            Ok(_) => Err(format!("accepted an oversized output: {}", desc())),
+            Err(_) => Ok(()),
+        };
+    }
+
+    let y = dense_forward(x, w, b, act).map_err(|e| format!("refused ({e}): {}", desc()))?;
+    if (y.rows(), y.cols()) != (m, n) {
+        return Err(format!("output is {}x{}: {}", y.rows(), y.cols(), desc()));
+    }
+    check_dense(x, w, b, act, y.as_slice()).map_err(|e| format!("{e}: {}", desc()))?;
+
+    // The forced path into a NaN-filled buffer: the old contents must not leak in.
+    let mut out = vec![T::nan(); m * n];
+    let out_view = MatMut::from_slice(&mut out, m, n).map_err(|e| e.to_string())?;
+    dense_forward_into_on(path, x, w, b, act, out_view)
+        .map_err(|e| format!("into refused ({e}): {}", desc()))?;
+    check_dense(x, w, b, act, &out).map_err(|e| format!("into: {e}: {}", desc()))?;
+    // A wrongly shaped output is refused.
+    if m * n > 0 {
+        let mut short = vec![T::zero(); m * n - 1];
+        let bad = MatMut::from_slice(&mut short, m * n - 1, 1).map_err(|e| e.to_string())?;
+        if dense_forward_into_on(path, x, w, b, act, bad).is_ok() {
+            return Err(format!("accepted a wrongly shaped output: {}", desc()));
+        }
+    }
+    Ok(())
+}
+
+/// Fuzz target `activation_values`: arbitrary `f32`/`f64` bit patterns through every
+/// element-wise activation on every SIMD path this CPU has (within
+/// [`activation_ulp_bound`] of the `f64` definition; NaN, ±0 and ±∞ exactly as it says),
+/// and rows of them through the row-wise ones (softmax, log_softmax, sparsemax) on every
+/// forced forward path (within [`check_dense`]'s bound).
+pub fn activation_values(data: &[u8]) -> Result<(), String> {
+    let mut r = Bytes::new(data);
+    if r.u8() & 1 == 0 {
+        values_case::<f32>(&mut r, |r| f32::from_bits(u32::from_le_bytes(r.bytes())))
+    } else {
+        values_case::<f64>(&mut r, |r| f64::from_bits(u64::from_le_bytes(r.bytes())))
+    }
+}
+
+fn values_case<T: Element>(
+    r: &mut Bytes<'_>,
+    bits: impl Fn(&mut Bytes<'_>) -> T,
+) -> Result<(), String> {
+    let act = activation(r);
+    let len = 1 + (r.u8() % 70) as usize;
+    // Bit patterns from the bytes for as long as they last, then moderate values.
+    let xs: Vec<T> = (0..len)
+        .map(|_| {
+            if r.pos < r.data.len() {
+                bits(r)
+            } else {
+                value::<T>(r)
+            }
+        })
+        .collect();
+    if act.is_row_wise() {
+        // K = 0: the pre-activation is the bias exactly, so the rows are `xs` as given.
+        let rows = 1 + (r.u8() % 3) as usize;
+        let (cols, bias) = (len, &xs[..]);
+        let empty: [T; 0] = [];
+        let (x, w) = (
+            MatRef::from_slice(&empty, rows, 0).map_err(|e| e.to_string())?,
+            MatRef::from_slice(&empty, 0, cols).map_err(|e| e.to_string())?,
+        );
+        for path in [
+            ForwardPath::Auto,
+            ForwardPath::Tiny,
+            ForwardPath::Skinny,
+            ForwardPath::Gemm,
+        ] {
+            let mut out = vec![T::nan(); rows * cols];
+            let o = MatMut::from_slice(&mut out, rows, cols).map_err(|e| e.to_string())?;
+            dense_forward_into_on(path, x, w, Some(bias), act, o).map_err(|e| e.to_string())?;
+            check_dense(x, w, Some(bias), act, &out)
+                .map_err(|e| format!("{} {act} on {path:?}, row {bias:?}: {e}", T::NAME))?;
+        }
+        return Ok(());
+    }
+    if activation_ulp_bound::<T>(act).is_none() {
+        return Err(format!(
+            "{act}: no accuracy bound for an element-wise activation"
+        ));
+    }
+    for path in SimdPath::ALL {
+        let mut ys = xs.clone();
+        let ran = crate::apply_activation_on(path, act, &mut ys, len);
+        if ran != path.is_available() {
+            return Err(format!(
+                "{path}: ran = {ran}, available = {}",
+                path.is_available()
+            ));
+        }
+        if !ran {
+            continue;
+        }
+        for (&x, &y) in xs.iter().zip(&ys) {
+            check_activation_value(act, x, y).map_err(|e| format!("{} on {path}: {e}", T::NAME))?;
+        }
+    }
+    Ok(())
+}
+
+/// Fuzz target `activation_names`: arbitrary strings through `Activation::from_str`.
+/// `Ok` exactly for [`KERAS_NAMES`]; an accepted name's `Display` is its canonical name
+/// (`silu` for `swish`, `hard_silu` for `hard_swish`) and parses back to the same value.
+/// Then an arbitrary activation (parameters included, NaN and ±∞ among them) must
+/// display without panicking, and parse back to itself when its parameters are Keras's
+/// defaults (Keras's `get` takes no call syntax, so other parameters must not parse).
+pub fn activation_names(data: &[u8]) -> Result<(), String> {
+    let s = String::from_utf8_lossy(data);
+    let known = KERAS_NAMES.contains(&s.as_ref());
+    match s.parse::<Activation>() {
+        Ok(a) if !known => return Err(format!("{s:?} parsed as {a:?}: not a Keras name")),
+        Err(e) if known => return Err(format!("{s:?} refused: {e}")),
+        Ok(a) => {
+            let canonical = match s.as_ref() {
+                "swish" => "silu",
+                "hard_swish" => "hard_silu",
+                n => n,
+            };
+            let shown = a.to_string();
+            if shown != canonical {
+                return Err(format!("{s:?} displays as {shown:?}"));
+            }
+            if shown.parse::<Activation>().ok() != Some(a) {
+                return Err(format!("{shown:?} does not parse back to {a:?}"));
+            }
+        }
+        Err(e) if e.to_string().is_empty() => return Err(format!("{s:?}: empty error")),
+        Err(_) => {}
+    }
+    // Any activation, with arbitrary f64 parameters.
+    let mut r = Bytes::new(data);
+    let mut a = activation(&mut r);
+    let any = f64::from_bits(u64::from_le_bytes(r.bytes()));
+    if r.u8() < 64 {
+        use Activation::*;
+        a = match a {
+            LeakyRelu { .. } => LeakyRelu {
+                negative_slope: any,
+            },
+            Elu { .. } => Elu { alpha: any },
+            Celu { .. } => Celu { alpha: any },
+            Squareplus { .. } => Squareplus { b: any },
+            SoftShrink { .. } => SoftShrink { threshold: any },
+            HardShrink { .. } => HardShrink { threshold: any },
+            a => a,
+        };
+    }
+    let shown = a.to_string();
+    // `ReluWith` with Keras's defaults is relu, and displays as such.
+    let same = |b: Activation| {
+        b == a
+            || b == Activation::Relu
+                && a == Activation::ReluWith {
+                    negative_slope: 0.0,
+                    max_value: None,
+                    threshold: 0.0,
+                }
+    };
+    match shown.parse::<Activation>() {
+        Ok(b) if !same(b) => Err(format!(
+            "{a:?} displays as {shown:?}, which parses as {b:?}"
+        )),
+        Ok(_) if !KERAS_NAMES.contains(&shown.as_str()) => Err(format!(
+            "{a:?} displays as {shown:?}, not a Keras name, yet it parses"
+        )),
+        Err(_) if KERAS_NAMES.contains(&shown.as_str()) => Err(format!(
+            "{a:?} displays as the Keras name {shown:?}, which does not parse"
+        )),
+        _ => Ok(()),
+    }
+}
