@@ -88,6 +88,31 @@ pub enum DenseError {
         /// Why it cannot be built by name, and what to use instead.
         reason: &'static str,
     },
+    /// A layer or model setting Keras would refuse (`units = 0`, a negative `stddev`,
+    /// an unknown initializer name, …), or weights asked for before the layer is built.
+    InvalidConfig {
+        /// What is wrong.
+        what: String,
+    },
+    /// An input tensor the layer cannot take: rank below 2, a last axis other than the
+    /// layer's input size, or data whose length is not the shape's product.
+    InputShape {
+        /// The shape given (batch axis first).
+        shape: Vec<usize>,
+        /// The data's length.
+        len: usize,
+        /// The last-axis size the layer was built for, if it is built.
+        expected_last: Option<usize>,
+    },
+    /// `set_weights` given the wrong number of arrays or an array of the wrong shape.
+    WeightShape {
+        /// Which weight (`"kernel"`, `"bias"`, or `"weights"` for the count).
+        name: &'static str,
+        /// The shape (or, for the count, `[count]`) the layer has.
+        expected: Vec<usize>,
+        /// What was given.
+        actual: Vec<usize>,
+    },
 }
 
 impl fmt::Display for DenseError {
@@ -147,6 +172,30 @@ impl fmt::Display for DenseError {
             DenseError::UnsupportedActivation { name, reason } => {
                 write!(f, "activation {name:?} cannot be used by name: {reason}")
             }
+            DenseError::InvalidConfig { what } => write!(f, "invalid configuration: {what}"),
+            DenseError::InputShape {
+                shape,
+                len,
+                expected_last,
+            } => {
+                write!(f, "input of shape {shape:?} with {len} elements")?;
+                match expected_last {
+                    Some(k) => write!(
+                        f,
+                        ": the layer takes rank >= 2 with last axis {k}, and data of the \
+                         shape's size"
+                    ),
+                    None => write!(
+                        f,
+                        ": the layer takes rank >= 2 and data of the shape's size"
+                    ),
+                }
+            }
+            DenseError::WeightShape {
+                name,
+                expected,
+                actual,
+            } => write!(f, "{name}: expected shape {expected:?}, got {actual:?}"),
         }
     }
 }

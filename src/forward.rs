@@ -134,3 +134,12 @@ pub fn dense_forward_into_on<T: Element>(
     paths::run(path, input, kernel, bias, act, out.into_slice());
     Ok(())
 }
+
+/// `act` applied in place to a row-major buffer of rows of `cols` elements (row-wise
+/// activations per row), on the caller's rayon pool: the `Activation` layer's body.
+pub(crate) fn apply_activation_rows<T: Element>(act: Activation, data: &mut [T], cols: usize) {
+    if act == Activation::Linear || data.is_empty() || cols == 0 {
+        return;
+    }
+    crate::parallel::apply_rows(act, data, cols, data.len() as u64);
+}

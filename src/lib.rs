@@ -50,6 +50,7 @@ mod activation;
 mod element;
 mod error;
 mod forward;
+pub mod layer;
 mod matrix;
 mod parallel;
 mod paths;

@@ -1,0 +1,490 @@
+//! Keras's `Dense` layer over [`dense_forward_into`](crate::dense_forward_into).
+
+use super::{Constraint, Initializer, Regularizer, Tensor};
+use crate::{dense_forward_into, Activation, DenseError, Element, MatMut, MatRef};
+
+/// Keras's `Dense(units, activation, use_bias, kernel_initializer, bias_initializer,
+/// kernel_regularizer, bias_regularizer, activity_regularizer, kernel_constraint,
+/// bias_constraint)`, with Keras's defaults: no activation (linear), a bias, a
+/// glorot-uniform kernel, a zero bias, no regularizers, no constraints.
+///
+/// It acts on the last axis of an input of any rank ≥ 2: `(*, in) → (*, units)`. The
+/// kernel is `(in, units)` (Keras layout), the bias `(units,)`. The input size comes from
+/// [`input_dim`](Dense::input_dim) (the size of the last axis, the same as
+/// `input_shape(&[in])`), from [`build`](Dense::build), or from the first call.
+///
+/// ```
+/// use dense_kernel::{layer::Dense, Activation};
+/// let mut d = Dense::<f32>::new(3).activation(Activation::Relu).input_dim(2).seed(1);
+/// assert_eq!(d.count_params()?, 2 * 3 + 3);
+/// // A rank-3 input (2, 2, 2): Dense maps its last axis.
+/// let x = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0];
+/// let y = d.call(&x, &[2, 2, 2])?;
+/// assert_eq!(y.shape, vec![2, 2, 3]);
+/// assert!(y.data.iter().all(|v| *v >= 0.0));
+/// # Ok::<(), dense_kernel::DenseError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Dense<T> {
+    units: usize,
+    activation: Activation,
+    use_bias: bool,
+    kernel_initializer: Initializer,
+    bias_initializer: Initializer,
+    kernel_regularizer: Option<Regularizer>,
+    bias_regularizer: Option<Regularizer>,
+    activity_regularizer: Option<Regularizer>,
+    kernel_constraint: Option<Constraint>,
+    bias_constraint: Option<Constraint>,
+    /// The per-example input shape (without the batch axis), if given.
+    input_shape: Option<Vec<usize>>,
+    seed: Option<u64>,
+    name: Option<String>,
+    /// `(in, units)` row-major once built.
+    kernel: Vec<T>,
+    bias: Vec<T>,
+    in_features: Option<usize>,
+    activity_penalty: Option<f64>,
+}
+
+impl<T: Element> Dense<T> {
+    /// A layer of `units` outputs with Keras's defaults (checked when built: Keras
+    /// refuses `units = 0`).
+    pub fn new(units: usize) -> Self {
+        Dense {
+            units,
+            activation: Activation::Linear,
+            use_bias: true,
+            kernel_initializer: Initializer::GlorotUniform,
+            bias_initializer: Initializer::Zeros,
+            kernel_regularizer: None,
+            bias_regularizer: None,
+            activity_regularizer: None,
+            kernel_constraint: None,
+            bias_constraint: None,
+            input_shape: None,
+            seed: None,
+            name: None,
+            kernel: Vec::new(),
+            bias: Vec::new(),
+            in_features: None,
+            activity_penalty: None,
+        }
+    }
+
+    /// The activation (Keras `activation`; `None` there is [`Activation::Linear`]).
+    pub fn activation(mut self, a: Activation) -> Self {
+        self.activation = a;
+        self
+    }
+    /// Keras `use_bias` (default `true`).
+    pub fn use_bias(mut self, b: bool) -> Self {
+        self.use_bias = b;
+        self
+    }
+    /// Keras `kernel_initializer` (default glorot_uniform).
+    pub fn kernel_initializer(mut self, i: Initializer) -> Self {
+        self.kernel_initializer = i;
+        self
+    }
+    /// Keras `bias_initializer` (default zeros).
+    pub fn bias_initializer(mut self, i: Initializer) -> Self {
+        self.bias_initializer = i;
+        self
+    }
+    /// Keras `kernel_regularizer`.
+    pub fn kernel_regularizer(mut self, r: Regularizer) -> Self {
+        self.kernel_regularizer = Some(r);
+        self
+    }
+    /// Keras `bias_regularizer`.
+    pub fn bias_regularizer(mut self, r: Regularizer) -> Self {
+        self.bias_regularizer = Some(r);
+        self
+    }
+    /// Keras `activity_regularizer`: a penalty on each call's output, divided by the
+    /// batch size (the first axis), as Keras 3 does.
+    pub fn activity_regularizer(mut self, r: Regularizer) -> Self {
+        self.activity_regularizer = Some(r);
+        self
+    }
+    /// Keras `kernel_constraint`, applied by [`apply_constraints`](Dense::apply_constraints).
+    pub fn kernel_constraint(mut self, c: Constraint) -> Self {
+        self.kernel_constraint = Some(c);
+        self
+    }
+    /// Keras `bias_constraint`.
+    pub fn bias_constraint(mut self, c: Constraint) -> Self {
+        self.bias_constraint = Some(c);
+        self
+    }
+    /// Keras `input_dim`: the size of the input's **last axis** (not its rank); the same
+    /// as `input_shape(&[dim])`.
+    pub fn input_dim(self, dim: usize) -> Self {
+        self.input_shape(&[dim])
+    }
+    /// Keras `input_shape`: the per-example shape without the batch axis. Only its last
+    /// entry sizes the kernel; the rest shows in the summary's output shape.
+    pub fn input_shape(mut self, shape: &[usize]) -> Self {
+        self.input_shape = Some(shape.to_vec());
+        self
+    }
+    /// Seed for the initializers (kernel from `seed`, bias from a value derived from it).
+    /// Default 0; a [`Sequential`](super::Sequential) gives each unseeded layer its own.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+    /// The layer's name (default `dense`; a model numbers unnamed layers `dense_1`, …).
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_owned());
+        self
+    }
+
+    pub(crate) fn name_opt(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    pub(crate) fn seed_opt(&self) -> Option<u64> {
+        self.seed
+    }
+    pub(crate) fn input_shape_opt(&self) -> Option<&[usize]> {
+        self.input_shape.as_deref()
+    }
+
+    /// Number of output units.
+    pub fn units(&self) -> usize {
+        self.units
+    }
+    /// The layer's activation.
+    pub fn get_activation(&self) -> Activation {
+        self.activation
+    }
+    /// The input size (last axis), once known.
+    pub fn in_features(&self) -> Option<usize> {
+        self.in_features
+            .or_else(|| self.input_shape.as_ref().and_then(|s| s.last().copied()))
+    }
+    /// Whether the weights exist.
+    pub fn is_built(&self) -> bool {
+        self.in_features.is_some()
+    }
+
+    fn check_config(&self) -> Result<(), DenseError> {
+        if self.units == 0 {
+            return Err(DenseError::InvalidConfig {
+                what: "Dense units must be a positive integer, got 0".into(),
+            });
+        }
+        if let Some(s) = &self.input_shape {
+            if s.is_empty() {
+                return Err(DenseError::InvalidConfig {
+                    what: "input_shape must have at least one axis (the features)".into(),
+                });
+            }
+        }
+        for r in [
+            &self.kernel_regularizer,
+            &self.bias_regularizer,
+            &self.activity_regularizer,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            r.validate()?;
+        }
+        Ok(())
+    }
+
+    /// Creates the weights for inputs whose last axis is `in_features`, with the
+    /// initializers and the seed. Building again for the same size keeps the weights.
+    ///
+    /// # Errors
+    /// [`DenseError::InvalidConfig`] for `units = 0`, bad initializer or regularizer
+    /// parameters, a size other than `input_dim`'s, or a rebuild for another size.
+    pub fn build(&mut self, in_features: usize) -> Result<(), DenseError> {
+        self.check_config()?;
+        if let Some(k) = self.in_features() {
+            if k != in_features {
+                return Err(DenseError::InvalidConfig {
+                    what: format!(
+                        "Dense({}) is for inputs of last axis {k}, asked to build for {in_features}",
+                        self.units
+                    ),
+                });
+            }
+        }
+        if self.is_built() {
+            return Ok(());
+        }
+        let seed = self.seed.unwrap_or(0);
+        let kernel = self
+            .kernel_initializer
+            .sample::<T>(&[in_features, self.units], seed)?;
+        let bias = if self.use_bias {
+            self.bias_initializer
+                .sample::<T>(&[self.units], seed ^ 0xB1A5_B1A5_B1A5_B1A5)?
+        } else {
+            Vec::new()
+        };
+        self.kernel = kernel;
+        self.bias = bias;
+        self.in_features = Some(in_features);
+        Ok(())
+    }
+
+    /// `in·units + units` (or `in·units` without a bias): Keras's `count_params`.
+    ///
+    /// # Errors
+    /// [`DenseError::InvalidConfig`] while the input size is unknown (Keras raises too).
+    pub fn count_params(&self) -> Result<usize, DenseError> {
+        let k = self
+            .in_features()
+            .ok_or_else(|| DenseError::InvalidConfig {
+                what: "count_params on a Dense layer whose input size is unknown: give \
+                   input_dim, build it, or call it first"
+                    .into(),
+            })?;
+        k.checked_mul(self.units)
+            .and_then(|p| p.checked_add(if self.use_bias { self.units } else { 0 }))
+            .ok_or_else(|| DenseError::InvalidConfig {
+                what: format!("{k}x{} parameters overflow usize", self.units),
+            })
+    }
+
+    fn built_in(&mut self) -> Result<usize, DenseError> {
+        if let Some(k) = self.in_features {
+            return Ok(k);
+        }
+        let k = self
+            .in_features()
+            .ok_or_else(|| DenseError::InvalidConfig {
+                what: "the layer is not built: give input_dim, build it, or call it first".into(),
+            })?;
+        self.build(k)?;
+        Ok(k)
+    }
+
+    /// The weights in Keras's order, `[kernel (in, units), bias (units,)]` (no bias
+    /// without `use_bias`). Builds the layer if its input size is known.
+    ///
+    /// # Errors
+    /// [`DenseError::InvalidConfig`] if the input size is unknown.
+    pub fn get_weights(&mut self) -> Result<Vec<Tensor<T>>, DenseError> {
+        let k = self.built_in()?;
+        let mut w = vec![Tensor {
+            shape: vec![k, self.units],
+            data: self.kernel.clone(),
+        }];
+        if self.use_bias {
+            w.push(Tensor {
+                shape: vec![self.units],
+                data: self.bias.clone(),
+            });
+        }
+        Ok(w)
+    }
+
+    /// Sets the weights, Keras order `[kernel (in, units), bias (units,)]`. An unbuilt
+    /// layer takes its input size from the kernel (which must agree with `input_dim`).
+    ///
+    /// # Errors
+    /// [`DenseError::WeightShape`] for the wrong number of arrays, a wrong shape, or data
+    /// whose length is not its shape's product.
+    pub fn set_weights(&mut self, weights: &[Tensor<T>]) -> Result<(), DenseError> {
+        let want = 1 + usize::from(self.use_bias);
+        if weights.len() != want {
+            return Err(DenseError::WeightShape {
+                name: "weights",
+                expected: vec![want],
+                actual: vec![weights.len()],
+            });
+        }
+        let k = self
+            .in_features()
+            .unwrap_or_else(|| match weights[0].shape[..] {
+                [k, _] => k,
+                _ => 0,
+            });
+        self.check_config()?;
+        let check = |name: &'static str, t: &Tensor<T>, shape: Vec<usize>| {
+            let n = t.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+            if t.shape != shape || n != Some(t.data.len()) {
+                let mut actual = t.shape.clone();
+                if n != Some(t.data.len()) {
+                    // Report the data length when it disagrees with its own shape.
+                    actual = vec![t.data.len()];
+                }
+                return Err(DenseError::WeightShape {
+                    name,
+                    expected: shape,
+                    actual,
+                });
+            }
+            Ok(())
+        };
+        check("kernel", &weights[0], vec![k, self.units])?;
+        if self.use_bias {
+            check("bias", &weights[1], vec![self.units])?;
+        }
+        self.kernel = weights[0].data.clone();
+        self.bias = if self.use_bias {
+            weights[1].data.clone()
+        } else {
+            Vec::new()
+        };
+        self.in_features = Some(k);
+        Ok(())
+    }
+
+    /// The kernel as a `(in, units)` view (built layers only).
+    pub fn kernel(&self) -> Option<MatRef<'_, T>> {
+        let k = self.in_features?;
+        MatRef::from_slice(&self.kernel, k, self.units).ok()
+    }
+
+    /// The bias (built layers with `use_bias` only).
+    pub fn bias(&self) -> Option<&[T]> {
+        (self.in_features.is_some() && self.use_bias).then_some(&self.bias[..])
+    }
+
+    /// The output shape for an input of `shape` (batch axis first): `(*, units)`.
+    ///
+    /// # Errors
+    /// [`DenseError::InputShape`] for rank < 2 or a last axis other than the layer's.
+    pub fn output_shape(&self, shape: &[usize]) -> Result<Vec<usize>, DenseError> {
+        let bad = || DenseError::InputShape {
+            shape: shape.to_vec(),
+            len: 0,
+            expected_last: self.in_features(),
+        };
+        let (&last, lead) = shape.split_last().ok_or_else(bad)?;
+        if lead.is_empty() || self.in_features().is_some_and(|k| k != last) {
+            return Err(bad());
+        }
+        let mut out = lead.to_vec();
+        out.push(self.units);
+        Ok(out)
+    }
+
+    /// The layer on `input` of `shape` (batch axis first, rank ≥ 2), into a new tensor.
+    /// The first call builds the layer if needed; the input is read in place, not copied.
+    ///
+    /// # Errors
+    /// [`DenseError::InputShape`] for rank < 2, a last axis other than the layer's, or
+    /// data whose length is not the shape's product; the build's errors.
+    pub fn call(&mut self, input: &[T], shape: &[usize]) -> Result<Tensor<T>, DenseError> {
+        let out_shape = self.prepare(input, shape)?;
+        let len = out_shape.iter().product();
+        let mut data = Vec::new();
+        data.try_reserve_exact(len)
+            .map_err(|_| DenseError::AllocationFailed {
+                rows: len / self.units,
+                cols: self.units,
+            })?;
+        data.resize(len, T::zero());
+        self.call_into(input, shape, &mut data)?;
+        Ok(Tensor {
+            shape: out_shape,
+            data,
+        })
+    }
+
+    /// Checks the input, builds on first use, returns the output shape.
+    fn prepare(&mut self, input: &[T], shape: &[usize]) -> Result<Vec<usize>, DenseError> {
+        let bad = |expected_last| DenseError::InputShape {
+            shape: shape.to_vec(),
+            len: input.len(),
+            expected_last,
+        };
+        let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+        let (&last, lead) = shape.split_last().ok_or_else(|| bad(self.in_features()))?;
+        if lead.is_empty() || n != Some(input.len()) {
+            return Err(bad(self.in_features()));
+        }
+        if self.in_features().is_some_and(|k| k != last) {
+            return Err(bad(self.in_features()));
+        }
+        if !self.is_built() {
+            self.build(last)?;
+        }
+        self.output_shape(shape)
+    }
+
+    /// [`call`](Dense::call) into `out` (`shape` with its last axis replaced by
+    /// `units`, row-major): no allocation.
+    ///
+    /// # Errors
+    /// As [`call`](Dense::call), and [`DenseError::OutputShape`] if `out` has the wrong
+    /// length.
+    pub fn call_into(
+        &mut self,
+        input: &[T],
+        shape: &[usize],
+        out: &mut [T],
+    ) -> Result<(), DenseError> {
+        let out_shape = self.prepare(input, shape)?;
+        let k = self.in_features.unwrap_or(0);
+        let m: usize = out_shape[..out_shape.len() - 1].iter().product();
+        if out.len() != m * self.units {
+            return Err(DenseError::OutputShape {
+                expected: (m, self.units),
+                actual: (out.len() / self.units.max(1), self.units),
+            });
+        }
+        dense_forward_into(
+            MatRef::from_slice(input, m, k)?,
+            MatRef::from_slice(&self.kernel, k, self.units)?,
+            self.use_bias.then_some(&self.bias[..]),
+            self.activation,
+            MatMut::from_slice(out, m, self.units)?,
+        )?;
+        self.activity_penalty = self.activity_regularizer.map(|r| {
+            // Keras: the penalty over the whole output, divided by the batch size
+            // (`divide_no_nan`: 0 for an empty batch).
+            let batch = shape[0] as f64;
+            if batch == 0.0 {
+                0.0
+            } else {
+                r.penalty(out) / batch
+            }
+        });
+        Ok(())
+    }
+
+    /// The regularization penalties Keras would add to the loss, in the order of
+    /// Keras's `layer.losses`: the last call's activity penalty, then the kernel's, then
+    /// the bias's (each only if set).
+    pub fn losses(&self) -> Vec<f64> {
+        let mut l = Vec::new();
+        if let Some(p) = self.activity_penalty {
+            l.push(p);
+        }
+        if self.is_built() {
+            if let Some(r) = self.kernel_regularizer {
+                l.push(r.penalty(&self.kernel));
+            }
+            if let (Some(r), true) = (self.bias_regularizer, self.use_bias) {
+                l.push(r.penalty(&self.bias));
+            }
+        }
+        l
+    }
+
+    /// Projects the kernel and the bias with their constraints (Keras applies them after
+    /// each optimizer step; here, when asked).
+    ///
+    /// # Errors
+    /// The constraint's [`DenseError::InvalidConfig`] (an axis the weight lacks).
+    pub fn apply_constraints(&mut self) -> Result<(), DenseError> {
+        let Some(k) = self.in_features else {
+            return Ok(());
+        };
+        if let Some(c) = self.kernel_constraint {
+            c.apply(&mut self.kernel, &[k, self.units])?;
+        }
+        if let (Some(c), true) = (self.bias_constraint, self.use_bias) {
+            c.apply(&mut self.bias, &[self.units])?;
+        }
+        Ok(())
+    }
+}

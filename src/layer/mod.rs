@@ -1,0 +1,52 @@
+//! The Keras face of the crate: [`Dense`] with every Keras parameter and default, its
+//! [initializers](Initializer), [regularizers](Regularizer) and
+//! [constraints](Constraint), the [`ActivationLayer`], and [`Sequential`] (with its
+//! `Input`-first functional form) with Keras 3's `summary()`.
+//!
+//! Built on [`dense_forward_into`](crate::dense_forward_into); nothing below the layer
+//! imports it. Where the crate follows or departs from Keras 3.15:
+//! - Names are numbered per model (`dense`, `dense_1`, …), not by a process-wide
+//!   counter: what Keras shows in a fresh session.
+//! - Initializers have Keras's formulas and distributions; their random numbers come
+//!   from the crate's own seeded generator, so the values are not Keras's.
+//! - `softmax` over a single unit is always exactly 1 (`log_softmax` 0), as in Keras,
+//!   which warns about it; the crate does not warn.
+//! - Keras's `keras.regularizers.get("l1_l2")` fails (only `"l1l2"` exists there, with
+//!   zero factors): [`Regularizer::from_name`] follows Keras.
+//! - The activity penalty is divided by the first axis (the batch), as Keras 3 does,
+//!   even for inputs of rank > 2.
+//!
+//! ```
+//! use dense_kernel::layer::{Dense, Input, Sequential};
+//! use dense_kernel::Activation;
+//! // The tutorial's second model: Input((5,)) -> Dense(1, activation='softmax').
+//! let mut model = Sequential::<f32>::functional(Input::new(&[5]))
+//!     .add(Dense::new(1).activation(Activation::Softmax))?;
+//! assert_eq!(model.count_params()?, 6);
+//! let (y, _) = model.forward(&[0.3; 10], &[2, 5])?;
+//! assert_eq!(y, &[1.0, 1.0]); // softmax over one unit
+//! # Ok::<(), dense_kernel::DenseError>(())
+//! ```
+
+mod constraint;
+mod dense;
+mod init;
+mod model;
+mod regularizer;
+mod rng;
+
+pub use constraint::{Constraint, EPSILON};
+pub use dense::Dense;
+pub use init::{fans, Distribution, FanMode, Initializer, TRUNCATION_STD};
+pub use model::{ActivationLayer, Input, Layer, Sequential};
+pub use regularizer::Regularizer;
+
+/// An owned tensor: row-major data and its shape (batch axis first for activations;
+/// `[in, units]` / `[units]` for weights).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor<T> {
+    /// The shape.
+    pub shape: Vec<usize>,
+    /// The elements, row-major.
+    pub data: Vec<T>,
+}
