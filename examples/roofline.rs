@@ -2,14 +2,18 @@
 //!
 //! `cargo run --release --example roofline` measures the FMA peak (one thread and all
 //! threads, for the instruction set the crate dispatches to) and the memory read
-//! bandwidth, sweeps `dense_forward` over a set of shapes and activations, prints a
-//! table and writes `roofline.svg`.
+//! bandwidth, sweeps `dense_forward` over a set of shapes and activations (with the
+//! packed path, `dense_forward_packed`, side by side), prints a table and writes
+//! `roofline.svg`.
 //!
 //! Flags: `--threads N`, `--shapes "M,K,N;M,K,N"`, `--layouts keras,torch`, `--quick`,
 //! `--json`, `--out PATH`.
 
 use clap::Parser;
-use dense_kernel::{dense_forward_into, simd_path, Activation, MatMut, MatRef, SimdPath};
+use dense_kernel::{
+    dense_forward_into, dense_forward_packed, simd_path, Activation, MatMut, MatRef, PackedKernel,
+    SimdPath,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::fmt::Write as _;
 use std::hint::black_box;
@@ -74,6 +78,8 @@ struct Row {
     bound: &'static str,
     pct_roof: f64,
     speedup: f64,
+    /// `dense_forward_packed` on the same case (weight packed once beforehand).
+    packed_gflops: f64,
 }
 
 fn parse_shapes(s: &str) -> Result<Vec<(usize, usize, usize)>, String> {
@@ -94,29 +100,35 @@ fn parse_shapes(s: &str) -> Result<Vec<(usize, usize, usize)>, String> {
 
 /// Median seconds of `f` over repetitions filling about `budget`.
 fn time(budget: Duration, mut f: impl FnMut()) -> f64 {
-    let mut nothing = || {};
-    time_pair(budget, &mut f, &mut nothing).0
+    time_all(budget, &mut [&mut f])[0]
 }
 
-/// Median seconds of `f` and of `g`, run alternately (f, g, f, g, …) over repetitions
-/// filling about `budget` each, so a slow moment on this shared machine hits both and
-/// their ratio stays fair.
-fn time_pair(budget: Duration, f: &mut dyn FnMut(), g: &mut dyn FnMut()) -> (f64, f64) {
+/// Median seconds of each closure, run in turn (f, g, h, f, g, h, …) over repetitions
+/// filling about `budget` each, so a slow moment on this shared machine hits them all
+/// and their ratios stay fair.
+fn time_all(budget: Duration, fs: &mut [&mut dyn FnMut()]) -> Vec<f64> {
     let once = |h: &mut dyn FnMut()| {
         let t = Instant::now();
         h();
         t.elapsed().as_secs_f64()
     };
-    f();
-    g();
-    let slowest = once(f).max(once(g)).max(1e-9);
+    for f in fs.iter_mut() {
+        f();
+    }
+    let slowest = fs.iter_mut().map(|f| once(*f)).fold(1e-9, f64::max);
     let reps = ((budget.as_secs_f64() / slowest) as usize).clamp(3, 1000);
-    let (mut a, mut b): (Vec<f64>, Vec<f64>) = (0..reps).map(|_| (once(f), once(g))).unzip();
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(|x, y| x.total_cmp(y));
-        v[v.len() / 2]
-    };
-    (median(&mut a), median(&mut b))
+    let mut t: Vec<Vec<f64>> = vec![Vec::with_capacity(reps); fs.len()];
+    for _ in 0..reps {
+        for (f, v) in fs.iter_mut().zip(t.iter_mut()) {
+            v.push(once(*f));
+        }
+    }
+    t.into_iter()
+        .map(|mut v| {
+            v.sort_by(|x, y| x.total_cmp(y));
+            v[v.len() / 2]
+        })
+        .collect()
 }
 
 /// Runs independent FMA chains on the crate's SIMD path (scalar multiply-adds on the
@@ -286,23 +298,39 @@ fn main() -> Result<(), String> {
                 Layout::Torch => (MatRef::from_slice(&w, n, k).unwrap().t(), (1, k as isize)),
             };
             let mut out2 = out.clone();
-            let (secs, base) = pool.install(|| {
-                time_pair(
+            let mut out3 = out.clone();
+            // Packing is a one-time cost, outside the timing (`cargo bench --bench
+            // packed` measures it).
+            let packed = PackedKernel::new(kernel, Some(&b)).map_err(|e| e.to_string())?;
+            let t = pool.install(|| {
+                time_all(
                     budget,
-                    &mut || {
-                        dense_forward_into(
-                            MatRef::from_slice(&x, m, k).unwrap(),
-                            kernel,
-                            Some(&b),
-                            act,
-                            MatMut::from_slice(&mut out, m, n).unwrap(),
-                        )
-                        .unwrap()
-                    },
-                    // The unfused loop is single-threaded whatever the pool.
-                    &mut || common::unfused((m, k, n), &x, &w, strides, &b, act, &mut out2),
+                    &mut [
+                        &mut || {
+                            dense_forward_into(
+                                MatRef::from_slice(&x, m, k).unwrap(),
+                                kernel,
+                                Some(&b),
+                                act,
+                                MatMut::from_slice(&mut out, m, n).unwrap(),
+                            )
+                            .unwrap()
+                        },
+                        // The unfused loop is single-threaded whatever the pool.
+                        &mut || common::unfused((m, k, n), &x, &w, strides, &b, act, &mut out2),
+                        &mut || {
+                            dense_forward_packed(
+                                MatRef::from_slice(&x, m, k).unwrap(),
+                                &packed,
+                                act,
+                                MatMut::from_slice(&mut out3, m, n).unwrap(),
+                            )
+                            .unwrap()
+                        },
+                    ],
                 )
             });
+            let (secs, base, psecs) = (t[0], t[1], t[2]);
             let gflops = flops / secs / 1e9;
             rows.push(Row {
                 m,
@@ -317,6 +345,7 @@ fn main() -> Result<(), String> {
                 bound,
                 pct_roof: 100.0 * flops / secs / roof,
                 speedup: base / secs,
+                packed_gflops: flops / psecs / 1e9,
             });
             bar.inc(1);
         }
@@ -326,9 +355,9 @@ fn main() -> Result<(), String> {
     if args.json {
         for r in &rows {
             println!(
-                "{{\"m\":{},\"k\":{},\"n\":{},\"activation\":\"{}\",\"layout\":\"{}\",\"threads\":{threads},\"seconds\":{:e},\"gflops\":{:.3},\"pct_peak\":{:.2},\"intensity\":{:.3},\"bound\":\"{}\",\"pct_roof\":{:.2},\"speedup_vs_unfused\":{:.3},\"peak_gflops\":{:.2},\"bandwidth_gbs\":{:.2},\"simd_path\":\"{}\"}}",
+                "{{\"m\":{},\"k\":{},\"n\":{},\"activation\":\"{}\",\"layout\":\"{}\",\"threads\":{threads},\"seconds\":{:e},\"gflops\":{:.3},\"pct_peak\":{:.2},\"intensity\":{:.3},\"bound\":\"{}\",\"pct_roof\":{:.2},\"speedup_vs_unfused\":{:.3},\"packed_gflops\":{:.3},\"peak_gflops\":{:.2},\"bandwidth_gbs\":{:.2},\"simd_path\":\"{}\"}}",
                 r.m, r.k, r.n, r.act, r.layout.name(), r.secs, r.gflops, r.pct_peak, r.intensity, r.bound,
-                r.pct_roof, r.speedup, peak / 1e9, bw / 1e9, simd_path()
+                r.pct_roof, r.speedup, r.packed_gflops, peak / 1e9, bw / 1e9, simd_path()
             );
         }
     } else {
@@ -341,7 +370,7 @@ fn main() -> Result<(), String> {
             bw / 1e9
         );
         println!(
-            "{:<16} {:<8} {:<6} {:>10} {:>8} {:>7} {:>8} {:>8} {:>7} {:>8}",
+            "{:<16} {:<8} {:<6} {:>10} {:>8} {:>7} {:>8} {:>8} {:>7} {:>8} {:>8}",
             "M×K×N",
             "act",
             "layout",
@@ -351,11 +380,12 @@ fn main() -> Result<(), String> {
             "flop/B",
             "bound",
             "%roof",
-            "vs unfused"
+            "vs unfused",
+            "packed"
         );
         for r in &rows {
             println!(
-                "{:<16} {:<8} {:<6} {:>8.1}µs {:>8.1} {:>6.1}% {:>8.2} {:>8} {:>6.1}% {:>7.2}×",
+                "{:<16} {:<8} {:<6} {:>8.1}µs {:>8.1} {:>6.1}% {:>8.2} {:>8} {:>6.1}% {:>7.2}× {:>8.1}",
                 format!("{}×{}×{}", r.m, r.k, r.n),
                 r.act.to_string(),
                 r.layout.name(),
@@ -365,7 +395,8 @@ fn main() -> Result<(), String> {
                 r.intensity,
                 r.bound,
                 r.pct_roof,
-                r.speedup
+                r.speedup,
+                r.packed_gflops
             );
         }
     }
@@ -462,6 +493,15 @@ fn svg(rows: &[Row], peak: f64, bw: f64) -> String {
             s,
             "<circle class=\"case\" cx=\"{x}\" cy=\"{y}\" r=\"4\" {paint}/>"
         );
+        // The same case on the packed path: a small square on the same vertical.
+        let yp = py(r.packed_gflops.max(10f64.powf(y0)));
+        let _ = writeln!(
+            s,
+            "<rect class=\"packed\" x=\"{}\" y=\"{}\" width=\"6\" height=\"6\" fill=\"none\" stroke=\"{}\"/>",
+            x - 3.0,
+            yp - 3.0,
+            colour(&r.act)
+        );
         if !seen.contains(&(r.m, r.k, r.n)) {
             seen.push((r.m, r.k, r.n));
             // Alternate labels below and above their point, so neighbours along the
@@ -488,7 +528,7 @@ fn svg(rows: &[Row], peak: f64, bw: f64) -> String {
     let y = t + 16.0 + 16.0 * legend.len() as f64;
     let _ = writeln!(
         s,
-        "<text x=\"{}\" y=\"{y}\">filled: Keras (in, units); ring: PyTorch (units, in)</text>",
+        "<text x=\"{}\" y=\"{y}\">filled: Keras (in, units); ring: PyTorch (units, in); square: packed (dense_forward_packed)</text>",
         l + 10.0
     );
     for (i, a) in legend.iter().enumerate() {

@@ -26,6 +26,14 @@ pub trait Element:
 
     /// Rounds an `f64` to the nearest value of this type (overflowing to ±∞).
     fn narrow(x: f64) -> Self;
+
+    /// The slice as `f32`s if this type is `f32` (the packed path is `f32`-only).
+    #[doc(hidden)]
+    fn as_f32s(s: &[Self]) -> Option<&[f32]>;
+
+    /// The mutable slice as `f32`s if this type is `f32`.
+    #[doc(hidden)]
+    fn as_f32s_mut(s: &mut [Self]) -> Option<&mut [f32]>;
 }
 
 impl Element for f32 {
@@ -40,6 +48,14 @@ impl Element for f32 {
     fn narrow(x: f64) -> Self {
         x as f32
     }
+
+    fn as_f32s(s: &[f32]) -> Option<&[f32]> {
+        Some(s)
+    }
+
+    fn as_f32s_mut(s: &mut [f32]) -> Option<&mut [f32]> {
+        Some(s)
+    }
 }
 
 impl Element for f64 {
@@ -53,5 +69,13 @@ impl Element for f64 {
     #[inline(always)]
     fn narrow(x: f64) -> Self {
         x
+    }
+
+    fn as_f32s(_: &[f64]) -> Option<&[f32]> {
+        None
+    }
+
+    fn as_f32s_mut(_: &mut [f64]) -> Option<&mut [f32]> {
+        None
     }
 }

@@ -3,6 +3,7 @@
 //! epilogue per output block.
 
 use crate::matrix::{Mat, MatMut, MatRef};
+use crate::paths::packed::PackedKernel;
 use crate::paths::{self, ForwardPath};
 use crate::{Activation, DenseError, Element};
 
@@ -132,6 +133,43 @@ pub fn dense_forward_into_on<T: Element>(
         });
     }
     paths::run(path, input, kernel, bias, act, out.into_slice());
+    Ok(())
+}
+
+/// `act(input · W + b)` with a weight and bias packed once ([`PackedKernel`]): the
+/// prepared path for a layer called many times. Writes `out` (`(M, N)`, overwritten);
+/// allocates nothing.
+///
+/// Runs the crate's own register-blocked microkernels (AVX-512 or AVX2+FMA, chosen at
+/// run time) with the bias loaded into the accumulators and relu applied in registers;
+/// other element-wise activations run per `mc × nc` output block while it is in L2,
+/// row-wise ones (softmax & co.) per row afterwards. Results are bitwise the same for
+/// any thread count, and within the same K-sum bound as [`dense_forward`] (not bitwise
+/// equal to it: the summation order differs).
+///
+/// # Errors
+/// [`DenseError::InnerDimMismatch`] if `input.cols()` is not the packed kernel's
+/// `in_features`, [`DenseError::OutputShape`] if `out` is not `(M, units)`.
+pub fn dense_forward_packed(
+    input: MatRef<'_, f32>,
+    packed: &PackedKernel,
+    act: Activation,
+    out: MatMut<'_, f32>,
+) -> Result<(), DenseError> {
+    let (k, n) = (packed.in_features(), packed.units());
+    if input.cols() != k {
+        return Err(DenseError::InnerDimMismatch {
+            input: (input.rows(), input.cols()),
+            kernel: (k, n),
+        });
+    }
+    if (out.rows(), out.cols()) != (input.rows(), n) {
+        return Err(DenseError::OutputShape {
+            expected: (input.rows(), n),
+            actual: (out.rows(), out.cols()),
+        });
+    }
+    crate::paths::packed::run(input, packed, act, out.into_slice());
     Ok(())
 }
 

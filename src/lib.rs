@@ -62,8 +62,9 @@ pub use element::Element;
 pub use error::DenseError;
 #[doc(hidden)]
 pub use forward::dense_forward_into_on;
-pub use forward::{dense_forward, dense_forward_into};
+pub use forward::{dense_forward, dense_forward_into, dense_forward_packed};
 pub use matrix::{Mat, MatMut, MatRef};
+pub use paths::packed::PackedKernel;
 #[doc(hidden)]
 pub use paths::ForwardPath;
 #[doc(hidden)]

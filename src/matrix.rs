@@ -167,6 +167,12 @@ impl<'a, T: Element> MatRef<'a, T> {
         self.data.as_ptr()
     }
 
+    /// The slice behind the view (every element `(i, j)` is at
+    /// `i·row_stride + j·col_stride` inside it).
+    pub(crate) fn data(&self) -> &'a [T] {
+        self.data
+    }
+
     /// Strides as `isize`, which `from_strided` proved lossless for any non-empty view.
     /// (An empty view never reaches the GEMM.)
     pub(crate) fn strides_isize(&self) -> (isize, isize) {

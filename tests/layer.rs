@@ -520,3 +520,52 @@ fn sequential_unbuilt_summary_and_activation_layers() {
     assert_eq!(shape, &[2, 2]);
     assert_eq!(y, &[2.0, 2.0, 3.0, 3.0]);
 }
+
+#[test]
+fn second_call_switches_to_the_packed_path() {
+    let (m, k, n) = (5, 40, 33);
+    let x: Vec<f32> = (0..m * k)
+        .map(|i| ((i * 7 % 19) as f32 - 9.0) / 5.0)
+        .collect();
+    let mut d = Dense::<f32>::new(n)
+        .activation(Activation::Gelu)
+        .bias_initializer(Initializer::Ones);
+    let first = d.call(&x, &[m, k]).unwrap();
+    assert!(!d.is_packed());
+    let second = d.call(&x, &[m, k]).unwrap();
+    assert!(d.is_packed(), "packed on the second call");
+    let third = d.call(&x, &[m, k]).unwrap();
+    assert_eq!(second, third, "the packed path is deterministic");
+    let w = d.get_weights().unwrap();
+    for y in [&first, &second] {
+        reference::check_dense(
+            MatRef::from_slice(&x, m, k).unwrap(),
+            MatRef::from_slice(&w[0].data, k, n).unwrap(),
+            Some(&w[1].data),
+            Activation::Gelu,
+            &y.data,
+        )
+        .unwrap();
+    }
+    // New weights drop the packing, and the next calls use them.
+    let zeros = Tensor {
+        shape: vec![k, n],
+        data: vec![0.0f32; k * n],
+    };
+    let bias = Tensor {
+        shape: vec![n],
+        data: vec![0.0f32; n],
+    };
+    d.set_weights(&[zeros, bias]).unwrap();
+    assert!(!d.is_packed());
+    for _ in 0..3 {
+        assert!(d.call(&x, &[m, k]).unwrap().data.iter().all(|&v| v == 0.0));
+    }
+    assert!(d.is_packed());
+    // f64 layers never pack.
+    let mut e = Dense::<f64>::new(3).input_dim(2);
+    for _ in 0..3 {
+        e.call(&[1.0, 2.0], &[1, 2]).unwrap();
+    }
+    assert!(!e.is_packed());
+}

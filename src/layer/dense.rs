@@ -1,7 +1,10 @@
 //! Keras's `Dense` layer over [`dense_forward_into`](crate::dense_forward_into).
 
 use super::{Constraint, Initializer, Regularizer, Tensor};
-use crate::{dense_forward_into, Activation, DenseError, Element, MatMut, MatRef};
+use crate::{
+    dense_forward_into, dense_forward_packed, Activation, DenseError, Element, MatMut, MatRef,
+    PackedKernel,
+};
 
 /// Keras's `Dense(units, activation, use_bias, kernel_initializer, bias_initializer,
 /// kernel_regularizer, bias_regularizer, activity_regularizer, kernel_constraint,
@@ -12,6 +15,11 @@ use crate::{dense_forward_into, Activation, DenseError, Element, MatMut, MatRef}
 /// kernel is `(in, units)` (Keras layout), the bias `(units,)`. The input size comes from
 /// [`input_dim`](Dense::input_dim) (the size of the last axis, the same as
 /// `input_shape(&[in])`), from [`build`](Dense::build), or from the first call.
+///
+/// An `f32` layer packs its weight for the crate's microkernels on its second call
+/// ([`PackedKernel`], a one-time copy of the kernel) and runs the prepared path
+/// ([`dense_forward_packed`]) from then on; `set_weights`, `build` and
+/// `apply_constraints` drop the packing. `f64` layers always run [`dense_forward_into`].
 ///
 /// ```
 /// use dense_kernel::{layer::Dense, Activation};
@@ -45,6 +53,10 @@ pub struct Dense<T> {
     bias: Vec<T>,
     in_features: Option<usize>,
     activity_penalty: Option<f64>,
+    /// Calls since the weights last changed.
+    calls: u32,
+    /// The packed kernel and bias (f32 only), made on the second call.
+    packed: Option<PackedKernel>,
 }
 
 impl<T: Element> Dense<T> {
@@ -69,6 +81,8 @@ impl<T: Element> Dense<T> {
             bias: Vec::new(),
             in_features: None,
             activity_penalty: None,
+            calls: 0,
+            packed: None,
         }
     }
 
@@ -229,6 +243,7 @@ impl<T: Element> Dense<T> {
         self.kernel = kernel;
         self.bias = bias;
         self.in_features = Some(in_features);
+        self.weights_changed();
         Ok(())
     }
 
@@ -333,7 +348,18 @@ impl<T: Element> Dense<T> {
             Vec::new()
         };
         self.in_features = Some(k);
+        self.weights_changed();
         Ok(())
+    }
+
+    fn weights_changed(&mut self) {
+        self.calls = 0;
+        self.packed = None;
+    }
+
+    /// Whether the layer currently runs the packed (prepared) path.
+    pub fn is_packed(&self) -> bool {
+        self.packed.is_some()
     }
 
     /// The kernel as a `(in, units)` view (built layers only).
@@ -431,13 +457,38 @@ impl<T: Element> Dense<T> {
                 actual: (out.len() / self.units.max(1), self.units),
             });
         }
-        dense_forward_into(
-            MatRef::from_slice(input, m, k)?,
-            MatRef::from_slice(&self.kernel, k, self.units)?,
-            self.use_bias.then_some(&self.bias[..]),
-            self.activation,
-            MatMut::from_slice(out, m, self.units)?,
-        )?;
+        self.calls = self.calls.saturating_add(1);
+        if self.packed.is_none() && self.calls >= 2 {
+            // The second call: the layer is in use, pack once (f32 only).
+            if let Some(w) = T::as_f32s(&self.kernel) {
+                let b = if self.use_bias {
+                    T::as_f32s(&self.bias)
+                } else {
+                    None
+                };
+                self.packed = Some(PackedKernel::new(MatRef::from_slice(w, k, self.units)?, b)?);
+            }
+        }
+        match (&self.packed, T::as_f32s(input)) {
+            (Some(p), Some(x)) => {
+                let o = T::as_f32s_mut(out).ok_or(DenseError::InvalidConfig {
+                    what: "packed path on a non-f32 output".into(),
+                })?;
+                dense_forward_packed(
+                    MatRef::from_slice(x, m, k)?,
+                    p,
+                    self.activation,
+                    MatMut::from_slice(o, m, self.units)?,
+                )?;
+            }
+            _ => dense_forward_into(
+                MatRef::from_slice(input, m, k)?,
+                MatRef::from_slice(&self.kernel, k, self.units)?,
+                self.use_bias.then_some(&self.bias[..]),
+                self.activation,
+                MatMut::from_slice(out, m, self.units)?,
+            )?,
+        }
         self.activity_penalty = self.activity_regularizer.map(|r| {
             // Keras: the penalty over the whole output, divided by the batch size
             // (`divide_no_nan`: 0 for an empty batch).
@@ -484,6 +535,9 @@ impl<T: Element> Dense<T> {
         }
         if let (Some(c), true) = (self.bias_constraint, self.use_bias) {
             c.apply(&mut self.bias, &[self.units])?;
+        }
+        if self.kernel_constraint.is_some() || self.bias_constraint.is_some() {
+            self.weights_changed();
         }
         Ok(())
     }

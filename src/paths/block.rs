@@ -79,6 +79,35 @@ impl<T: Element> Block<'_, T> {
         self.ld
     }
 
+    /// The part of this block at rows `rows` and columns `cols` (absolute indices in the
+    /// whole output, inside this block's ranges: checked).
+    ///
+    /// # Safety
+    /// While the sub-block lives, nothing else may write its elements (the `&mut self`
+    /// borrow keeps this block itself from being used meanwhile).
+    pub(crate) unsafe fn sub(&mut self, rows: Range<usize>, cols: Range<usize>) -> Block<'_, T> {
+        assert!(
+            self.rows.start <= rows.start && rows.start <= rows.end && rows.end <= self.rows.end,
+            "sub-block rows in range"
+        );
+        assert!(
+            self.cols.start <= cols.start && cols.start <= cols.end && cols.end <= self.cols.end,
+            "sub-block cols in range"
+        );
+        Block {
+            // SAFETY: the sub-block's first element lies inside this block (or one past
+            // its last row for an empty sub-block), so the offset stays in the output.
+            ptr: unsafe {
+                self.ptr
+                    .add((rows.start - self.rows.start) * self.ld + (cols.start - self.cols.start))
+            },
+            rows,
+            cols,
+            ld: self.ld,
+            _out: PhantomData,
+        }
+    }
+
     /// Calls `f` on each row of the block, in order.
     pub(crate) fn for_rows(&mut self, mut f: impl FnMut(&mut [T])) {
         let w = self.cols.len();

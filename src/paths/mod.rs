@@ -19,6 +19,7 @@
 
 pub(crate) mod block;
 pub(crate) mod gemm;
+pub(crate) mod packed;
 pub(crate) mod skinny;
 
 use crate::matrix::MatRef;

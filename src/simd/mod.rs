@@ -24,6 +24,7 @@ mod gemv;
 mod kernels;
 mod math;
 mod portable;
+pub(crate) mod sgemm;
 mod vector;
 
 use crate::Activation;

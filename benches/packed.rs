@@ -1,0 +1,87 @@
+//! The prepared path against the unpacked one, side by side, one thread, `f32`, with
+//! bias: `dense_forward_packed` (weight packed once, outside the timing) vs
+//! `dense_forward_into` (matrixmultiply packs the weight on every call), for the shapes
+//! of the packed-path issue, and the packing cost on its own. Throughput is counted in
+//! FLOPs (`2·M·K·N`), so criterion's "elem/s" reads as FLOP/s.
+//!
+//! `cargo bench --bench packed`; one shape: `cargo bench --bench packed -- 1024x1024x1024`.
+//! `DENSE_BENCH_BIG=1` adds 2048³.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use dense_kernel::{
+    dense_forward_into, dense_forward_packed, Activation, MatMut, MatRef, PackedKernel,
+};
+use std::hint::black_box;
+use std::time::Duration;
+
+mod common;
+use common::data;
+
+fn shape(c: &mut Criterion, (m, k, n): (usize, usize, usize), acts: &[Activation]) {
+    let (x, w, b) = (data(m * k, 1), data(k * n, 2), data(n, 3));
+    let mut out = vec![0.0f32; m * n];
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let kernel = MatRef::from_slice(&w, k, n).unwrap();
+    let packed = PackedKernel::new(kernel, Some(&b)).unwrap();
+    let mut g = c.benchmark_group(format!("{m}x{k}x{n}"));
+    g.throughput(Throughput::Elements((2 * m * k * n) as u64));
+    let big = m * k * n >= 1 << 30;
+    g.sample_size(if big { 10 } else { 30 })
+        .warm_up_time(Duration::from_millis(if big { 1000 } else { 300 }))
+        .measurement_time(Duration::from_secs(if big { 6 } else { 2 }));
+    for &act in acts {
+        g.bench_function(BenchmarkId::new("unpacked", act), |bch| {
+            one.install(|| {
+                bch.iter(|| {
+                    dense_forward_into(
+                        MatRef::from_slice(black_box(&x), m, k).unwrap(),
+                        kernel,
+                        Some(&b),
+                        act,
+                        MatMut::from_slice(&mut out, m, n).unwrap(),
+                    )
+                    .unwrap()
+                })
+            })
+        });
+        g.bench_function(BenchmarkId::new("packed", act), |bch| {
+            one.install(|| {
+                bch.iter(|| {
+                    dense_forward_packed(
+                        MatRef::from_slice(black_box(&x), m, k).unwrap(),
+                        &packed,
+                        act,
+                        MatMut::from_slice(&mut out, m, n).unwrap(),
+                    )
+                    .unwrap()
+                })
+            })
+        });
+    }
+    g.finish();
+    // Packing alone, in bytes of weight packed per second.
+    let mut g = c.benchmark_group(format!("pack_{k}x{n}"));
+    g.throughput(Throughput::Bytes((4 * k * n) as u64));
+    g.sample_size(10);
+    g.bench_function("PackedKernel::new", |bch| {
+        bch.iter(|| PackedKernel::new(black_box(kernel), Some(&b)).unwrap())
+    });
+    g.finish();
+}
+
+fn packed(c: &mut Criterion) {
+    use Activation::{Gelu, Relu, Sigmoid};
+    shape(c, (32, 512, 512), &[Relu, Gelu, Sigmoid]);
+    shape(c, (64, 1024, 1024), &[Relu, Sigmoid]);
+    shape(c, (256, 1024, 4096), &[Relu, Sigmoid]);
+    shape(c, (1024, 1024, 1024), &[Relu, Gelu, Sigmoid]);
+    if std::env::var_os("DENSE_BENCH_BIG").is_some() {
+        shape(c, (2048, 2048, 2048), &[Relu]);
+    }
+}
+
+criterion_group!(benches, packed);
+criterion_main!(benches);

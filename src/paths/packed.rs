@@ -1,0 +1,464 @@
+//! The prepared path: a weight packed once into the panel layout of the crate's own
+//! `f32` microkernels ([`crate::simd`]'s `sgemm_12x32_avx512` / `sgemm_6x16_avx2fma`),
+//! reused by every call, with the bias and (for relu and linear) the activation applied
+//! to the accumulator tile in registers; other element-wise activations run on each
+//! `mc × nc` output block while it is still in L2.
+//!
+//! Layout: the kernel's columns in panels of `NR` (32 on AVX-512, 16 on AVX2+FMA), each
+//! panel `K` rows of `NR` contiguous floats (the last panel zero-padded), 64-byte
+//! aligned; the bias zero-padded to whole panels.
+//!
+//! Blocking (this machine: 48 KiB L1d and 2 MiB L2 per core; Zen 4: 32 KiB, 1 MiB):
+//! - `KC = 256`: one weight panel's `kc` rows, 256·32·4 = 32 KiB on AVX-512, stay in L1
+//!   while every row tile of the input block passes;
+//! - `MC = 48` rows (4 AVX-512 tiles, 8 AVX2 tiles): the input block, packed per `k`
+//!   block into a 48 KiB stack buffer, stays in L2; so does the `mc × nc` output block
+//!   (96 KiB) across all `k` blocks, for the tile reloads and the epilogue;
+//! - `NC = 512` columns per chunk: the unit the epilogue runs on.
+//!
+//! The input is packed too (per block, into the stack buffer): the kernel's loads are
+//! then sequential whatever the input's strides, and input rows a multiple of 4 KiB
+//! apart no longer collide in one L1 set.
+//!
+//! The K-sum order is fixed by `KC` and the tile kernels, never by the thread split
+//! (threads take whole row tiles or whole panels), so results are bitwise the same for
+//! any thread count. They are not bitwise those of the unpacked path (matrixmultiply
+//! sums in another order); both are within the crate's K-sum bound.
+
+use super::block::{Block, SharedOut};
+use crate::matrix::MatRef;
+use crate::parallel;
+use crate::simd::sgemm::{Init, Tile};
+use crate::{Activation, DenseError, SimdPath};
+
+/// The `k` block each kernel call covers.
+pub(crate) const KC: usize = 256;
+/// Rows per input block (a multiple of both tile heights, 12 and 6).
+pub(crate) const MC: usize = 48;
+/// Columns per epilogue block.
+pub(crate) const NC: usize = 512;
+
+/// Which microkernel a packing was made for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Isa {
+    /// `sgemm_12x32_avx512`.
+    Avx512,
+    /// `sgemm_6x16_avx2fma`.
+    Avx2,
+    /// No microkernel on this CPU: the weight kept row-major for matrixmultiply.
+    None,
+}
+
+impl Isa {
+    fn current() -> Isa {
+        match crate::simd_path() {
+            #[cfg(target_arch = "x86_64")]
+            SimdPath::Avx512 => Isa::Avx512,
+            #[cfg(target_arch = "x86_64")]
+            SimdPath::Avx2Fma => Isa::Avx2,
+            _ => Isa::None,
+        }
+    }
+
+    /// (tile rows, tile columns).
+    fn tile(self) -> (usize, usize) {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => (
+                crate::simd::sgemm::avx512::MR,
+                crate::simd::sgemm::avx512::NR,
+            ),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => (crate::simd::sgemm::avx2::MR, crate::simd::sgemm::avx2::NR),
+            _ => (1, 1),
+        }
+    }
+}
+
+/// A Dense layer's `f32` weight (and bias) packed once for the crate's microkernels:
+/// build it with [`PackedKernel::new`], then call
+/// [`dense_forward_packed`](crate::dense_forward_packed) as often as needed, from any
+/// number of threads (`Send + Sync`, read-only).
+///
+/// Packing copies the weight once (`K·N` floats, rounded up to whole panels). On a CPU
+/// without AVX2+FMA it keeps a plain row-major copy and the forward pass runs
+/// matrixmultiply. `f64` has no packed path: use [`dense_forward`](crate::dense_forward).
+///
+/// ```
+/// use dense_kernel::{dense_forward_packed, Activation, MatMut, MatRef, PackedKernel};
+/// let w = [1.0f32, 0.0, 0.0, 1.0, 1.0, -1.0]; // (in = 3, units = 2), Keras layout
+/// let packed = PackedKernel::new(MatRef::from_slice(&w, 3, 2)?, Some(&[0.5, -10.0]))?;
+/// let x = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
+/// let mut y = [0.0f32; 4];
+/// dense_forward_packed(MatRef::from_slice(&x, 2, 3)?, &packed, Activation::Relu,
+///                      MatMut::from_slice(&mut y, 2, 2)?)?;
+/// assert_eq!(y, [4.5, 0.0, 10.5, 0.0]);
+/// # Ok::<(), dense_kernel::DenseError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct PackedKernel {
+    k: usize,
+    n: usize,
+    isa: Isa,
+    /// Panels (or, for `Isa::None`, the row-major `K × N` weight), starting at `start`.
+    data: Vec<f32>,
+    start: usize,
+    /// The bias, zero-padded to whole panels; empty without a bias.
+    bias: Vec<f32>,
+    has_bias: bool,
+}
+
+impl PackedKernel {
+    /// Packs `kernel` (`(in, units)`; a PyTorch `(units, in)` weight as its `.t()` view,
+    /// any strides) and `bias` (`units` values, or `None`).
+    ///
+    /// # Errors
+    /// [`DenseError::BiasLength`] for a bias of the wrong length;
+    /// [`DenseError::AllocationFailed`] if the packed copy cannot be allocated.
+    pub fn new(kernel: MatRef<'_, f32>, bias: Option<&[f32]>) -> Result<Self, DenseError> {
+        Self::new_for(Isa::current(), kernel, bias)
+    }
+
+    fn new_for(
+        isa: Isa,
+        kernel: MatRef<'_, f32>,
+        bias: Option<&[f32]>,
+    ) -> Result<Self, DenseError> {
+        let (k, n) = (kernel.rows(), kernel.cols());
+        if let Some(b) = bias {
+            if b.len() != n {
+                return Err(DenseError::BiasLength {
+                    len: b.len(),
+                    units: n,
+                });
+            }
+        }
+        let (_, nr) = isa.tile();
+        let panels = n.div_ceil(nr);
+        let len = panels
+            .checked_mul(nr)
+            .and_then(|c| c.checked_mul(k))
+            .and_then(|l| l.checked_add(16))
+            .ok_or(DenseError::AllocationFailed { rows: k, cols: n })?;
+        let mut data: Vec<f32> = Vec::new();
+        data.try_reserve_exact(len)
+            .map_err(|_| DenseError::AllocationFailed { rows: k, cols: n })?;
+        data.resize(len, 0.0);
+        // First element on a 64-byte boundary (a whole cache line per panel row).
+        let start = data.as_ptr().align_offset(64).min(15);
+        let body = &mut data[start..];
+        let get = |p: usize, j: usize| kernel.get(p, j).unwrap_or(0.0);
+        if isa == Isa::None {
+            for p in 0..k {
+                for j in 0..n {
+                    body[p * n + j] = get(p, j);
+                }
+            }
+        } else {
+            for jp in 0..panels {
+                let panel = &mut body[jp * k * nr..(jp + 1) * k * nr];
+                for p in 0..k {
+                    for c in 0..nr.min(n - jp * nr) {
+                        panel[p * nr + c] = get(p, jp * nr + c);
+                    }
+                }
+            }
+        }
+        let mut b = Vec::new();
+        if let Some(bias) = bias {
+            b.try_reserve_exact(panels * nr)
+                .map_err(|_| DenseError::AllocationFailed { rows: 1, cols: n })?;
+            b.extend_from_slice(bias);
+            b.resize(if isa == Isa::None { n } else { panels * nr }, 0.0);
+        }
+        Ok(PackedKernel {
+            k,
+            n,
+            isa,
+            data,
+            start,
+            bias: b,
+            has_bias: bias.is_some(),
+        })
+    }
+
+    /// The input size `K` (`in_features`).
+    pub fn in_features(&self) -> usize {
+        self.k
+    }
+
+    /// The output size `N` (`units`).
+    pub fn units(&self) -> usize {
+        self.n
+    }
+
+    /// Whether a bias was packed.
+    pub fn has_bias(&self) -> bool {
+        self.has_bias
+    }
+
+    /// Bytes held by the packed copy.
+    pub fn packed_bytes(&self) -> usize {
+        (self.data.capacity() + self.bias.capacity()) * 4
+    }
+
+    /// Whether the packing is for the crate's own microkernels (AVX-512 or AVX2+FMA);
+    /// `false` on CPUs without them, where the forward pass runs matrixmultiply.
+    pub fn uses_microkernels(&self) -> bool {
+        self.isa != Isa::None
+    }
+
+    fn body(&self) -> &[f32] {
+        &self.data[self.start..]
+    }
+}
+
+/// The packed forward pass into the row-major `out` (`M × N`), shapes checked by the
+/// caller.
+pub(crate) fn run(input: MatRef<'_, f32>, packed: &PackedKernel, act: Activation, out: &mut [f32]) {
+    let (m, k, n) = (input.rows(), packed.k, packed.n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    let bias = packed.has_bias.then(|| &packed.bias[..n]);
+    let elementwise = !act.is_row_wise() && act != Activation::Linear;
+    let in_register_relu = act == Activation::Relu;
+    let macs = (m as u64).saturating_mul(k as u64).saturating_mul(n as u64);
+    if packed.isa == Isa::None || k == 0 {
+        // No microkernel on this CPU (the weight was kept row-major), or nothing to sum:
+        // the unpacked paths (an empty K = 0 view reads nothing).
+        let len = if packed.isa == Isa::None { k * n } else { 0 };
+        if let Ok(kv) = MatRef::from_slice(&packed.body()[..len], k, n) {
+            super::run(super::ForwardPath::Auto, input, kv, bias, act, out);
+        }
+        return;
+    }
+    let (mr, nr) = packed.isa.tile();
+    let panels = n.div_ceil(nr);
+    // Split whole row tiles if there are at least as many rows as columns, else whole
+    // panels (the operand each piece re-reads is the smaller one).
+    let by_rows = m >= n;
+    let pieces = if by_rows {
+        parallel::pieces(macs, m.div_ceil(mr))
+    } else {
+        parallel::pieces(macs, panels)
+    };
+    let shared = SharedOut::new(out, m, n);
+    parallel::for_each(pieces, |p| {
+        let (rows, cols) = if by_rows {
+            (parallel::split(m, pieces, p, mr), 0..n)
+        } else {
+            (0..m, parallel::split(n, pieces, p, nr))
+        };
+        if rows.is_empty() || cols.is_empty() {
+            return;
+        }
+        // SAFETY: `split` gives the pieces disjoint ranges of rows (or of columns).
+        let mut block = unsafe { shared.block(rows, cols) };
+        piece(
+            input,
+            packed,
+            act,
+            in_register_relu,
+            elementwise,
+            &mut block,
+        );
+    });
+    if act.is_row_wise() {
+        parallel::apply_rows(act, out, n, macs);
+    }
+}
+
+/// One thread's block. Column chunks of `NC`; in each, row blocks of `MC`; in each, `k`
+/// blocks of `KC`: the `mc × kc` input block is packed into row tiles (`kc × MR` each,
+/// k-major) in a 48 KiB stack buffer that stays in L2, then every weight panel of the
+/// chunk (`kc × NR`, 32 KiB, in L1 while it is used) meets every row tile. The output
+/// block (`mc × nc`, 96 KiB) stays in L2 across the `k` blocks and for the epilogue.
+fn piece(
+    input: MatRef<'_, f32>,
+    packed: &PackedKernel,
+    act: Activation,
+    in_register_relu: bool,
+    elementwise: bool,
+    block: &mut Block<'_, f32>,
+) {
+    let (k, isa) = (packed.k, packed.isa);
+    let (mr, nr) = isa.tile();
+    let (rows, cols) = (block.rows.clone(), block.cols.clone());
+    let ld = block.ld();
+    let base = block.as_mut_ptr();
+    let body = packed.body();
+    let mut a_block = [0.0f32; MC * KC];
+    let mut c0 = cols.start;
+    while c0 < cols.end {
+        let c1 = (c0 + NC).min(cols.end);
+        let mut r0 = rows.start;
+        while r0 < rows.end {
+            let r1 = (r0 + MC).min(rows.end);
+            let mut k0 = 0;
+            while k0 < k {
+                let kc = KC.min(k - k0);
+                let (first, last) = (k0 == 0, k0 + kc == k);
+                pack_input(input, r0..r1, k0..k0 + kc, mr, &mut a_block);
+                let mut j = c0;
+                while j < c1 {
+                    let w = nr.min(c1 - j);
+                    let panel = j / nr;
+                    // SAFETY: j < N, so panel `j / nr` exists, and its rows k0..k0+kc
+                    // (k0 + kc ≤ K) are inside the packed body: `panel·K·nr + k0·nr`
+                    // plus `kc·nr` floats ≤ panels·K·nr. Column chunks start at
+                    // multiples of NC and pieces at multiples of nr, so j is a multiple
+                    // of nr and the tile is the panel's first `w` columns.
+                    let b = unsafe { body.as_ptr().add((panel * k + k0) * nr) };
+                    let bias = if packed.has_bias {
+                        // SAFETY: the padded bias holds `panels·nr` floats.
+                        unsafe { packed.bias.as_ptr().add(panel * nr) }
+                    } else {
+                        core::ptr::null()
+                    };
+                    let mut i = r0;
+                    while i < r1 {
+                        let h = mr.min(r1 - i);
+                        // SAFETY: the row tile starting at row i was packed at
+                        // `(i − r0)·kc` in `a_block` (kc·mr floats, inside its MC·KC);
+                        // the output tile (rows i..i+h, columns j..j+w) lies inside
+                        // this piece's block (`base` is its first element; rows and
+                        // columns relative to it), which no other piece touches.
+                        unsafe {
+                            let t = Tile {
+                                kc,
+                                a: a_block.as_ptr().add((i - r0) * kc),
+                                b,
+                                c: base.add((i - rows.start) * ld + (j - cols.start)),
+                                ldc: ld,
+                                cols: w,
+                                init: if first { Init::Bias(bias) } else { Init::Load },
+                                relu: last && in_register_relu,
+                            };
+                            tile(isa, h, &t);
+                        }
+                        i += h;
+                    }
+                    j += w;
+                }
+                k0 += kc;
+            }
+            if elementwise && !in_register_relu && k > 0 {
+                // The mc × nc block just finished is still in L2.
+                // SAFETY: rows r0..r1 and columns c0..c1 lie inside this piece's block;
+                // the sub-block is used alone while it lives.
+                let mut sub = unsafe { block.sub(r0..r1, c0..c1) };
+                sub.apply_elementwise(act);
+            }
+            r0 = r1;
+        }
+        c0 = c1;
+    }
+}
+
+/// Packs `input[rows, ks]` into `dst` as consecutive row tiles of `mr` rows: the tile
+/// starting at row `rows.start + t·mr` at `t·mr·kc`, element `(r, p)` of it at
+/// `p·mr + r` (rows past the input's end of the last tile are left as they are: the
+/// kernels read only the tile's `h` rows).
+fn pack_input(
+    input: MatRef<'_, f32>,
+    rows: core::ops::Range<usize>,
+    ks: core::ops::Range<usize>,
+    mr: usize,
+    dst: &mut [f32],
+) {
+    let kc = ks.len();
+    let (rs, cs) = (input.row_stride(), input.col_stride());
+    let data = input.data();
+    for (t, i0) in rows.clone().step_by(mr).enumerate() {
+        let h = mr.min(rows.end - i0);
+        let tile = &mut dst[t * mr * kc..(t + 1) * mr * kc];
+        for r in 0..h {
+            let start = (i0 + r) * rs + ks.start * cs;
+            if cs == 1 {
+                let src = &data[start..start + kc];
+                for (p, &v) in src.iter().enumerate() {
+                    tile[p * mr + r] = v;
+                }
+            } else {
+                for p in 0..kc {
+                    tile[p * mr + r] = data[start + p * cs];
+                }
+            }
+        }
+    }
+}
+
+/// Runs one tile on the packing's microkernel.
+///
+/// # Safety
+/// As the microkernels' contracts, for `rows` rows.
+#[inline]
+unsafe fn tile(isa: Isa, rows: usize, t: &Tile) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: packings for AVX-512 are made only when the dispatched path is AVX-512
+        // (the CPU has it); the operand contract is the caller's.
+        Isa::Avx512 => unsafe { crate::simd::sgemm::avx512::run(rows, t) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above, for AVX2+FMA.
+        Isa::Avx2 => unsafe { crate::simd::sgemm::avx2::run(rows, t) },
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every packing the CPU can run, including the matrixmultiply fallback.
+    fn isas() -> Vec<Isa> {
+        let mut v = vec![Isa::None];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if SimdPath::Avx512.is_available() {
+                v.push(Isa::Avx512);
+            }
+            if SimdPath::Avx2Fma.is_available() {
+                v.push(Isa::Avx2);
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn every_isa_matches_the_reference() {
+        use crate::reference::check_dense;
+        for isa in isas() {
+            for &(m, k, n) in &[
+                (1, 1, 1),
+                (13, 257, 33),
+                (25, 3, 65),
+                (7, 0, 5),
+                (121, 40, 17),
+            ] {
+                let x: Vec<f32> = (0..m * k)
+                    .map(|i| ((i * 7 % 13) as f32 - 6.0) / 4.0)
+                    .collect();
+                let w: Vec<f32> = (0..k * n)
+                    .map(|i| ((i * 5 % 11) as f32 - 5.0) / 8.0)
+                    .collect();
+                let b: Vec<f32> = (0..n).map(|i| i as f32 / 3.0 - 1.0).collect();
+                let kv = MatRef::from_slice(&w, k, n).unwrap();
+                let xv = MatRef::from_slice(&x, m, k).unwrap();
+                for act in [
+                    Activation::Linear,
+                    Activation::Relu,
+                    Activation::Sigmoid,
+                    Activation::Softmax,
+                ] {
+                    let p = PackedKernel::new_for(isa, kv, Some(&b)).unwrap();
+                    let mut out = vec![f32::NAN; m * n];
+                    run(xv, &p, act, &mut out);
+                    check_dense(xv, kv, Some(&b), act, &out)
+                        .unwrap_or_else(|e| panic!("{isa:?} {m}x{k}x{n} {act}: {e}"));
+                }
+            }
+        }
+    }
+}

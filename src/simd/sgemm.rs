@@ -1,0 +1,266 @@
+//! The packed path's register-blocked `f32` GEMM microkernels, one per instruction set
+//! and tile (XNNPACK style: named for exactly what they compute):
+//!
+//! - `sgemm_12x32_avx512`: up to 12 rows × 32 columns (24 `zmm` accumulators, two
+//!   weight vectors and a broadcast: 27 of the 32 registers);
+//! - `sgemm_6x16_avx2fma`: up to 6 rows × 16 columns (12 `ymm` accumulators of 16).
+//!
+//! Each computes, for one tile, `C[r][j] = init + Σ_p A[r][p]·B[p][j]` over one `kc`
+//! block, with `init` the bias row (first block) or `C` itself (later blocks), and on the
+//! last block applies relu in registers when asked. `B` is the packed weight panel: `kc`
+//! rows of `NR` contiguous floats (zero-padded past the last column). `A` is the packed
+//! input tile: `kc` groups of `MR` floats, element `(r, p)` at `p·MR + r` (packed per
+//! tile by the driver, so the kernel's loads are sequential whatever the input's
+//! strides, and rows `lda` apart never collide in one L1 set). Columns past `cols` are neither read nor written in `C`
+//! (masked loads and stores). The K-sum runs in the same order for every tile, row and
+//! thread: `p = 0, 1, …` with one fused multiply-add each.
+
+/// How a tile's accumulators start.
+#[derive(Clone, Copy)]
+pub(crate) enum Init {
+    /// From this bias row (`NR` readable floats, zero-padded), or zeros if null.
+    Bias(*const f32),
+    /// From the output tile itself (a later `kc` block).
+    Load,
+}
+
+/// One tile's operands (pointers into validated buffers; see each kernel's contract).
+#[derive(Clone, Copy)]
+pub(crate) struct Tile {
+    pub kc: usize,
+    /// The packed input tile, `kc × MR`.
+    pub a: *const f32,
+    pub b: *const f32,
+    pub c: *mut f32,
+    pub ldc: usize,
+    /// Valid columns of the tile, 1..=NR.
+    pub cols: usize,
+    pub init: Init,
+    /// Apply relu to the result before storing (last `kc` block only).
+    pub relu: bool,
+}
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx512 {
+    use super::{Init, Tile};
+    use core::arch::x86_64::*;
+
+    /// Tile width in columns.
+    pub(crate) const NR: usize = 32;
+    /// Tile height in rows.
+    pub(crate) const MR: usize = 12;
+
+    /// `R` rows (1..=12) of the 12×32 tile.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F. `t.a` is readable for `t.kc × 12` floats; `t.b` for
+    /// `t.kc × 32` floats; `t.c` readable (for `Init::Load`) and writable
+    /// for `R` rows of `t.cols ≤ 32` floats `t.ldc` apart, aliasing neither input; a bias
+    /// pointer, if not null, is readable for 32 floats.
+    #[target_feature(enable = "avx512f")]
+    pub(crate) unsafe fn sgemm_12x32_avx512<const R: usize>(t: &Tile) {
+        // Lane masks for the two 16-column halves.
+        let m0: __mmask16 = if t.cols >= 16 {
+            0xffff
+        } else {
+            (1u32 << t.cols) as u16 - 1
+        };
+        let m1: __mmask16 = if t.cols >= 32 {
+            0xffff
+        } else if t.cols > 16 {
+            (1u32 << (t.cols - 16)) as u16 - 1
+        } else {
+            0
+        };
+        let mut acc = [[_mm512_setzero_ps(); 2]; R];
+        match t.init {
+            Init::Bias(b) if !b.is_null() => {
+                // SAFETY: a non-null bias row holds 32 readable floats (contract).
+                let (b0, b1) = unsafe { (_mm512_loadu_ps(b), _mm512_loadu_ps(b.add(16))) };
+                for row in acc.iter_mut() {
+                    *row = [b0, b1];
+                }
+            }
+            Init::Bias(_) => {}
+            Init::Load => {
+                for (r, row) in acc.iter_mut().enumerate() {
+                    // SAFETY: row r < R of C is readable for `cols` floats; the masks
+                    // keep the loads inside them.
+                    unsafe {
+                        let c = t.c.add(r * t.ldc);
+                        *row = [
+                            _mm512_maskz_loadu_ps(m0, c),
+                            _mm512_maskz_loadu_ps(m1, c.add(16)),
+                        ];
+                    }
+                }
+            }
+        }
+        for p in 0..t.kc {
+            // SAFETY: p < kc, so row p of the packed panel (32 floats) and group p of the
+            // packed input tile (12 floats, R ≤ 12 used) are inside them (contract).
+            unsafe {
+                let b0 = _mm512_loadu_ps(t.b.add(p * NR));
+                let b1 = _mm512_loadu_ps(t.b.add(p * NR + 16));
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let a = _mm512_set1_ps(*t.a.add(p * MR + r));
+                    row[0] = _mm512_fmadd_ps(a, b0, row[0]);
+                    row[1] = _mm512_fmadd_ps(a, b1, row[1]);
+                }
+            }
+        }
+        if t.relu {
+            let z = _mm512_setzero_ps();
+            for row in acc.iter_mut() {
+                // max(NaN, 0) must stay NaN, as relu(NaN) = NaN: vmaxps returns its
+                // second operand when either is NaN, so put the value second.
+                row[0] = _mm512_max_ps(z, row[0]);
+                row[1] = _mm512_max_ps(z, row[1]);
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            // SAFETY: row r < R of C is writable for `cols` floats; masked stores write
+            // nothing past them.
+            unsafe {
+                let c = t.c.add(r * t.ldc);
+                _mm512_mask_storeu_ps(c, m0, row[0]);
+                _mm512_mask_storeu_ps(c.add(16), m1, row[1]);
+            }
+        }
+    }
+
+    /// Runs the `rows`-row variant (1..=12).
+    ///
+    /// # Safety
+    /// As [`sgemm_12x32_avx512`] with `R = rows`.
+    pub(crate) unsafe fn run(rows: usize, t: &Tile) {
+        // SAFETY: forwarded contract.
+        unsafe {
+            match rows {
+                12 => sgemm_12x32_avx512::<12>(t),
+                11 => sgemm_12x32_avx512::<11>(t),
+                10 => sgemm_12x32_avx512::<10>(t),
+                9 => sgemm_12x32_avx512::<9>(t),
+                8 => sgemm_12x32_avx512::<8>(t),
+                7 => sgemm_12x32_avx512::<7>(t),
+                6 => sgemm_12x32_avx512::<6>(t),
+                5 => sgemm_12x32_avx512::<5>(t),
+                4 => sgemm_12x32_avx512::<4>(t),
+                3 => sgemm_12x32_avx512::<3>(t),
+                2 => sgemm_12x32_avx512::<2>(t),
+                1 => sgemm_12x32_avx512::<1>(t),
+                _ => {}
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2 {
+    use super::{Init, Tile};
+    use core::arch::x86_64::*;
+
+    /// Tile width in columns.
+    pub(crate) const NR: usize = 16;
+    /// Tile height in rows.
+    pub(crate) const MR: usize = 6;
+
+    /// Lane mask for `n` (0..=8) leading lanes of a `ymm`.
+    #[inline(always)]
+    unsafe fn mask(n: usize) -> __m256i {
+        let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), idx)
+    }
+
+    /// `R` rows (1..=6) of the 6×16 tile.
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and FMA. `t.a` is readable for `t.kc × 6` floats; `t.b` for
+    /// `t.kc × 16` floats; `t.c` readable (for `Init::Load`) and writable
+    /// for `R` rows of `t.cols ≤ 16` floats `t.ldc` apart, aliasing neither input; a bias
+    /// pointer, if not null, is readable for 16 floats.
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) unsafe fn sgemm_6x16_avx2fma<const R: usize>(t: &Tile) {
+        let full = t.cols == NR;
+        let (m0, m1) = (mask(t.cols.min(8)), mask(t.cols.saturating_sub(8)));
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        match t.init {
+            Init::Bias(b) if !b.is_null() => {
+                // SAFETY: a non-null bias row holds 16 readable floats (contract).
+                let (b0, b1) = unsafe { (_mm256_loadu_ps(b), _mm256_loadu_ps(b.add(8))) };
+                for row in acc.iter_mut() {
+                    *row = [b0, b1];
+                }
+            }
+            Init::Bias(_) => {}
+            Init::Load => {
+                for (r, row) in acc.iter_mut().enumerate() {
+                    // SAFETY: row r < R of C is readable for `cols` floats; the masks
+                    // (or `full`) keep the loads inside them.
+                    unsafe {
+                        let c = t.c.add(r * t.ldc);
+                        *row = if full {
+                            [_mm256_loadu_ps(c), _mm256_loadu_ps(c.add(8))]
+                        } else {
+                            [_mm256_maskload_ps(c, m0), _mm256_maskload_ps(c.add(8), m1)]
+                        };
+                    }
+                }
+            }
+        }
+        for p in 0..t.kc {
+            // SAFETY: p < kc: row p of the packed panel and group p of the packed input
+            // tile (6 floats, R ≤ 6 used) are inside them (contract).
+            unsafe {
+                let b0 = _mm256_loadu_ps(t.b.add(p * NR));
+                let b1 = _mm256_loadu_ps(t.b.add(p * NR + 8));
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let a = _mm256_broadcast_ss(&*t.a.add(p * MR + r));
+                    row[0] = _mm256_fmadd_ps(a, b0, row[0]);
+                    row[1] = _mm256_fmadd_ps(a, b1, row[1]);
+                }
+            }
+        }
+        if t.relu {
+            let z = _mm256_setzero_ps();
+            for row in acc.iter_mut() {
+                // vmaxps returns the second operand if either is NaN: value second.
+                row[0] = _mm256_max_ps(z, row[0]);
+                row[1] = _mm256_max_ps(z, row[1]);
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            // SAFETY: row r < R of C is writable for `cols` floats; the masked stores
+            // (or `full`) write nothing past them.
+            unsafe {
+                let c = t.c.add(r * t.ldc);
+                if full {
+                    _mm256_storeu_ps(c, row[0]);
+                    _mm256_storeu_ps(c.add(8), row[1]);
+                } else {
+                    _mm256_maskstore_ps(c, m0, row[0]);
+                    _mm256_maskstore_ps(c.add(8), m1, row[1]);
+                }
+            }
+        }
+    }
+
+    /// Runs the `rows`-row variant (1..=6).
+    ///
+    /// # Safety
+    /// As [`sgemm_6x16_avx2fma`] with `R = rows`.
+    pub(crate) unsafe fn run(rows: usize, t: &Tile) {
+        // SAFETY: forwarded contract.
+        unsafe {
+            match rows {
+                6 => sgemm_6x16_avx2fma::<6>(t),
+                5 => sgemm_6x16_avx2fma::<5>(t),
+                4 => sgemm_6x16_avx2fma::<4>(t),
+                3 => sgemm_6x16_avx2fma::<3>(t),
+                2 => sgemm_6x16_avx2fma::<2>(t),
+                1 => sgemm_6x16_avx2fma::<1>(t),
+                _ => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! The prepared path: `dense_forward_packed` against the reference over shapes that hit
+//! every edge of the microkernels (M and N not multiples of the tile, K not a multiple
+//! of the `k` block, K = 0, N = 1), both weight layouts, strided inputs, bitwise identity
+//! across thread counts, and its errors. `.ci/run` runs this file once per SIMD path, so
+//! the AVX-512 and the AVX2+FMA kernels (and the matrixmultiply fallback) are all covered.
+
+use dense_kernel::reference::check_dense;
+use dense_kernel::{dense_forward_packed, Activation, DenseError, MatMut, MatRef, PackedKernel};
+use proptest::prelude::*;
+
+fn values(len: usize, seed: u32) -> Vec<f32> {
+    (0..len)
+        .map(|i| {
+            let h = (i as u32)
+                .wrapping_mul(2_654_435_761)
+                .wrapping_add(seed.wrapping_mul(97));
+            ((h >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * 4.0
+        })
+        .collect()
+}
+
+/// One checked call: packs `w` (Keras `(k, n)` or PyTorch `(n, k)` storage), runs on a
+/// NaN-filled output, checks against the reference.
+fn check(m: usize, k: usize, n: usize, torch: bool, bias: bool, act: Activation) {
+    let (x, w, b) = (values(m * k, 1), values(k * n, 2), values(n, 3));
+    let kernel = if torch {
+        MatRef::from_slice(&w, n, k).unwrap().t()
+    } else {
+        MatRef::from_slice(&w, k, n).unwrap()
+    };
+    let bias = bias.then_some(&b[..]);
+    let packed = PackedKernel::new(kernel, bias).unwrap();
+    assert_eq!((packed.in_features(), packed.units()), (k, n));
+    let xv = MatRef::from_slice(&x, m, k).unwrap();
+    let mut out = vec![f32::NAN; m * n];
+    dense_forward_packed(
+        xv,
+        &packed,
+        act,
+        MatMut::from_slice(&mut out, m, n).unwrap(),
+    )
+    .unwrap();
+    check_dense(xv, kernel, bias, act, &out).unwrap_or_else(|e| {
+        panic!(
+            "{m}x{k}x{n} torch={torch} bias={} {act}: {e}",
+            bias.is_some()
+        )
+    });
+}
+
+#[test]
+fn kernel_edges() {
+    // Tile heights 12 / 6 and widths 32 / 16; k block 512; column chunk 512.
+    let ms = [1, 5, 6, 7, 12, 13, 25, 121];
+    let ks = [0, 1, 3, 17, 511, 512, 513];
+    let ns = [1, 15, 16, 17, 31, 32, 33, 65, 513];
+    for &m in &ms {
+        for &k in &ks {
+            for &n in &ns {
+                if m * k * n > 1 << 21 {
+                    continue;
+                }
+                let torch = (m + k + n) % 2 == 0;
+                check(m, k, n, torch, (m + n) % 3 != 0, Activation::Relu);
+            }
+        }
+    }
+}
+
+#[test]
+fn every_activation_kind() {
+    // In-register (relu, linear), per-block element-wise, and row-wise epilogues.
+    for act in [
+        Activation::Linear,
+        Activation::Relu,
+        Activation::Sigmoid,
+        Activation::Gelu,
+        Activation::LeakyRelu {
+            negative_slope: 0.2,
+        },
+        Activation::Softmax,
+        Activation::LogSoftmax,
+    ] {
+        check(29, 70, 45, false, true, act);
+        check(13, 600, 40, true, false, act);
+    }
+}
+
+#[test]
+fn strided_and_transposed_inputs() {
+    let (m, k, n) = (14, 37, 35);
+    let w = values(k * n, 5);
+    let kernel = MatRef::from_slice(&w, k, n).unwrap();
+    let packed = PackedKernel::new(kernel, None).unwrap();
+    // The input stored transposed (K, M): columns of the view are not contiguous.
+    let xt = values(m * k, 6);
+    let x = MatRef::from_slice(&xt, k, m).unwrap().t();
+    let mut out = vec![f32::NAN; m * n];
+    dense_forward_packed(
+        x,
+        &packed,
+        Activation::Tanh,
+        MatMut::from_slice(&mut out, m, n).unwrap(),
+    )
+    .unwrap();
+    check_dense(x, kernel, None, Activation::Tanh, &out).unwrap();
+}
+
+#[test]
+fn special_values_propagate() {
+    let (m, k, n) = (3, 4, 33);
+    let mut x = values(m * k, 7);
+    x[0] = f32::NAN;
+    x[5] = f32::INFINITY;
+    let w = values(k * n, 8);
+    let kernel = MatRef::from_slice(&w, k, n).unwrap();
+    let packed = PackedKernel::new(kernel, None).unwrap();
+    let xv = MatRef::from_slice(&x, m, k).unwrap();
+    for act in [Activation::Relu, Activation::Linear, Activation::Sigmoid] {
+        let mut out = vec![0.0f32; m * n];
+        dense_forward_packed(
+            xv,
+            &packed,
+            act,
+            MatMut::from_slice(&mut out, m, n).unwrap(),
+        )
+        .unwrap();
+        check_dense(xv, kernel, None, act, &out).unwrap();
+        assert!(
+            out[..n].iter().all(|v| v.is_nan()),
+            "{act}: a NaN input row is NaN"
+        );
+    }
+}
+
+#[test]
+fn same_bits_for_any_thread_count() {
+    for &(m, k, n) in &[(200, 300, 70), (30, 300, 700)] {
+        let (x, w, b) = (values(m * k, 9), values(k * n, 10), values(n, 11));
+        let packed = PackedKernel::new(MatRef::from_slice(&w, k, n).unwrap(), Some(&b)).unwrap();
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut out = vec![0.0f32; m * n];
+            pool.install(|| {
+                dense_forward_packed(
+                    MatRef::from_slice(&x, m, k).unwrap(),
+                    &packed,
+                    Activation::Gelu,
+                    MatMut::from_slice(&mut out, m, n).unwrap(),
+                )
+                .unwrap()
+            });
+            out
+        };
+        let one = run(1);
+        for t in [2, 3, 7] {
+            let o = run(t);
+            assert!(
+                one.iter().zip(&o).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{m}x{k}x{n}: {t} threads differ from 1"
+            );
+        }
+    }
+}
+
+#[test]
+fn errors() {
+    let w = values(12, 1);
+    let kernel = MatRef::from_slice(&w, 4, 3).unwrap();
+    assert!(matches!(
+        PackedKernel::new(kernel, Some(&[1.0, 2.0])),
+        Err(DenseError::BiasLength { len: 2, units: 3 })
+    ));
+    let packed = PackedKernel::new(kernel, None).unwrap();
+    let x = values(10, 2);
+    let mut out = vec![0.0f32; 6];
+    // K mismatch.
+    assert!(matches!(
+        dense_forward_packed(
+            MatRef::from_slice(&x, 2, 5).unwrap(),
+            &packed,
+            Activation::Relu,
+            MatMut::from_slice(&mut out, 2, 3).unwrap()
+        ),
+        Err(DenseError::InnerDimMismatch { .. })
+    ));
+    // Output shape.
+    assert!(matches!(
+        dense_forward_packed(
+            MatRef::from_slice(&x[..8], 2, 4).unwrap(),
+            &packed,
+            Activation::Relu,
+            MatMut::from_slice(&mut out, 3, 2).unwrap()
+        ),
+        Err(DenseError::OutputShape { .. })
+    ));
+    // M = 0 and N = 0 are fine.
+    let empty = PackedKernel::new(MatRef::from_slice(&[], 4, 0).unwrap(), Some(&[])).unwrap();
+    dense_forward_packed(
+        MatRef::from_slice(&x[..8], 2, 4).unwrap(),
+        &empty,
+        Activation::Softmax,
+        MatMut::from_slice(&mut [], 2, 0).unwrap(),
+    )
+    .unwrap();
+    // Send + Sync, for sharing across threads.
+    fn shareable<T: Send + Sync>(_: &T) {}
+    shareable(&packed);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(48)
+    ))]
+    #[test]
+    fn packed_vs_reference(
+        m in 0usize..40,
+        k in 0usize..600,
+        n in 1usize..80,
+        torch in any::<bool>(),
+        bias in any::<bool>(),
+        act in prop::sample::select(vec![
+            Activation::Linear, Activation::Relu, Activation::Sigmoid, Activation::Softmax,
+            Activation::Elu { alpha: 1.0 }, Activation::HardSigmoid,
+        ]),
+    ) {
+        check(m, k, n, torch, bias, act);
+    }
+}
