@@ -16,6 +16,10 @@
 //! - Every shape-keeping Keras 3 activation ([`Activation`]), with Keras's definitions,
 //!   names ([`std::str::FromStr`]) and defaults.
 //! - Bad input is an error ([`DenseError`]), never a panic.
+//! - A weight used many times can be packed once ([`PackedKernel`]) for the crate's own
+//!   AVX-512 / AVX2+FMA microkernels ([`dense_forward_packed`], `f32`).
+//! - [`layer`]: Keras's `Dense` with its parameters, initializers, regularizers and
+//!   constraints, the `Activation` layer, `Sequential` and Keras 3's `summary()`.
 //!
 //! ```
 //! use dense_kernel::{dense_forward, Activation, MatRef};

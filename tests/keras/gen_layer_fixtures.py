@@ -56,6 +56,18 @@ def child(which):
                 )
         return out
 
+    def export(model, x, y):
+        return {
+            "summary": summary(model),
+            "count_params": int(model.count_params()),
+            "layer_names": [l.name for l in model.layers],
+            "weights": weights(model),
+            "input_shape": list(x.shape),
+            "input": [float(v) for v in x.ravel()],
+            "output_shape": list(y.shape),
+            "output": [float(v) for v in y.ravel()],
+        }
+
     if which == "seed_sequential":
         # The tutorial's first model, exactly as written there (input_shape on the first
         # layer, which Keras 3 accepts with a warning).
@@ -74,16 +86,7 @@ def child(which):
         )
         x = rng.normal(size=(6, 4)).astype("float32") * 2.0
         y = np.asarray(model(x))
-        return {
-            "summary": summary(model),
-            "count_params": int(model.count_params()),
-            "layer_names": [l.name for l in model.layers],
-            "weights": weights(model),
-            "input_shape": list(x.shape),
-            "input": [float(v) for v in x.ravel()],
-            "output_shape": list(y.shape),
-            "output": [float(v) for v in y.ravel()],
-        }
+        return export(model, x, y)
 
     if which == "seed_functional":
         inp = keras.Input((5,))
@@ -92,16 +95,7 @@ def child(which):
         model = keras.Model(inp, out)
         x = rng.normal(size=(4, 5)).astype("float32")
         y = np.asarray(model(x))
-        return {
-            "summary": summary(model),
-            "count_params": int(model.count_params()),
-            "layer_names": [l.name for l in model.layers],
-            "weights": weights(model),
-            "input_shape": list(x.shape),
-            "input": [float(v) for v in x.ravel()],
-            "output_shape": list(y.shape),
-            "output": [float(v) for v in y.ravel()],
-        }
+        return export(model, x, y)
 
     if which == "rank3":
         # Dense on the last axis of a rank-3 input, without a bias, and its summary.
@@ -111,16 +105,7 @@ def child(which):
         )
         x = rng.normal(size=(2, 3, 4)).astype("float32")
         y = np.asarray(model(x))
-        return {
-            "summary": summary(model),
-            "count_params": int(model.count_params()),
-            "layer_names": [l.name for l in model.layers],
-            "weights": weights(model),
-            "input_shape": list(x.shape),
-            "input": [float(v) for v in x.ravel()],
-            "output_shape": list(y.shape),
-            "output": [float(v) for v in y.ravel()],
-        }
+        return export(model, x, y)
 
     if which == "penalties":
         # Kernel, bias and activity regularizers on one layer called on a rank-3 input
