@@ -50,10 +50,10 @@ fn check(m: usize, k: usize, n: usize, torch: bool, bias: bool, act: Activation)
 
 #[test]
 fn kernel_edges() {
-    // Tile heights 12 / 6 and widths 32 / 16; k block 512; column chunk 512.
-    let ms = [1, 5, 6, 7, 12, 13, 25, 121];
-    let ks = [0, 1, 3, 17, 511, 512, 513];
-    let ns = [1, 15, 16, 17, 31, 32, 33, 65, 513];
+    // Tile heights 12 / 6 and widths 32 / 16; k block 256; row block 48; column chunk 1024.
+    let ms = [1, 5, 6, 7, 12, 13, 25, 47, 48, 49, 121];
+    let ks = [0, 1, 3, 17, 255, 256, 257, 513];
+    let ns = [1, 15, 16, 17, 31, 32, 33, 65, 513, 1025];
     for &m in &ms {
         for &k in &ks {
             for &n in &ns {

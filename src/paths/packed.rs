@@ -13,8 +13,10 @@
 //!   while every row tile of the input block passes;
 //! - `MC = 48` rows (4 AVX-512 tiles, 8 AVX2 tiles): the input block, packed per `k`
 //!   block into a 48 KiB stack buffer, stays in L2; so does the `mc × nc` output block
-//!   (96 KiB) across all `k` blocks, for the tile reloads and the epilogue;
-//! - `NC = 512` columns per chunk: the unit the epilogue runs on.
+//!   (192 KiB) across all `k` blocks, for the tile reloads and the epilogue;
+//! - `NC = 1024` columns per chunk: the chunk's weight slice (`KC × NC`, 1 MiB) stays in
+//!   L2 while the row blocks pass, and the input is repacked once per chunk (fewer
+//!   chunks, fewer repacks).
 //!
 //! The input is packed too (per block, into the stack buffer): the kernel's loads are
 //! then sequential whatever the input's strides, and input rows a multiple of 4 KiB
@@ -35,8 +37,8 @@ use crate::{Activation, DenseError, SimdPath};
 pub(crate) const KC: usize = 256;
 /// Rows per input block (a multiple of both tile heights, 12 and 6).
 pub(crate) const MC: usize = 48;
-/// Columns per epilogue block.
-pub(crate) const NC: usize = 512;
+/// Columns per chunk (the epilogue's block width; the input is repacked once per chunk).
+pub(crate) const NC: usize = 1024;
 
 /// Which microkernel a packing was made for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,7 +149,10 @@ impl PackedKernel {
         // First element on a 64-byte boundary (a whole cache line per panel row).
         let start = data.as_ptr().align_offset(64).min(15);
         let body = &mut data[start..];
-        let get = |p: usize, j: usize| kernel.get(p, j).unwrap_or(0.0);
+        // Element (p, j) of the view: in bounds for p < K, j < N (checked when the view
+        // was built), read straight from the slice (no per-element Option).
+        let (src, rs, cs) = (kernel.data(), kernel.row_stride(), kernel.col_stride());
+        let get = |p: usize, j: usize| src[p * rs + j * cs];
         if isa == Isa::None {
             for p in 0..k {
                 for j in 0..n {
@@ -273,7 +278,7 @@ pub(crate) fn run(input: MatRef<'_, f32>, packed: &PackedKernel, act: Activation
 /// blocks of `KC`: the `mc × kc` input block is packed into row tiles (`kc × MR` each,
 /// k-major) in a 48 KiB stack buffer that stays in L2, then every weight panel of the
 /// chunk (`kc × NR`, 32 KiB, in L1 while it is used) meets every row tile. The output
-/// block (`mc × nc`, 96 KiB) stays in L2 across the `k` blocks and for the epilogue.
+/// block (`mc × nc`, 192 KiB) stays in L2 across the `k` blocks and for the epilogue.
 fn piece(
     input: MatRef<'_, f32>,
     packed: &PackedKernel,
@@ -373,14 +378,22 @@ fn pack_input(
     for (t, i0) in rows.clone().step_by(mr).enumerate() {
         let h = mr.min(rows.end - i0);
         let tile = &mut dst[t * mr * kc..(t + 1) * mr * kc];
-        for r in 0..h {
-            let start = (i0 + r) * rs + ks.start * cs;
-            if cs == 1 {
-                let src = &data[start..start + kc];
-                for (p, &v) in src.iter().enumerate() {
-                    tile[p * mr + r] = v;
+        if cs == 1 {
+            // k-major writes, one contiguous group of `mr` per k, from `h` row slices
+            // (each checked once here, so the inner loop indexes within known bounds).
+            let mut src: [&[f32]; 16] = [&[]; 16];
+            for (r, s) in src.iter_mut().enumerate().take(h) {
+                let start = (i0 + r) * rs + ks.start;
+                *s = &data[start..start + kc];
+            }
+            for (p, group) in tile.chunks_exact_mut(mr).enumerate() {
+                for (g, s) in group.iter_mut().zip(&src[..h]) {
+                    *g = s[p];
                 }
-            } else {
+            }
+        } else {
+            for r in 0..h {
+                let start = (i0 + r) * rs + ks.start * cs;
                 for p in 0..kc {
                     tile[p * mr + r] = data[start + p * cs];
                 }
