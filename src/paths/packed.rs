@@ -32,6 +32,7 @@ use crate::matrix::MatRef;
 use crate::parallel;
 use crate::simd::sgemm::{Init, Tile};
 use crate::{Activation, DenseError, SimdPath};
+use core::mem::MaybeUninit;
 
 /// The `k` block each kernel call covers.
 pub(crate) const KC: usize = 256;
@@ -293,7 +294,9 @@ fn piece(
     let ld = block.ld();
     let base = block.as_mut_ptr();
     let body = packed.body();
-    let mut a_block = [0.0f32; MC * KC];
+    // Left uninitialised: zeroing 48 KiB per call cost more than a whole 32×4×7 product.
+    // `pack_input` writes every element a kernel reads (rows < h of each tile).
+    let mut a_block = [MaybeUninit::<f32>::uninit(); MC * KC];
     let mut c0 = cols.start;
     while c0 < cols.end {
         let c1 = (c0 + NC).min(cols.end);
@@ -325,14 +328,15 @@ fn piece(
                     while i < r1 {
                         let h = mr.min(r1 - i);
                         // SAFETY: the row tile starting at row i was packed at
-                        // `(i − r0)·kc` in `a_block` (kc·mr floats, inside its MC·KC);
+                        // `(i − r0)·kc` in `a_block` (kc·mr floats, inside its MC·KC),
+                        // and its rows < h, all the kernel reads, were written there;
                         // the output tile (rows i..i+h, columns j..j+w) lies inside
                         // this piece's block (`base` is its first element; rows and
                         // columns relative to it), which no other piece touches.
                         unsafe {
                             let t = Tile {
                                 kc,
-                                a: a_block.as_ptr().add((i - r0) * kc),
+                                a: a_block.as_ptr().add((i - r0) * kc).cast::<f32>(),
                                 b,
                                 c: base.add((i - rows.start) * ld + (j - cols.start)),
                                 ldc: ld,
@@ -363,14 +367,14 @@ fn piece(
 
 /// Packs `input[rows, ks]` into `dst` as consecutive row tiles of `mr` rows: the tile
 /// starting at row `rows.start + t·mr` at `t·mr·kc`, element `(r, p)` of it at
-/// `p·mr + r` (rows past the input's end of the last tile are left as they are: the
-/// kernels read only the tile's `h` rows).
+/// `p·mr + r`. Every `(r, p)` with `r < h` (the tile's real rows) is written; the rest of
+/// a short last tile is left as it was (uninitialised): the kernels read only `h` rows.
 fn pack_input(
     input: MatRef<'_, f32>,
     rows: core::ops::Range<usize>,
     ks: core::ops::Range<usize>,
     mr: usize,
-    dst: &mut [f32],
+    dst: &mut [MaybeUninit<f32>],
 ) {
     let kc = ks.len();
     let (rs, cs) = (input.row_stride(), input.col_stride());
@@ -388,14 +392,14 @@ fn pack_input(
             }
             for (p, group) in tile.chunks_exact_mut(mr).enumerate() {
                 for (g, s) in group.iter_mut().zip(&src[..h]) {
-                    *g = s[p];
+                    g.write(s[p]);
                 }
             }
         } else {
             for r in 0..h {
                 let start = (i0 + r) * rs + ks.start * cs;
                 for p in 0..kc {
-                    tile[p * mr + r] = data[start + p * cs];
+                    tile[p * mr + r].write(data[start + p * cs]);
                 }
             }
         }
