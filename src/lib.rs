@@ -68,6 +68,8 @@ pub use error::DenseError;
 pub use forward::dense_forward_into_on;
 pub use forward::{dense_forward, dense_forward_into, dense_forward_packed};
 pub use matrix::{Mat, MatMut, MatRef};
+#[doc(hidden)]
+pub use paths::packed::microkernel_flops;
 pub use paths::packed::PackedKernel;
 #[doc(hidden)]
 pub use paths::ForwardPath;

@@ -4,23 +4,30 @@
 //! to the accumulator tile in registers; other element-wise activations run on each
 //! `mc × nc` output block while it is still in L2.
 //!
-//! Layout: the kernel's columns in panels of `NR` (32 on AVX-512, 16 on AVX2+FMA), each
-//! panel `K` rows of `NR` contiguous floats (the last panel zero-padded), 64-byte
-//! aligned; the bias zero-padded to whole panels.
+//! Layout: the kernel's columns in panels of `NR` (32 on AVX-512, 16 on AVX2+FMA); the
+//! weight stored `k` block by `k` block (`KC` rows each), and inside a block panel after
+//! panel (`kc` rows of `NR` contiguous floats, the last panel zero-padded), 64-byte
+//! aligned: the forward pass then reads each `k` block's panels as one sequential
+//! stream. The bias is zero-padded to whole panels.
 //!
-//! Blocking (this machine: 48 KiB L1d and 2 MiB L2 per core; Zen 4: 32 KiB, 1 MiB):
+//! Loop order (GotoBLAS): column chunks of `NC` → `k` blocks of `KC` → row blocks of at
+//! most `MC` → panels → row tiles. Blocking (this machine: 48 KiB L1d and 2 MiB L2 per
+//! core; Zen 4: 32 KiB, 1 MiB):
 //! - `KC = 256`: one weight panel's `kc` rows, 256·32·4 = 32 KiB on AVX-512, stay in L1
 //!   while every row tile of the input block passes;
 //! - `MC = 48` rows (4 AVX-512 tiles, 8 AVX2 tiles): the input block, packed per `k`
-//!   block into a 48 KiB stack buffer, stays in L2; so does the `mc × nc` output block
-//!   (192 KiB) across all `k` blocks, for the tile reloads and the epilogue;
-//! - `NC = 1024` columns per chunk: the chunk's weight slice (`KC × NC`, 1 MiB) stays in
-//!   L2 while the row blocks pass, and the input is repacked once per chunk (fewer
-//!   chunks, fewer repacks).
+//!   block into a 48 KiB stack buffer, stays in L2 while the chunk's panels pass;
+//! - `NC = 1024` columns per chunk: the chunk's weight slice for one `k` block (`KC × NC`,
+//!   1 MiB) stays in L2 while every row block passes, so each weight element comes from
+//!   memory once per call; the input is repacked once per chunk.
 //!
-//! The input is packed too (per block, into the stack buffer): the kernel's loads are
-//! then sequential whatever the input's strides, and input rows a multiple of 4 KiB
-//! apart no longer collide in one L1 set.
+//! Row blocks and tiles are cut into near-equal parts (64 rows: tiles of 11, 11, 11, 11,
+//! 10, 10), so that no tile is left with a few rows: a short tile does few FMAs per
+//! weight load.
+//!
+//! The input is packed too (per block, into the stack buffer; on AVX-512 by an in-register
+//! 16×16 transpose): the kernel's loads are then sequential whatever the input's strides,
+//! and input rows a multiple of 4 KiB apart no longer collide in one L1 set.
 //!
 //! The K-sum order is fixed by `KC` and the tile kernels, never by the thread split
 //! (threads take whole row tiles or whole panels), so results are bitwise the same for
@@ -40,6 +47,25 @@ pub(crate) const KC: usize = 256;
 pub(crate) const MC: usize = 48;
 /// Columns per chunk (the epilogue's block width; the input is repacked once per chunk).
 pub(crate) const NC: usize = 1024;
+
+/// Where panel `jp`'s rows `k0..k0 + kc` of one `k` block start in the packed body:
+/// the blocks follow each other (`k0·panels·nr` floats before block `k0`), and inside
+/// one the panels do (`kc·nr` floats each).
+#[inline]
+fn panel_offset(k0: usize, kc: usize, jp: usize, panels: usize, nr: usize) -> usize {
+    (k0 * panels + jp * kc) * nr
+}
+
+/// The `i`-th of `parts` near-equal pieces of `0..len` (the first `len % parts` one
+/// longer): row blocks and row tiles are cut this way, so that no block or tile is left
+/// much shorter than the others (a 64-row input runs as tiles of 11, 11, 11, 11, 10 and
+/// 10 rows rather than five of 12 and one of 4).
+#[inline]
+fn part(len: usize, parts: usize, i: usize) -> core::ops::Range<usize> {
+    let (base, extra) = (len / parts, len % parts);
+    let start = i * base + i.min(extra);
+    start..start + base + usize::from(i < extra)
+}
 
 /// Which microkernel a packing was made for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -161,13 +187,21 @@ impl PackedKernel {
                 }
             }
         } else {
-            for jp in 0..panels {
-                let panel = &mut body[jp * k * nr..(jp + 1) * k * nr];
-                for p in 0..k {
-                    for c in 0..nr.min(n - jp * nr) {
-                        panel[p * nr + c] = get(p, jp * nr + c);
+            // k block by k block; inside one, the panels one after another (the order
+            // the forward pass reads them in: one sequential stream per k block).
+            let mut k0 = 0;
+            while k0 < k {
+                let kc = KC.min(k - k0);
+                for jp in 0..panels {
+                    let at = panel_offset(k0, kc, jp, panels, nr);
+                    let panel = &mut body[at..at + kc * nr];
+                    for (p, row) in panel.chunks_exact_mut(nr).enumerate() {
+                        for (c, v) in row.iter_mut().enumerate().take(n - jp * nr) {
+                            *v = get(k0 + p, jp * nr + c);
+                        }
                     }
                 }
+                k0 += kc;
             }
         }
         let mut b = Vec::new();
@@ -275,11 +309,12 @@ pub(crate) fn run(input: MatRef<'_, f32>, packed: &PackedKernel, act: Activation
     }
 }
 
-/// One thread's block. Column chunks of `NC`; in each, row blocks of `MC`; in each, `k`
-/// blocks of `KC`: the `mc × kc` input block is packed into row tiles (`kc × MR` each,
-/// k-major) in a 48 KiB stack buffer that stays in L2, then every weight panel of the
-/// chunk (`kc × NR`, 32 KiB, in L1 while it is used) meets every row tile. The output
-/// block (`mc × nc`, 192 KiB) stays in L2 across the `k` blocks and for the epilogue.
+/// One thread's block, in the module's loop order: for each column chunk (`NC`) and
+/// `k` block (`KC`), each row block (≤ `MC` rows) is packed into row tiles (`kc × MR`
+/// each, k-major) in a 48 KiB stack buffer, then every weight panel of the chunk
+/// (`kc × NR`, 32 KiB, in L1 while it is used) meets every row tile. After the last `k`
+/// block, the element-wise epilogue runs on the row block's `mc × nc` output, just
+/// written and still in L2.
 fn piece(
     input: MatRef<'_, f32>,
     packed: &PackedKernel,
@@ -297,46 +332,52 @@ fn piece(
     // Left uninitialised: zeroing 48 KiB per call cost more than a whole 32×4×7 product.
     // `pack_input` writes every element a kernel reads (rows < h of each tile).
     let mut a_block = [MaybeUninit::<f32>::uninit(); MC * KC];
+    let panels = packed.n.div_ceil(nr);
     let mut c0 = cols.start;
     while c0 < cols.end {
         let c1 = (c0 + NC).min(cols.end);
-        let mut r0 = rows.start;
-        while r0 < rows.end {
-            let r1 = (r0 + MC).min(rows.end);
-            let mut k0 = 0;
-            while k0 < k {
-                let kc = KC.min(k - k0);
-                let (first, last) = (k0 == 0, k0 + kc == k);
-                pack_input(input, r0..r1, k0..k0 + kc, mr, &mut a_block);
+        let mut k0 = 0;
+        while k0 < k {
+            let kc = KC.min(k - k0);
+            let (first, last) = (k0 == 0, k0 + kc == k);
+            let blocks = rows.len().div_ceil(MC);
+            for rb in 0..blocks {
+                let rr = part(rows.len(), blocks, rb);
+                let (r0, r1) = (rows.start + rr.start, rows.start + rr.end);
+                // At most MC rows, so at most MC / mr tiles of ≤ mr rows each.
+                let tiles = (r1 - r0).div_ceil(mr);
+                pack_input(isa, input, r0..r1, tiles, k0..k0 + kc, mr, &mut a_block);
                 let mut j = c0;
                 while j < c1 {
                     let w = nr.min(c1 - j);
                     let panel = j / nr;
                     // SAFETY: j < N, so panel `j / nr` exists, and its rows k0..k0+kc
-                    // (k0 + kc ≤ K) are inside the packed body: `panel·K·nr + k0·nr`
-                    // plus `kc·nr` floats ≤ panels·K·nr. Column chunks start at
-                    // multiples of NC and pieces at multiples of nr, so j is a multiple
-                    // of nr and the tile is the panel's first `w` columns.
-                    let b = unsafe { body.as_ptr().add((panel * k + k0) * nr) };
+                    // (k0 + kc ≤ K) of this k block are inside the packed body: they
+                    // start at `panel_offset` and hold kc·nr floats, and the blocks up
+                    // to and including this one hold (k0 + kc)·panels·nr ≤ K·panels·nr.
+                    // Column chunks start at multiples of NC and pieces at multiples of
+                    // nr, so j is a multiple of nr and the tile is the panel's first `w`
+                    // columns.
+                    let b = unsafe { body.as_ptr().add(panel_offset(k0, kc, panel, panels, nr)) };
                     let bias = if packed.has_bias {
                         // SAFETY: the padded bias holds `panels·nr` floats.
                         unsafe { packed.bias.as_ptr().add(panel * nr) }
                     } else {
                         core::ptr::null()
                     };
-                    let mut i = r0;
-                    while i < r1 {
-                        let h = mr.min(r1 - i);
-                        // SAFETY: the row tile starting at row i was packed at
-                        // `(i − r0)·kc` in `a_block` (kc·mr floats, inside its MC·KC),
-                        // and its rows < h, all the kernel reads, were written there;
-                        // the output tile (rows i..i+h, columns j..j+w) lies inside
-                        // this piece's block (`base` is its first element; rows and
-                        // columns relative to it), which no other piece touches.
+                    for ti in 0..tiles {
+                        let tr = part(r1 - r0, tiles, ti);
+                        let (i, h) = (r0 + tr.start, tr.len());
+                        // SAFETY: row tile `ti` (rows i..i+h, h ≤ mr) was packed at
+                        // `ti·mr·kc` in `a_block` (kc·mr floats, inside its MC·KC as
+                        // ti < MC / mr), and its rows < h, all the kernel reads, were
+                        // written there; the output tile (rows i..i+h, columns j..j+w)
+                        // lies inside this piece's block (`base` is its first element;
+                        // rows and columns relative to it), which no other piece touches.
                         unsafe {
                             let t = Tile {
                                 kc,
-                                a: a_block.as_ptr().add((i - r0) * kc).cast::<f32>(),
+                                a: a_block.as_ptr().add(ti * mr * kc).cast::<f32>(),
                                 b,
                                 c: base.add((i - rows.start) * ld + (j - cols.start)),
                                 ldc: ld,
@@ -346,32 +387,33 @@ fn piece(
                             };
                             tile(isa, h, &t);
                         }
-                        i += h;
                     }
                     j += w;
                 }
-                k0 += kc;
+                if last && elementwise && !in_register_relu {
+                    // The mc × nc block just finished is still in L2.
+                    // SAFETY: rows r0..r1 and columns c0..c1 lie inside this piece's
+                    // block; the sub-block is used alone while it lives.
+                    let mut sub = unsafe { block.sub(r0..r1, c0..c1) };
+                    sub.apply_elementwise(act);
+                }
             }
-            if elementwise && !in_register_relu && k > 0 {
-                // The mc × nc block just finished is still in L2.
-                // SAFETY: rows r0..r1 and columns c0..c1 lie inside this piece's block;
-                // the sub-block is used alone while it lives.
-                let mut sub = unsafe { block.sub(r0..r1, c0..c1) };
-                sub.apply_elementwise(act);
-            }
-            r0 = r1;
+            k0 += kc;
         }
         c0 = c1;
     }
 }
 
-/// Packs `input[rows, ks]` into `dst` as consecutive row tiles of `mr` rows: the tile
-/// starting at row `rows.start + t·mr` at `t·mr·kc`, element `(r, p)` of it at
+/// Packs `input[rows, ks]` into `dst` as `tiles` row tiles (the near-equal [`part`]s
+/// of `rows`, each at most `mr` rows): tile `t` at `t·mr·kc`, element `(r, p)` of it at
 /// `p·mr + r`. Every `(r, p)` with `r < h` (the tile's real rows) is written; the rest of
-/// a short last tile is left as it was (uninitialised): the kernels read only `h` rows.
+/// a short tile is left as it was (uninitialised): the kernels read only `h` rows.
+#[allow(clippy::too_many_arguments)]
 fn pack_input(
+    isa: Isa,
     input: MatRef<'_, f32>,
     rows: core::ops::Range<usize>,
+    tiles: usize,
     ks: core::ops::Range<usize>,
     mr: usize,
     dst: &mut [MaybeUninit<f32>],
@@ -379,9 +421,25 @@ fn pack_input(
     let kc = ks.len();
     let (rs, cs) = (input.row_stride(), input.col_stride());
     let data = input.data();
-    for (t, i0) in rows.clone().step_by(mr).enumerate() {
-        let h = mr.min(rows.end - i0);
+    for t in 0..tiles {
+        let tr = part(rows.len(), tiles, t);
+        let (i0, h) = (rows.start + tr.start, tr.len());
         let tile = &mut dst[t * mr * kc..(t + 1) * mr * kc];
+        #[cfg(target_arch = "x86_64")]
+        if cs == 1 && isa == Isa::Avx512 && kc >= 16 {
+            use crate::simd::sgemm::avx512::{pack_12, MR};
+            // Rows past h repeat the tile's first row (their lanes are never read).
+            let mut src = [core::ptr::null::<f32>(); MR];
+            for (r, s) in src.iter_mut().enumerate() {
+                let start = (i0 + if r < h { r } else { 0 }) * rs + ks.start;
+                *s = data[start..start + kc].as_ptr();
+            }
+            // SAFETY: packings for AVX-512 are made only when the CPU has it; each row
+            // pointer starts a checked `kc`-float slice of the input; the tile holds
+            // MR·kc floats (mr = MR here) and is a separate buffer.
+            unsafe { pack_12(&src, kc, tile.as_mut_ptr().cast::<f32>()) };
+            continue;
+        }
         if cs == 1 {
             // k-major writes, one contiguous group of `mr` per k, from `h` row slices
             // (each checked once here, so the inner loop indexes within known bounds).
@@ -424,6 +482,40 @@ unsafe fn tile(isa: Isa, rows: usize, t: &Tile) {
     }
 }
 
+/// Runs the packed path's microkernel on one full tile `reps` times, with `kc = KC` and
+/// every operand in L1 (64-byte aligned, as packed weights are), and returns the FLOPs
+/// done: the kernel's own rate, for the benches to set beside the whole path's. `None`
+/// on CPUs without the microkernels.
+#[doc(hidden)]
+pub fn microkernel_flops(reps: usize) -> Option<f64> {
+    let isa = Isa::current();
+    if isa == Isa::None {
+        return None;
+    }
+    let (mr, nr) = isa.tile();
+    let a = vec![0.5f32; KC * mr];
+    let b = vec![0.25f32; KC * nr + 16];
+    let off = b.as_ptr().align_offset(64).min(15);
+    let mut c = vec![0.0f32; mr * nr];
+    for _ in 0..reps {
+        let t = Tile {
+            kc: KC,
+            a: a.as_ptr(),
+            b: b[off..].as_ptr(),
+            c: c.as_mut_ptr(),
+            ldc: nr,
+            cols: nr,
+            init: Init::Load,
+            relu: false,
+        };
+        // SAFETY: `isa` is this CPU's; `a` holds KC·mr floats, `b` KC·nr from `off`, `c`
+        // mr rows of nr, all separate buffers.
+        unsafe { tile(isa, mr, &t) };
+    }
+    core::hint::black_box(&c);
+    Some((2 * reps * KC * mr * nr) as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -441,6 +533,22 @@ mod tests {
             }
         }
         v
+    }
+
+    #[test]
+    fn parts_cover_the_range_in_near_equal_pieces() {
+        for len in 0..100 {
+            for parts in 1..12 {
+                let mut next = 0;
+                for i in 0..parts {
+                    let r = part(len, parts, i);
+                    assert_eq!(r.start, next, "{len} in {parts}: part {i} starts");
+                    assert!(r.len() == len / parts || r.len() == len / parts + 1);
+                    next = r.end;
+                }
+                assert_eq!(next, len);
+            }
+        }
     }
 
     #[test]

@@ -179,22 +179,33 @@ impl Vector for F32x16 {
     fn ldexp_ftz(self, n: Self) -> Self {
         // SAFETY: module invariant.
         unsafe {
-            let bits = _mm512_castps_si512(self.0);
-            let field = _mm512_and_si512(_mm512_srli_epi32::<23>(bits), _mm512_set1_epi32(0xff));
-            let ni = _mm512_cvtps_epi32(n.0); // n is integral: exact
-            let e = _mm512_add_epi32(field, ni);
-            let scaled = _mm512_add_epi32(bits, _mm512_slli_epi32::<23>(ni));
-            let sign = _mm512_and_si512(bits, _mm512_set1_epi32(i32::MIN));
-            let inf = _mm512_or_si512(sign, _mm512_set1_epi32(0x7f80_0000));
-            let under = _mm512_cmple_epi32_mask(e, _mm512_setzero_si512());
-            let over = _mm512_cmpge_epi32_mask(e, _mm512_set1_epi32(0xff));
-            let special = _mm512_cmpeq_epi32_mask(field, _mm512_setzero_si512())
-                | _mm512_cmpeq_epi32_mask(field, _mm512_set1_epi32(0xff));
-            let r = _mm512_mask_blend_epi32(under, scaled, sign);
-            let r = _mm512_mask_blend_epi32(over, r, inf);
-            let r = _mm512_mask_blend_epi32(special, r, bits);
-            F32x16(_mm512_castsi512_ps(r))
+            // vscalefps is exact in the normal range and takes zeros, infinities and NaN
+            // through unchanged; results that land below the normal range come back
+            // subnormal, and are flushed to zero of their sign here.
+            // (AVX-512F only: no fpclass, which needs DQ.)
+            let r = _mm512_scalef_ps(self.0, n.0);
+            let sub = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(
+                _mm512_abs_ps(r),
+                _mm512_set1_ps(f32::MIN_POSITIVE),
+            );
+            let ri = _mm512_castps_si512(r);
+            let sign = _mm512_set1_epi32(i32::MIN);
+            F32x16(_mm512_castsi512_ps(_mm512_mask_and_epi32(
+                ri, sub, ri, sign,
+            )))
         }
+    }
+    #[inline(always)]
+    fn min(self, o: Self) -> Self {
+        // vminps(a, b) is exactly `a < b ? a : b` (NaN or equal: b), the trait's rule.
+        // SAFETY: module invariant.
+        F32x16(unsafe { _mm512_min_ps(self.0, o.0) })
+    }
+    #[inline(always)]
+    fn max(self, o: Self) -> Self {
+        // vmaxps(a, b) is exactly `a > b ? a : b`.
+        // SAFETY: module invariant.
+        F32x16(unsafe { _mm512_max_ps(self.0, o.0) })
     }
     #[inline(always)]
     fn acc_zero() -> Self::Acc {
@@ -324,28 +335,42 @@ impl Vector for F64x8 {
     fn ldexp_ftz(self, n: Self) -> Self {
         // SAFETY: module invariant.
         unsafe {
-            let bits = _mm512_castpd_si512(self.0);
-            let mask = _mm512_set1_epi64(0x7ff);
-            let field = _mm512_and_si512(_mm512_srli_epi64::<52>(bits), mask);
-            // n (integral, |n| < 2^51) to i64: added to 1.5·2^52 it sits in the low bits.
-            let magic = _mm512_set1_pd(6_755_399_441_055_744.0);
-            let ni = _mm512_sub_epi64(
-                _mm512_castpd_si512(_mm512_add_pd(n.0, magic)),
-                _mm512_castpd_si512(magic),
+            // As for f32: vscalefpd, then subnormal results flushed to signed zero.
+            let r = _mm512_scalef_pd(self.0, n.0);
+            let sub = _mm512_cmp_pd_mask::<_CMP_LT_OQ>(
+                _mm512_abs_pd(r),
+                _mm512_set1_pd(f64::MIN_POSITIVE),
             );
-            let e = _mm512_add_epi64(field, ni);
-            let scaled = _mm512_add_epi64(bits, _mm512_slli_epi64::<52>(ni));
-            let sign = _mm512_and_si512(bits, _mm512_set1_epi64(i64::MIN));
-            let inf = _mm512_or_si512(sign, _mm512_set1_epi64(0x7ff0_0000_0000_0000));
-            let under = _mm512_cmple_epi64_mask(e, _mm512_setzero_si512());
-            let over = _mm512_cmpge_epi64_mask(e, mask);
-            let special = _mm512_cmpeq_epi64_mask(field, _mm512_setzero_si512())
-                | _mm512_cmpeq_epi64_mask(field, mask);
-            let r = _mm512_mask_blend_epi64(under, scaled, sign);
-            let r = _mm512_mask_blend_epi64(over, r, inf);
-            let r = _mm512_mask_blend_epi64(special, r, bits);
-            F64x8(_mm512_castsi512_pd(r))
+            let ri = _mm512_castpd_si512(r);
+            let sign = _mm512_set1_epi64(i64::MIN);
+            F64x8(_mm512_castsi512_pd(_mm512_mask_and_epi64(
+                ri, sub, ri, sign,
+            )))
         }
+    }
+    #[inline(always)]
+    fn div_approx(self, d: Self) -> Self {
+        // SAFETY: module invariant.
+        unsafe {
+            // vrcp14pd (relative error < 2⁻¹⁴) and one Newton step r·(2 − d·r): the
+            // error squares to < 2⁻²⁸, for a fraction of vdivpd's throughput cost.
+            let r = _mm512_rcp14_pd(d.0);
+            let e = _mm512_fnmadd_pd(d.0, r, _mm512_set1_pd(1.0));
+            let r = _mm512_fmadd_pd(r, e, r);
+            F64x8(_mm512_mul_pd(self.0, r))
+        }
+    }
+    #[inline(always)]
+    fn min(self, o: Self) -> Self {
+        // vminpd(a, b) is exactly `a < b ? a : b`.
+        // SAFETY: module invariant.
+        F64x8(unsafe { _mm512_min_pd(self.0, o.0) })
+    }
+    #[inline(always)]
+    fn max(self, o: Self) -> Self {
+        // vmaxpd(a, b) is exactly `a > b ? a : b`.
+        // SAFETY: module invariant.
+        F64x8(unsafe { _mm512_max_pd(self.0, o.0) })
     }
     #[inline(always)]
     fn acc_zero() -> __m512d {

@@ -216,9 +216,11 @@ pub(crate) fn gelu_for_f32<W: Vector<E = f64>>(x: W) -> W {
     let a = x.abs().min(cut);
     let t = a * W::splat(std::f64::consts::FRAC_1_SQRT_2);
     let k = W::splat(GELU_K);
-    let w = (t - k) / (t + k);
+    let w = (t - k).div_approx(t + k);
     let e = exp(a * a * W::splat(-0.5));
-    let h = e * horner(w, &GELU_P_F32) / t.mul_add(W::splat(4.0), W::splat(2.0));
+    // Both divisors are ≥ 2 and finite (t ≤ 13.5/√2): the reciprocal estimate's 2⁻²⁸
+    // is far below the f32 rounding that follows.
+    let h = (e * horner(w, &GELU_P_F32)).div_approx(t.mul_add(W::splat(4.0), W::splat(2.0)));
     // x < 0: x·h, with the limit −0 past −cut.
     let neg = W::select(x.lt(-cut), W::splat(-0.0), x * h);
     let y = W::select(x.lt(W::splat(0.0)), neg, x * (W::splat(1.0) - h));

@@ -96,18 +96,32 @@ pub(crate) mod avx512 {
                 }
             }
         }
-        for p in 0..t.kc {
-            // SAFETY: p < kc, so row p of the packed panel (32 floats) and group p of the
-            // packed input tile (12 floats, R ≤ 12 used) are inside them (contract).
-            unsafe {
-                let b0 = _mm512_loadu_ps(t.b.add(p * NR));
-                let b1 = _mm512_loadu_ps(t.b.add(p * NR + 16));
-                for (r, row) in acc.iter_mut().enumerate() {
-                    let a = _mm512_set1_ps(*t.a.add(p * MR + r));
-                    row[0] = _mm512_fmadd_ps(a, b0, row[0]);
-                    row[1] = _mm512_fmadd_ps(a, b1, row[1]);
-                }
+        // One step of the K-sum: row p of the panel times group p of the input tile.
+        // SAFETY (every call): p < kc, so row p of the packed panel (32 floats) and
+        // group p of the packed input tile (12 floats, R ≤ 12 used) are inside them
+        // (contract).
+        let step = |acc: &mut [[__m512; 2]; R], p: usize| unsafe {
+            let b0 = _mm512_loadu_ps(t.b.add(p * NR));
+            let b1 = _mm512_loadu_ps(t.b.add(p * NR + 16));
+            for (r, row) in acc.iter_mut().enumerate() {
+                let a = _mm512_set1_ps(*t.a.add(p * MR + r));
+                row[0] = _mm512_fmadd_ps(a, b0, row[0]);
+                row[1] = _mm512_fmadd_ps(a, b1, row[1]);
             }
+        };
+        let mut p = 0;
+        // Four steps per loop trip: the loop's own integer work then takes fewer of the
+        // issue slots the FMAs need.
+        while p + 4 <= t.kc {
+            step(&mut acc, p);
+            step(&mut acc, p + 1);
+            step(&mut acc, p + 2);
+            step(&mut acc, p + 3);
+            p += 4;
+        }
+        while p < t.kc {
+            step(&mut acc, p);
+            p += 1;
         }
         if t.relu {
             let z = _mm512_setzero_ps();
@@ -126,6 +140,69 @@ pub(crate) mod avx512 {
                 _mm512_mask_storeu_ps(c, m0, row[0]);
                 _mm512_mask_storeu_ps(c.add(16), m1, row[1]);
             }
+        }
+    }
+
+    /// Packs 12 input rows for [`sgemm_12x32_avx512`]: `dst[p·12 + r] = rows[r][p]` for
+    /// `p < kc`, 16 values of `p` at a time by an in-register transpose (16 loads become
+    /// 16 groups of 12 with 56 shuffles, where element by element it would take 192
+    /// scalar loads and stores).
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; every `rows[r]` is readable for `kc` floats (callers with
+    /// fewer real rows repeat one: its values land in lanes the kernel does not read);
+    /// `dst` is writable for `kc·12` floats and overlaps no row.
+    #[target_feature(enable = "avx512f")]
+    pub(crate) unsafe fn pack_12(rows: &[*const f32; MR], kc: usize, dst: *mut f32) {
+        let mut p = 0;
+        while p + 16 <= kc {
+            // SAFETY: p + 16 ≤ kc: the 16 floats at rows[r] + p are readable, and the 16
+            // groups at dst + (p + q)·12 (12 floats each, the masked stores write no
+            // more) lie inside dst's kc·12.
+            unsafe {
+                let mut r = [_mm512_setzero_ps(); MR];
+                for (v, row) in r.iter_mut().zip(rows) {
+                    *v = _mm512_loadu_ps(row.add(p));
+                }
+                // Per 128-bit lane L, u[4i + j] = rows 4i..4i+3 at column 4L + j.
+                let mut u = [_mm512_setzero_ps(); 16];
+                for i in 0..3 {
+                    let t0 = _mm512_unpacklo_ps(r[4 * i], r[4 * i + 1]);
+                    let t1 = _mm512_unpackhi_ps(r[4 * i], r[4 * i + 1]);
+                    let t2 = _mm512_unpacklo_ps(r[4 * i + 2], r[4 * i + 3]);
+                    let t3 = _mm512_unpackhi_ps(r[4 * i + 2], r[4 * i + 3]);
+                    u[4 * i] = _mm512_shuffle_ps::<0x44>(t0, t2);
+                    u[4 * i + 1] = _mm512_shuffle_ps::<0xEE>(t0, t2);
+                    u[4 * i + 2] = _mm512_shuffle_ps::<0x44>(t1, t3);
+                    u[4 * i + 3] = _mm512_shuffle_ps::<0xEE>(t1, t3);
+                }
+                // Column 4L + j gathers lane L of u[j], u[4 + j], u[8 + j] (rows 12..15
+                // do not exist: zeros, never stored).
+                let z = _mm512_setzero_ps();
+                for j in 0..4 {
+                    let x0 = _mm512_shuffle_f32x4::<0x44>(u[j], u[4 + j]);
+                    let x1 = _mm512_shuffle_f32x4::<0xEE>(u[j], u[4 + j]);
+                    let x2 = _mm512_shuffle_f32x4::<0x44>(u[8 + j], z);
+                    let x3 = _mm512_shuffle_f32x4::<0xEE>(u[8 + j], z);
+                    let cols = [
+                        _mm512_shuffle_f32x4::<0x88>(x0, x2),
+                        _mm512_shuffle_f32x4::<0xDD>(x0, x2),
+                        _mm512_shuffle_f32x4::<0x88>(x1, x3),
+                        _mm512_shuffle_f32x4::<0xDD>(x1, x3),
+                    ];
+                    for (l, c) in cols.iter().enumerate() {
+                        _mm512_mask_storeu_ps(dst.add((p + 4 * l + j) * MR), 0x0fff, *c);
+                    }
+                }
+            }
+            p += 16;
+        }
+        while p < kc {
+            for (r, row) in rows.iter().enumerate() {
+                // SAFETY: p < kc: inside row r and inside dst.
+                unsafe { *dst.add(p * MR + r) = *row.add(p) };
+            }
+            p += 1;
         }
     }
 

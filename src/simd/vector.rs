@@ -177,6 +177,15 @@ pub(crate) trait Vector:
     /// Called inside the backend's entry function (as every method is).
     unsafe fn reduce_max(self) -> f64;
 
+    /// `self / d` for finite `d > 0` and finite `self`, to within about 2⁻²⁷ relative
+    /// (not correctly rounded: for bodies that need far less than the lane precision,
+    /// like the `f64`-lane kernels of `f32` outputs). Backends with a fast reciprocal
+    /// estimate override the exact division.
+    #[inline(always)]
+    fn div_approx(self, d: Self) -> Self {
+        self / d
+    }
+
     /// `min(self, o)`; NaN in `self` gives `o`.
     #[inline(always)]
     fn min(self, o: Self) -> Self {
