@@ -5,15 +5,17 @@
 //!   weight vectors and a broadcast: 27 of the 32 registers);
 //! - `sgemm_6x16_avx2fma`: up to 6 rows × 16 columns (12 `ymm` accumulators of 16).
 //!
-//! Each computes, for one tile, `C[r][j] = init + Σ_p A[r][p]·B[p][j]` over one `kc`
-//! block, with `init` the bias row (first block) or `C` itself (later blocks), and on the
+//! Each computes, for one tile, `C[r][j] = bias[j] + Σ_p A[r][p]·B[p][j]` over the first
+//! `kc` block and `C[r][j] = (Σ_p A[r][p]·B[p][j]) + C[r][j]` over later ones (the sum
+//! so far added last, so its rows can be prefetched while the products run), and on the
 //! last block applies relu in registers when asked. `B` is the packed weight panel: `kc`
 //! rows of `NR` contiguous floats (zero-padded past the last column). `A` is the packed
 //! input tile: `kc` groups of `MR` floats, element `(r, p)` at `p·MR + r` (packed per
 //! tile by the driver, so the kernel's loads are sequential whatever the input's
-//! strides, and rows `lda` apart never collide in one L1 set). Columns past `cols` are neither read nor written in `C`
-//! (masked loads and stores). The K-sum runs in the same order for every tile, row and
-//! thread: `p = 0, 1, …` with one fused multiply-add each.
+//! strides, and rows `lda` apart never collide in one L1 set). Columns past `cols` are
+//! neither read nor written in `C` (masked loads and stores). The K-sum runs in the same
+//! order for every tile, row and thread: inside a block `p = 0, 1, …` with one fused
+//! multiply-add each, then the block's sum added to the earlier blocks'.
 
 /// How a tile's accumulators start.
 #[derive(Clone, Copy)]
@@ -83,16 +85,14 @@ pub(crate) mod avx512 {
             }
             Init::Bias(_) => {}
             Init::Load => {
-                for (r, row) in acc.iter_mut().enumerate() {
-                    // SAFETY: row r < R of C is readable for `cols` floats; the masks
-                    // keep the loads inside them.
-                    unsafe {
-                        let c = t.c.add(r * t.ldc);
-                        *row = [
-                            _mm512_maskz_loadu_ps(m0, c),
-                            _mm512_maskz_loadu_ps(m1, c.add(16)),
-                        ];
-                    }
+                // The sum so far is added after this block's products (below), so the
+                // tile's C rows, likely not in L1, are only prefetched here: they
+                // arrive while the FMAs run instead of stalling the start.
+                for r in 0..R {
+                    let c = t.c.wrapping_add(r * t.ldc);
+                    // Prefetches never fault, whatever the address.
+                    _mm_prefetch::<_MM_HINT_T0>(c.cast());
+                    _mm_prefetch::<_MM_HINT_T0>(c.wrapping_add(16).cast());
                 }
             }
         }
@@ -122,6 +122,17 @@ pub(crate) mod avx512 {
         while p < t.kc {
             step(&mut acc, p);
             p += 1;
+        }
+        if let Init::Load = t.init {
+            for (r, row) in acc.iter_mut().enumerate() {
+                // SAFETY: row r < R of C is readable for `cols` floats; the masks keep
+                // the loads inside them.
+                unsafe {
+                    let c = t.c.add(r * t.ldc);
+                    row[0] = _mm512_add_ps(row[0], _mm512_maskz_loadu_ps(m0, c));
+                    row[1] = _mm512_add_ps(row[1], _mm512_maskz_loadu_ps(m1, c.add(16)));
+                }
+            }
         }
         if t.relu {
             let z = _mm512_setzero_ps();
@@ -271,17 +282,12 @@ pub(crate) mod avx2 {
             }
             Init::Bias(_) => {}
             Init::Load => {
-                for (r, row) in acc.iter_mut().enumerate() {
-                    // SAFETY: row r < R of C is readable for `cols` floats; the masks
-                    // (or `full`) keep the loads inside them.
-                    unsafe {
-                        let c = t.c.add(r * t.ldc);
-                        *row = if full {
-                            [_mm256_loadu_ps(c), _mm256_loadu_ps(c.add(8))]
-                        } else {
-                            [_mm256_maskload_ps(c, m0), _mm256_maskload_ps(c.add(8), m1)]
-                        };
-                    }
+                // As in the AVX-512 kernel: the sum so far is added last, its rows
+                // prefetched now.
+                for r in 0..R {
+                    let c = t.c.wrapping_add(r * t.ldc);
+                    _mm_prefetch::<_MM_HINT_T0>(c.cast());
+                    _mm_prefetch::<_MM_HINT_T0>(c.wrapping_add(8).cast());
                 }
             }
         }
@@ -295,6 +301,22 @@ pub(crate) mod avx2 {
                     let a = _mm256_broadcast_ss(&*t.a.add(p * MR + r));
                     row[0] = _mm256_fmadd_ps(a, b0, row[0]);
                     row[1] = _mm256_fmadd_ps(a, b1, row[1]);
+                }
+            }
+        }
+        if let Init::Load = t.init {
+            for (r, row) in acc.iter_mut().enumerate() {
+                // SAFETY: row r < R of C is readable for `cols` floats; the masks (or
+                // `full`) keep the loads inside them.
+                unsafe {
+                    let c = t.c.add(r * t.ldc);
+                    let (c0, c1) = if full {
+                        (_mm256_loadu_ps(c), _mm256_loadu_ps(c.add(8)))
+                    } else {
+                        (_mm256_maskload_ps(c, m0), _mm256_maskload_ps(c.add(8), m1))
+                    };
+                    row[0] = _mm256_add_ps(row[0], c0);
+                    row[1] = _mm256_add_ps(row[1], c1);
                 }
             }
         }
