@@ -349,6 +349,11 @@ impl Vector for F64x8 {
         }
     }
     #[inline(always)]
+    fn ldexp_normal(self, n: Self) -> Self {
+        // SAFETY: module invariant.
+        F64x8(unsafe { _mm512_scalef_pd(self.0, n.0) })
+    }
+    #[inline(always)]
     fn div_approx(self, d: Self) -> Self {
         // SAFETY: module invariant.
         unsafe {

@@ -150,8 +150,19 @@ pub(crate) trait Vector:
     fn select(m: Self::M, t: Self, f: Self) -> Self;
     /// `self·2ⁿ` for integral `n` (|n| < 2¹⁵), with results below the smallest normal
     /// flushed to zero of `self`'s sign and results past the largest finite value going
-    /// to ±∞. Zero, subnormal, infinite and NaN `self` come back unchanged.
+    /// to ±∞. Zero, infinite and NaN `self` come back unchanged; a subnormal `self`
+    /// comes back unchanged or scaled, depending on the backend (AVX-512's `vscalef`
+    /// scales it).
     fn ldexp_ftz(self, n: Self) -> Self;
+
+    /// `self·2ⁿ` where `self` and the result are both positive normal numbers (the
+    /// caller knows the range): no flush and no special values, so backends with a
+    /// scaling instruction use it alone. Other inputs give an unspecified (but non-UB)
+    /// value.
+    #[inline(always)]
+    fn ldexp_normal(self, n: Self) -> Self {
+        self.ldexp_pos(n)
+    }
 
     /// [`ldexp_ftz`](Vector::ldexp_ftz) for `self` positive and normal (`2ⁿ`-scaled
     /// parts of exponentials, reciprocals of sums ≥ 1): no sign, zero or special-value
