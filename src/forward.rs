@@ -145,7 +145,8 @@ pub fn dense_forward_into_on<T: Element>(
 /// other element-wise activations run per `mc × nc` output block while it is in L2,
 /// row-wise ones (softmax & co.) per row afterwards. Results are bitwise the same for
 /// any thread count, and within the same K-sum bound as [`dense_forward`] (not bitwise
-/// equal to it: the summation order differs).
+/// equal to it: the summation order differs, except for tiny calls of at most 4096
+/// multiply-adds, which run the unpacked paths on a row-major copy of the weight).
 ///
 /// # Errors
 /// [`DenseError::InnerDimMismatch`] if `input.cols()` is not the packed kernel's

@@ -166,6 +166,45 @@ fn same_bits_for_any_thread_count() {
     }
 }
 
+/// Documented: calls of at most 4096 multiply-adds (with `K·N ≤ 4096`) run the unpacked
+/// paths on a row-major copy, so they are bitwise `dense_forward`'s; larger ones are
+/// only within the bound (checked everywhere else here). (The unpacked tiny and GEMV
+/// paths happen to sum in the microkernels' order too, bias first, so this holds with
+/// or without the routing: what it pins down is the documented result.)
+#[test]
+fn tiny_calls_are_bitwise_the_unpacked_path() {
+    use dense_kernel::dense_forward_into;
+    for &(m, k, n) in &[
+        (32, 4, 7),
+        (1, 16, 16),
+        (4, 32, 32),
+        (64, 8, 8),
+        (1, 64, 64),
+    ] {
+        let (x, w, b) = (values(m * k, 4), values(k * n, 5), values(n, 6));
+        let kernel = MatRef::from_slice(&w, k, n).unwrap();
+        let packed = PackedKernel::new(kernel, Some(&b)).unwrap();
+        for act in [Activation::Relu, Activation::Gelu, Activation::Softmax] {
+            let xv = MatRef::from_slice(&x, m, k).unwrap();
+            let (mut p, mut u) = (vec![f32::NAN; m * n], vec![f32::NAN; m * n]);
+            dense_forward_packed(xv, &packed, act, MatMut::from_slice(&mut p, m, n).unwrap())
+                .unwrap();
+            dense_forward_into(
+                xv,
+                kernel,
+                Some(&b),
+                act,
+                MatMut::from_slice(&mut u, m, n).unwrap(),
+            )
+            .unwrap();
+            assert!(
+                p.iter().zip(&u).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{m}x{k}x{n} {act}: packed differs from unpacked"
+            );
+        }
+    }
+}
+
 #[test]
 fn errors() {
     let w = values(12, 1);
