@@ -4,15 +4,18 @@
 //! threads, for the instruction set the crate dispatches to) and the memory read
 //! bandwidth, sweeps `dense_forward` over a set of shapes and activations (with the
 //! packed path, `dense_forward_packed`, side by side), prints a table and writes
-//! `roofline.svg`.
+//! `roofline.svg`. The packed path's microkernel is timed in the same loops, alone on
+//! one L1-resident tile: its rate is what a GEMM can reach here at that moment, and the
+//! `%kernel` column sets the packed path against it (this VM's speed drifts by ±30%,
+//! which a peak measured once cannot follow).
 //!
 //! Flags: `--threads N`, `--shapes "M,K,N;M,K,N"`, `--layouts keras,torch`, `--quick`,
 //! `--json`, `--out PATH`.
 
 use clap::Parser;
 use dense_kernel::{
-    dense_forward_into, dense_forward_packed, simd_path, Activation, MatMut, MatRef, PackedKernel,
-    SimdPath,
+    dense_forward_into, dense_forward_packed, microkernel_flops, simd_path, Activation, MatMut,
+    MatRef, PackedKernel, SimdPath,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use std::fmt::Write as _;
@@ -80,6 +83,9 @@ struct Row {
     speedup: f64,
     /// `dense_forward_packed` on the same case (weight packed once beforehand).
     packed_gflops: f64,
+    /// The packed path's microkernel alone (one tile in L1, one thread), timed in the
+    /// same loop: 0 without the microkernels.
+    kernel_gflops: f64,
 }
 
 fn parse_shapes(s: &str) -> Result<Vec<(usize, usize, usize)>, String> {
@@ -264,6 +270,19 @@ fn main() -> Result<(), String> {
     let peak_all = fma_peak(&pool, trials).max(peak1);
     let bw = read_bandwidth(if args.quick { 64 << 20 } else { 256 << 20 }, budget);
     let peak = if threads == 1 { peak1 } else { peak_all };
+    // The microkernel alone against the FMA loop, in turn: how much of the peak a GEMM
+    // can reach here at all (its loads included). One thread.
+    let kernel_reps = 2000;
+    let kernel_alone = microkernel_flops(0).map(|_| {
+        let (mut fl, mut kfl) = (0.0, 0.0);
+        let t = time_all(
+            budget,
+            &mut [&mut || fl = fma_work(), &mut || {
+                kfl = microkernel_flops(kernel_reps).unwrap_or(0.0)
+            }],
+        );
+        (kfl / t[1], fl / t[0])
+    });
 
     let mut layouts = args.layouts.clone();
     layouts.dedup();
@@ -302,6 +321,9 @@ fn main() -> Result<(), String> {
             // Packing is a one-time cost, outside the timing (`cargo bench --bench
             // packed` measures it).
             let packed = PackedKernel::new(kernel, Some(&b)).map_err(|e| e.to_string())?;
+            // Kernel repetitions lasting about as long as one packed call (≥ 1).
+            let kreps = ((flops / 2.0 / (256.0 * 12.0 * 32.0)) as usize).clamp(1, 20_000);
+            let mut kflops = 0.0;
             let t = pool.install(|| {
                 time_all(
                     budget,
@@ -327,10 +349,14 @@ fn main() -> Result<(), String> {
                             )
                             .unwrap()
                         },
+                        // The microkernel's own rate at this moment (the machine's speed
+                        // drifts): the packed path is best judged against it.
+                        &mut || kflops = microkernel_flops(kreps).unwrap_or(0.0),
                     ],
                 )
             });
             let (secs, base, psecs) = (t[0], t[1], t[2]);
+            let kernel_gflops = kflops / t[3] / 1e9;
             let gflops = flops / secs / 1e9;
             rows.push(Row {
                 m,
@@ -346,6 +372,7 @@ fn main() -> Result<(), String> {
                 pct_roof: 100.0 * flops / secs / roof,
                 speedup: base / secs,
                 packed_gflops: flops / psecs / 1e9,
+                kernel_gflops,
             });
             bar.inc(1);
         }
@@ -355,9 +382,9 @@ fn main() -> Result<(), String> {
     if args.json {
         for r in &rows {
             println!(
-                "{{\"m\":{},\"k\":{},\"n\":{},\"activation\":\"{}\",\"layout\":\"{}\",\"threads\":{threads},\"seconds\":{:e},\"gflops\":{:.3},\"pct_peak\":{:.2},\"intensity\":{:.3},\"bound\":\"{}\",\"pct_roof\":{:.2},\"speedup_vs_unfused\":{:.3},\"packed_gflops\":{:.3},\"peak_gflops\":{:.2},\"bandwidth_gbs\":{:.2},\"simd_path\":\"{}\"}}",
+                "{{\"m\":{},\"k\":{},\"n\":{},\"activation\":\"{}\",\"layout\":\"{}\",\"threads\":{threads},\"seconds\":{:e},\"gflops\":{:.3},\"pct_peak\":{:.2},\"intensity\":{:.3},\"bound\":\"{}\",\"pct_roof\":{:.2},\"speedup_vs_unfused\":{:.3},\"packed_gflops\":{:.3},\"kernel_gflops\":{:.3},\"packed_pct_kernel\":{:.2},\"peak_gflops\":{:.2},\"bandwidth_gbs\":{:.2},\"simd_path\":\"{}\"}}",
                 r.m, r.k, r.n, r.act, r.layout.name(), r.secs, r.gflops, r.pct_peak, r.intensity, r.bound,
-                r.pct_roof, r.speedup, r.packed_gflops, peak / 1e9, bw / 1e9, simd_path()
+                r.pct_roof, r.speedup, r.packed_gflops, r.kernel_gflops, pct_kernel(r, threads), peak / 1e9, bw / 1e9, simd_path()
             );
         }
     } else {
@@ -369,8 +396,15 @@ fn main() -> Result<(), String> {
             if threads == 1 { "" } else { "s" },
             bw / 1e9
         );
+        if let Some((kernel, fma)) = kernel_alone {
+            println!(
+                "packed microkernel alone (one tile in L1, 1 thread): {:.1} GFLOP/s, {:.1}% of the FMA loop timed beside it",
+                kernel / 1e9,
+                100.0 * kernel / fma
+            );
+        }
         println!(
-            "{:<16} {:<8} {:<6} {:>10} {:>8} {:>7} {:>8} {:>8} {:>7} {:>8} {:>8}",
+            "{:<16} {:<8} {:<6} {:>10} {:>8} {:>7} {:>8} {:>8} {:>7} {:>8} {:>8} {:>7}",
             "M×K×N",
             "act",
             "layout",
@@ -381,11 +415,12 @@ fn main() -> Result<(), String> {
             "bound",
             "%roof",
             "vs unfused",
-            "packed"
+            "packed",
+            "%kernel"
         );
         for r in &rows {
             println!(
-                "{:<16} {:<8} {:<6} {:>8.1}µs {:>8.1} {:>6.1}% {:>8.2} {:>8} {:>6.1}% {:>7.2}× {:>8.1}",
+                "{:<16} {:<8} {:<6} {:>8.1}µs {:>8.1} {:>6.1}% {:>8.2} {:>8} {:>6.1}% {:>7.2}× {:>8.1} {:>6.1}%",
                 format!("{}×{}×{}", r.m, r.k, r.n),
                 r.act.to_string(),
                 r.layout.name(),
@@ -396,13 +431,24 @@ fn main() -> Result<(), String> {
                 r.bound,
                 r.pct_roof,
                 r.speedup,
-                r.packed_gflops
+                r.packed_gflops,
+                pct_kernel(r, threads)
             );
         }
     }
     std::fs::write(&args.out, svg(&rows, peak, bw)).map_err(|e| format!("{}: {e}", args.out))?;
     eprintln!("wrote {}", args.out);
     Ok(())
+}
+
+/// The packed path as a percentage of `threads` microkernels running at the rate the
+/// lone kernel showed in the same timing loop (0 without the microkernels).
+fn pct_kernel(r: &Row, threads: usize) -> f64 {
+    if r.kernel_gflops > 0.0 {
+        100.0 * r.packed_gflops / (r.kernel_gflops * threads as f64)
+    } else {
+        0.0
+    }
 }
 
 /// A log-log roofline: the memory roof (slope = bandwidth), the compute roof, and one
