@@ -5,11 +5,13 @@
 //! FLOPs (`2·M·K·N`), so criterion's "elem/s" reads as FLOP/s.
 //!
 //! `cargo bench --bench packed`; one shape: `cargo bench --bench packed -- 1024x1024x1024`.
+//! The `microkernel` group times the packed path's kernel alone on one L1-resident tile.
 //! `DENSE_BENCH_BIG=1` adds 2048³.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use dense_kernel::{
-    dense_forward_into, dense_forward_packed, Activation, MatMut, MatRef, PackedKernel,
+    dense_forward_into, dense_forward_packed, microkernel_flops, Activation, MatMut, MatRef,
+    PackedKernel,
 };
 use std::hint::black_box;
 use std::time::Duration;
@@ -72,11 +74,28 @@ fn shape(c: &mut Criterion, (m, k, n): (usize, usize, usize), acts: &[Activation
     g.finish();
 }
 
+/// The microkernel alone, one tile in L1 (`microkernel_flops`): the rate a GEMM can
+/// reach on this machine, for the packed groups to be read against.
+fn microkernel(c: &mut Criterion) {
+    let Some(flops) = microkernel_flops(1) else {
+        return;
+    };
+    let reps = 1000;
+    let mut g = c.benchmark_group("microkernel");
+    g.throughput(Throughput::Elements((flops * reps as f64) as u64));
+    g.sample_size(30).measurement_time(Duration::from_secs(2));
+    g.bench_function("one_tile_in_l1", |bch| {
+        bch.iter(|| microkernel_flops(black_box(reps)))
+    });
+    g.finish();
+}
+
 fn packed(c: &mut Criterion) {
     use Activation::{Gelu, Relu, Sigmoid};
+    microkernel(c);
     shape(c, (32, 512, 512), &[Relu, Gelu, Sigmoid]);
-    shape(c, (64, 1024, 1024), &[Relu, Sigmoid]);
-    shape(c, (256, 1024, 4096), &[Relu, Sigmoid]);
+    shape(c, (64, 1024, 1024), &[Relu, Gelu, Sigmoid]);
+    shape(c, (256, 1024, 4096), &[Relu, Gelu, Sigmoid]);
     shape(c, (1024, 1024, 1024), &[Relu, Gelu, Sigmoid]);
     if std::env::var_os("DENSE_BENCH_BIG").is_some() {
         shape(c, (2048, 2048, 2048), &[Relu]);
