@@ -277,22 +277,47 @@ fn check_element(
 ) -> Result<(), String> {
     let f = |x: f64| scalar::eval(act, x).unwrap_or(f64::NAN);
     let center = f(z);
-    if center.is_nan() || got.is_nan() {
-        return if center.is_nan() == got.is_nan() {
+    // Where the activation is NaN on an interval of finite arguments, a pre-activation
+    // within its bound may land inside or outside it whatever side `z` is on.
+    let region = nan_region(act).filter(|_| z.is_finite());
+    let (reach_nan, reach_number) = match region {
+        Some((a, b)) => {
+            // Widened by 10⁻⁶: the kernels see the parameter rounded to `T`.
+            let (wa, wb) = (a * (1.0 + 1e-6), b * (1.0 + 1e-6));
+            let (na, nb) = (a * (1.0 - 1e-6), b * (1.0 - 1e-6));
+            (
+                z - delta < wb && z + delta > wa,
+                z - delta <= na || z + delta >= nb,
+            )
+        }
+        None => (center.is_nan(), !center.is_nan()),
+    };
+    if got.is_nan() || !reach_number {
+        return if got.is_nan() && reach_nan || !got.is_nan() && reach_number {
             Ok(())
         } else {
             Err(format!("got {got:e}, expected {center:e}"))
         };
     }
     let samples: Vec<f64> = if z.is_finite() {
+        let edges = region.map_or([f64::NAN; 2], |(a, b)| [a, b]);
         [-1.0, -0.5, 0.0, 0.5, 1.0]
             .iter()
             .map(|t| f(z + t * delta))
+            .chain(
+                edges
+                    .iter()
+                    .filter(|&&e| z - delta <= e && e <= z + delta)
+                    .map(|&e| f(e)),
+            )
             .filter(|v| !v.is_nan())
             .collect()
     } else {
         vec![center]
     };
+    if samples.is_empty() {
+        return Err(format!("got {got:e}, expected {center:e}"));
+    }
     let lo = samples.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = samples.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let scale = samples
@@ -319,6 +344,18 @@ fn check_element(
         Err(format!(
             "got {got:e}, allowed [{lo:e}, {hi:e}] (f(z) = {center:e})"
         ))
+    }
+}
+
+/// The open interval of finite arguments where `act` is NaN, if there is one:
+/// `squareplus` with `b < 0` (`√(x² + b)` of a negative number for `|x| < √−b`).
+fn nan_region(act: Activation) -> Option<(f64, f64)> {
+    match act {
+        Activation::Squareplus { b } if b < 0.0 => {
+            let e = (-b).sqrt();
+            Some((-e, e))
+        }
+        _ => None,
     }
 }
 

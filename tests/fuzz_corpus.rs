@@ -191,3 +191,29 @@ fn regression_f64_softmax_row_spanning_max() {
     // …and the checker still rejects a wrong value there.
     assert!(check_dense(x, w, Some(&bias), Activation::Softmax, &[0.5, 0.0, 0.5]).is_err());
 }
+
+/// Found by `dense_shapes` (f32 `squareplus(b=-0.5)`, K = 13 with products near 10³¹
+/// cancelling to −7.18): the pre-activation's bound (±1.8e24) reaches into
+/// `|z| < √0.5`, where `√(z² + b)` is NaN, so a NaN output is within bound; the checker
+/// demanded a number. It now allows NaN exactly where the bound interval meets that
+/// region, and a number only where it reaches outside it.
+#[test]
+fn regression_f32_squareplus_negative_b_nan_region() {
+    let data =
+        include_bytes!("../fuzz/regressions/dense_shapes/f32_squareplus_negative_b_nan_region");
+    fuzz::dense_shapes(data).unwrap();
+    use dense_kernel::{reference::check_dense, Activation, MatRef};
+    let act = Activation::Squareplus { b: -0.5 };
+    let empty: [f32; 0] = [];
+    let (x, w) = (
+        MatRef::from_slice(&empty, 1, 0).unwrap(),
+        MatRef::from_slice(&empty, 0, 2).unwrap(),
+    );
+    // K = 0: the pre-activations are the bias exactly (no interval): 0.1 is inside the
+    // NaN region, 2 outside, and the checker holds each to its side.
+    let bias = [0.1f32, 2.0];
+    let exact = (2.0f64 + (4.0f64 - 0.5).sqrt()) / 2.0;
+    check_dense(x, w, Some(&bias), act, &[f32::NAN, exact as f32]).unwrap();
+    assert!(check_dense(x, w, Some(&bias), act, &[0.3, exact as f32]).is_err());
+    assert!(check_dense(x, w, Some(&bias), act, &[f32::NAN, f32::NAN]).is_err());
+}

@@ -205,6 +205,35 @@ fn tiny_calls_are_bitwise_the_unpacked_path() {
     }
 }
 
+/// An empty weight may claim any number of rows (found by the `dense_shapes` fuzz
+/// target: `(usize::MAX, 0)` looped over every row at packing time).
+#[test]
+fn empty_weights_with_huge_claimed_sizes_pack_at_once() {
+    let empty: [f32; 0] = [];
+    for (k, n) in [(usize::MAX, 0), (0, usize::MAX), (1 << 40, 0)] {
+        let w = MatRef::from_strided(&empty, k, n, 3, 1).unwrap();
+        let p = match PackedKernel::new(w, None) {
+            Ok(p) => p,
+            // Whole panels of usize::MAX columns do not fit in usize: a clear error.
+            Err(DenseError::AllocationFailed { .. }) if n == usize::MAX => continue,
+            Err(e) => panic!("{k}x{n}: {e}"),
+        };
+        assert_eq!((p.in_features(), p.units()), (k, n));
+        if n == 0 && k < usize::MAX / 8 {
+            // Five rows of a broadcast input against no columns: accepted, nothing to write.
+            let x = MatRef::from_strided(&[1.0f32], 5, k, 0, 0).unwrap();
+            let mut out: [f32; 0] = [];
+            dense_forward_packed(
+                x,
+                &p,
+                Activation::Relu,
+                MatMut::from_slice(&mut out, 5, 0).unwrap(),
+            )
+            .unwrap();
+        }
+    }
+}
+
 #[test]
 fn errors() {
     let w = values(12, 1);

@@ -192,7 +192,10 @@ impl PackedKernel {
         // was built), read straight from the slice (no per-element Option).
         let (src, rs, cs) = (kernel.data(), kernel.row_stride(), kernel.col_stride());
         let get = |p: usize, j: usize| src[p * rs + j * cs];
-        if isa == Isa::None {
+        if n == 0 {
+            // Nothing to pack. K may be anything here (an empty view can claim any row
+            // count), so no loop below may run over it.
+        } else if isa == Isa::None {
             for p in 0..k {
                 for j in 0..n {
                     body[p * n + j] = get(p, j);
@@ -217,7 +220,7 @@ impl PackedKernel {
             }
         }
         let mut small = Vec::new();
-        if isa != Isa::None && (k as u64) * (n as u64) <= TINY_MACS {
+        if isa != Isa::None && n > 0 && (k as u64).saturating_mul(n as u64) <= TINY_MACS {
             small.reserve_exact(k * n);
             for p in 0..k {
                 small.extend((0..n).map(|j| get(p, j)));

@@ -12,8 +12,8 @@
 
 use super::{activation_ulp_bound, check_activation_value, check_dense};
 use crate::{
-    dense_forward, dense_forward_into_on, Activation, Element, ForwardPath, MatMut, MatRef,
-    SimdPath,
+    dense_forward, dense_forward_into_on, dense_forward_packed, Activation, Element, ForwardPath,
+    MatMut, MatRef, PackedKernel, SimdPath,
 };
 
 /// Every name Keras 3.15's `keras.activations.get` takes for a shape-keeping activation
@@ -259,20 +259,72 @@ impl<T: Element> Operand<T> {
     }
 
     fn view(&self) -> Result<MatRef<'_, T>, crate::DenseError> {
-        if self.transposed {
-            MatRef::from_slice(&self.data, self.cols, self.rows).map(MatRef::t)
-        } else {
-            MatRef::from_strided(&self.data, self.rows, self.cols, self.rs, self.cs)
-        }
+        view_of(&self.data, self)
     }
+}
+
+/// `op`'s view over `data` (its own elements, or the same ones as another type).
+fn view_of<'a, E: Element, T>(
+    data: &'a [E],
+    op: &Operand<T>,
+) -> Result<MatRef<'a, E>, crate::DenseError> {
+    if op.transposed {
+        MatRef::from_slice(data, op.cols, op.rows).map(MatRef::t)
+    } else {
+        MatRef::from_strided(data, op.rows, op.cols, op.rs, op.cs)
+    }
+}
+
+/// The packed path (`f32` only) on the same call: `PackedKernel::new` must refuse a
+/// wrong bias, `dense_forward_packed` a wrong input; a valid call must match the
+/// reference in a NaN-filled output. `None` for `f64` or a weight too large to pack
+/// here.
+fn packed_case<T: Element>(
+    input: &Operand<T>,
+    kernel: &Operand<T>,
+    bias: Option<&[T]>,
+    act: Activation,
+    valid: bool,
+) -> Option<Result<(), String>> {
+    let (xd, wd) = (T::as_f32s(&input.data)?, T::as_f32s(&kernel.data)?);
+    if kernel.rows as u128 * kernel.cols as u128 > MAX_MACS {
+        return None;
+    }
+    let bf = match bias {
+        Some(b) => Some(T::as_f32s(b)?),
+        None => None,
+    };
+    let (Ok(x), Ok(w)) = (view_of(xd, input), view_of(wd, kernel)) else {
+        return Some(Err("f32 views of valid operands refused".into()));
+    };
+    let (m, n) = (x.rows(), w.cols());
+    let packed = match PackedKernel::new(w, bf) {
+        Ok(p) => p,
+        Err(_) if bf.is_some_and(|b| b.len() != n) => return Some(Ok(())),
+        Err(e) => return Some(Err(format!("packing refused ({e})"))),
+    };
+    if bf.is_some_and(|b| b.len() != n) {
+        return Some(Err("packed a bias of the wrong length".into()));
+    }
+    let mut out = vec![f32::NAN; m * n];
+    let Ok(o) = MatMut::from_slice(&mut out, m, n) else {
+        return Some(Err("output view refused".into()));
+    };
+    let r = dense_forward_packed(x, &packed, act, o);
+    Some(match (valid, r) {
+        (false, Ok(())) => Err("packed path accepted an invalid call".into()),
+        (false, Err(_)) => Ok(()),
+        (true, Err(e)) => Err(format!("packed path refused ({e})")),
+        (true, Ok(())) => check_dense(x, w, bf, act, &out).map_err(|e| format!("packed: {e}")),
+    })
 }
 
 /// Fuzz target `dense_shapes`: arbitrary shapes (zero, odd, around every threshold,
 /// claimed far beyond their slices), strides, transposed views, a bias present, absent
 /// or of the wrong length, every activation, `f32` and `f64`, values with NaN, ±∞ and
-/// subnormals, on every forced path. The crate must return `Err` exactly when the call
-/// is invalid, and otherwise match the reference within the derived tolerance
-/// ([`check_dense`]), NaN/∞ pattern included.
+/// subnormals, on every forced path and (for `f32`) through a [`PackedKernel`]. The crate
+/// must return `Err` exactly when the call is invalid, and otherwise match the reference
+/// within the derived tolerance ([`check_dense`]), NaN/∞ pattern included.
 pub fn dense_shapes(data: &[u8]) -> Result<(), String> {
     let mut r = Bytes::new(data);
     if r.u8() & 1 == 0 {
@@ -357,6 +409,11 @@ fn dense_case<T: Element>(r: &mut Bytes<'_>) -> Result<(), String> {
         return Ok(());
     }
     if !shapes_agree {
+        if out_len <= MAX_OUT {
+            if let Some(r) = packed_case(&input, &kernel, b, act, false) {
+                r.map_err(|e| format!("{e}: {}", desc()))?;
+            }
+        }
         // Rejected before anything is allocated: safe to call whatever the size.
         return match dense_forward(x, w, b, act) {
             Ok(_) => Err(format!("accepted an invalid call: {}", desc())),
@@ -384,6 +441,9 @@ fn dense_case<T: Element>(r: &mut Bytes<'_>) -> Result<(), String> {
     dense_forward_into_on(path, x, w, b, act, out_view)
         .map_err(|e| format!("into refused ({e}): {}", desc()))?;
     check_dense(x, w, b, act, &out).map_err(|e| format!("into: {e}: {}", desc()))?;
+    if let Some(r) = packed_case(&input, &kernel, b, act, true) {
+        r.map_err(|e| format!("{e}: {}", desc()))?;
+    }
     // A wrongly shaped output is refused.
     if m * n > 0 {
         let mut short = vec![T::zero(); m * n - 1];
