@@ -2,7 +2,9 @@
 //! every edge of the microkernels (M and N not multiples of the tile, K not a multiple
 //! of the `k` block, K = 0, N = 1), both weight layouts, strided inputs, bitwise identity
 //! across thread counts, and its errors. `.ci/run` runs this file once per SIMD path, so
-//! the AVX-512 and the AVX2+FMA kernels (and the matrixmultiply fallback) are all covered.
+//! the AVX-512 kernel and the matrixmultiply fallback (what AVX2-only CPUs get) are both
+//! covered; the AVX2+FMA kernel, kept but not dispatched, has its own unit test
+//! (`paths::packed::tests`).
 
 use dense_kernel::reference::check_dense;
 use dense_kernel::{dense_forward_packed, Activation, DenseError, MatMut, MatRef, PackedKernel};

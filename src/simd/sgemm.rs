@@ -3,7 +3,8 @@
 //!
 //! - `sgemm_12x32_avx512`: up to 12 rows × 32 columns (24 `zmm` accumulators, two
 //!   weight vectors and a broadcast: 27 of the 32 registers);
-//! - `sgemm_6x16_avx2fma`: up to 6 rows × 16 columns (12 `ymm` accumulators of 16).
+//! - `sgemm_6x16_avx2fma`: up to 6 rows × 16 columns (12 `ymm` accumulators of 16); not
+//!   dispatched (see the `avx2` module).
 //!
 //! Each computes, for one tile, `C[r][j] = bias[j] + Σ_p A[r][p]·B[p][j]` over the first
 //! `kc` block and `C[r][j] = (Σ_p A[r][p]·B[p][j]) + C[r][j]` over later ones (the sum
@@ -243,7 +244,10 @@ pub(crate) mod avx512 {
     }
 }
 
+/// Kept and tested, but not chosen at run time (the packed path's `Isa::current` gives
+/// AVX2-only CPUs the matrixmultiply fallback, which measured faster).
 #[cfg(target_arch = "x86_64")]
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) mod avx2 {
     use super::{Init, Tile};
     use core::arch::x86_64::*;
