@@ -290,7 +290,7 @@ fn exhaustive_f32() {
             let t0 = std::time::Instant::now();
             let act_t = act.params_as::<f32>();
             const BLOCK: u64 = 1 << 16;
-            let (worst, at, fails) = (0..(1u64 << 32) / BLOCK)
+            let (worst, at, fails, first) = (0..(1u64 << 32) / BLOCK)
                 .into_par_iter()
                 .map(|b| {
                     let xs: Vec<f32> = (b * BLOCK..(b + 1) * BLOCK)
@@ -298,11 +298,12 @@ fn exhaustive_f32() {
                         .collect();
                     let mut ys = xs.clone();
                     assert!(apply_activation_on(path, act, &mut ys, xs.len()));
-                    let mut worst = (0.0f64, 0.0f32, 0u64);
+                    let mut worst = (0.0f64, 0.0f32, 0u64, None::<String>);
                     for (&x, &y) in xs.iter().zip(&ys) {
                         let exact = reference::activation_f64(act_t, f64::from(x)).unwrap();
-                        if check_activation_exact(act_t, x, y, exact).is_err() {
+                        if let Err(e) = check_activation_exact(act_t, x, y, exact) {
                             worst.2 += 1;
+                            worst.3.get_or_insert(e);
                         }
                         if exact.abs() <= f64::from(f32::MAX)
                             && exact.abs() >= f64::from(f32::MIN_POSITIVE)
@@ -310,17 +311,17 @@ fn exhaustive_f32() {
                         {
                             let e = ulp_error(y, exact);
                             if e > worst.0 {
-                                worst = (e, x, worst.2);
+                                (worst.0, worst.1) = (e, x);
                             }
                         }
                     }
                     worst
                 })
                 .reduce(
-                    || (0.0, 0.0, 0),
+                    || (0.0, 0.0, 0, None),
                     |a, b| {
                         let w = if a.0 >= b.0 { (a.0, a.1) } else { (b.0, b.1) };
-                        (w.0, w.1, a.2 + b.2)
+                        (w.0, w.1, a.2 + b.2, a.3.or(b.3))
                     },
                 );
             println!(
@@ -333,7 +334,10 @@ fn exhaustive_f32() {
                 t0.elapsed().as_secs_f64()
             );
             if fails > 0 {
-                bad.push(format!("{path} {name}: {fails} failures"));
+                bad.push(format!(
+                    "{path} {name}: {fails} failures, e.g. {}",
+                    first.unwrap_or_default()
+                ));
             }
         }
     }
