@@ -5,6 +5,8 @@ evaluated in 50-digit arithmetic; the printed error is the fit's max absolute er
 the interval (the auxiliary functions are all of size ~0.3..1.2, so this is also about
 the relative error). Run: python3 tools/fit_coeffs.py  (needs mpmath).
 """
+import struct
+
 import mpmath as mp
 
 mp.mp.dps = 50
@@ -20,6 +22,44 @@ def fit(name, f, a, b, n):
     for c in coeffs:
         print(f"    {float(c)!r},")
     print("];")
+
+
+def f32(x):
+    return mp.mpf(struct.unpack("f", struct.pack("f", float(x)))[0])
+
+
+def fit_f32(name, f, a, b, n, nodes=300):
+    # For polynomials evaluated in f32 lanes: the coefficients are rounded to f32 one at
+    # a time, lowest first, each time refitting the higher ones (relative least squares
+    # on Chebyshev nodes) to absorb the rounding; printed exactly as the f32 values.
+    xs = [(a + b) / 2 + (b - a) / 2 * mp.cos(mp.pi * (k + mp.mpf(1) / 2) / nodes) for k in range(nodes)]
+    fx = [f(x) for x in xs]
+    fixed = []
+    for i in range(n):
+        m = n - i
+        A = mp.matrix(nodes, m)
+        rhs = mp.matrix(nodes, 1)
+        for r, (x, y) in enumerate(zip(xs, fx)):
+            done = sum(c * x**j for j, c in enumerate(fixed))
+            for j in range(m):
+                A[r, j] = x ** (i + j) / y
+            rhs[r] = (y - done) / y
+        sol, _ = mp.qr_solve(A, rhs)
+        fixed.append(f32(sol[0]))
+    err = max(abs(sum(c * x**j for j, c in enumerate(fixed)) / y - 1) for x, y in zip(xs, fx))
+    print(f"// {name}: degree {n - 1} on [{mp.nstr(a, 6)}, {mp.nstr(b, 6)}], f32 coefficients, relative error {mp.nstr(err, 3)} (at the nodes)")
+    print(f"pub(crate) const {name}: [f64; {n}] = [")
+    for c in fixed:
+        print(f"    {float(c)!r},")
+    print("];")
+
+
+def gelu_small(s):
+    # Phi(x) = 1/2 + x P(x^2): gelu(x) = x/2 + s P(s), s = x^2.
+    if s < mp.mpf("1e-30"):
+        return 1 / mp.sqrt(2 * mp.pi) - s / (6 * mp.sqrt(2 * mp.pi))
+    x = mp.sqrt(s)
+    return (mp.ncdf(x) - mp.mpf(1) / 2) / x
 
 
 def exp_q(r):
@@ -45,13 +85,15 @@ def tanh_t(y):
     return (mp.tanh(x) - x) / (y * x)
 
 
-GELU_K = mp.mpf(3)
+GELU_C = mp.mpf(3)
 
 
-def gelu_p(w):
-    # P(w) = (1 + 2t) erfcx(t) with t = K (1 + w) / (1 - w), w in [-1, wmax].
-    t = GELU_K * (1 + w) / (1 - w)
-    return (1 + 2 * t) * mp.exp(t * t) * mp.erfc(t)
+def gelu_q(w):
+    # Phi(-a) = e^(-a^2/2) Q(w) / (a + C) with w = (a - C) / (a + C), a = |x| >= 0:
+    # Q(w) = (a + C) e^(a^2/2) erfc(a/sqrt 2)/2, smooth on [-1, 1] (-> 1/sqrt(2 pi) as
+    # a -> inf). One reciprocal, 1/(a + C), gives both w and the quotient.
+    a = GELU_C * (1 + w) / (1 - w)
+    return (a + GELU_C) * mp.exp(a * a / 2) * mp.erfc(a / mp.sqrt(2)) / 2
 
 
 h = LN2 / 2
@@ -63,8 +105,13 @@ fit("LOG_R_F32", log_r, 0, zmax**2, 3)
 fit("LOG_R_F64", log_r, 0, zmax**2, 7)
 fit("TANH_T_F32", tanh_t, 0, mp.mpf("0.875") ** 2, 7)
 fit("TANH_T_F64", tanh_t, 0, mp.mpf("0.875") ** 2, 14)
-tmax = mp.mpf("9.5")
-wmax = (tmax - GELU_K) / (tmax + GELU_K)
-print(f"/// The `K` of the GELU erfc fit's variable `w = (t − K)/(t + K)`.")
-print(f"pub(crate) const GELU_K: f64 = {mp.nstr(GELU_K, 5)};")
-fit("GELU_P_F32", gelu_p, -1, wmax, 12)
+# Below -13.25 the f32 gelu is under the smallest normal (flushed to -0).
+amax = mp.mpf("13.25")
+wmax = (amax - GELU_C) / (amax + GELU_C)
+print(f"/// The `C` of the GELU fit's variable `w = (|x| − C)/(|x| + C)`.")
+print(f"pub(crate) const GELU_C: f64 = {mp.nstr(GELU_C, 5)};")
+fit("GELU_Q", gelu_q, -1, wmax, 11)
+fit_f32("GELU_Q_F32", gelu_q, -1, wmax, 11)
+print("/// Below this `|x|` the f32 gelu is `x/2 + x²·P(x²)`.")
+print("pub(crate) const GELU_SMALL: f64 = 0.75;")
+fit_f32("GELU_P_F32", gelu_small, 0, mp.mpf("0.75") ** 2, 5)

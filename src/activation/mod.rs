@@ -92,7 +92,7 @@ pub const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
 /// | exponential | 1 | Cody–Waite reduction, degree-7 polynomial |
 /// | sigmoid, silu | 2.5 | `1/(1 + e⁻ˣ)`, `x/(1 + e⁻ˣ)`, the sum formed at `e⁻ˣ`'s scale |
 /// | tanh, elu, selu, celu | 2 | odd polynomial / `1 − 2t/(1 + t)`; expm1 |
-/// | gelu | 2 | `erfc` through one polynomial of `(t − 3)/(t + 3)`, in `f64` lanes |
+/// | gelu | 4 | `Φ(−a) = e^(−a²/2)·Q(w)/(a + 3)`, one polynomial of `w = (a − 3)/(a + 3)`, `a = |x|` (`a²` split exactly, the quotient Newton-corrected), an odd series below 0.75; `f32` lanes where the backend has FMA, else `f64` lanes |
 /// | gelu(approximate=True) | 3 | `x/(1 + e^(−2u))` in `f64` lanes |
 /// | softplus, log_sigmoid, mish | 4 | `log1p` with the sum's rounding compensated; `x·N/(N + 2)` (in `f64` lanes for `f32` mish) |
 /// | softsign, squareplus, tanh_shrink | 1 | `f64` lanes, rounded once |

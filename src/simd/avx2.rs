@@ -137,6 +137,7 @@ impl Vector for F32x8 {
     type M = __m256;
     type Acc = (__m256d, __m256d);
     const LANES: usize = 8;
+    const FUSED: bool = true;
 
     #[inline(always)]
     unsafe fn load(p: *const f32) -> Self {
@@ -323,6 +324,7 @@ impl Vector for F64x4 {
     type M = __m256d;
     type Acc = __m256d;
     const LANES: usize = 4;
+    const FUSED: bool = true;
 
     #[inline(always)]
     unsafe fn load(p: *const f64) -> Self {

@@ -81,6 +81,7 @@ impl Vector for F32x16 {
     type M = __mmask16;
     type Acc = (__m512d, __m512d);
     const LANES: usize = 16;
+    const FUSED: bool = true;
 
     #[inline(always)]
     unsafe fn load(p: *const f32) -> Self {
@@ -196,6 +197,17 @@ impl Vector for F32x16 {
         }
     }
     #[inline(always)]
+    fn recip_approx(self) -> Self {
+        // SAFETY: module invariant.
+        unsafe {
+            // vrcp14ps (relative error < 2⁻¹⁴) and one Newton step r + r·(1 − d·r): the
+            // error squares to < 2⁻²⁸, and the step's last rounding adds half an ulp.
+            let r = _mm512_rcp14_ps(self.0);
+            let e = _mm512_fnmadd_ps(self.0, r, _mm512_set1_ps(1.0));
+            F32x16(_mm512_fmadd_ps(r, e, r))
+        }
+    }
+    #[inline(always)]
     fn min(self, o: Self) -> Self {
         // vminps(a, b) is exactly `a < b ? a : b` (NaN or equal: b), the trait's rule.
         // SAFETY: module invariant.
@@ -237,6 +249,7 @@ impl Vector for F64x8 {
     type M = __mmask8;
     type Acc = __m512d;
     const LANES: usize = 8;
+    const FUSED: bool = true;
 
     #[inline(always)]
     unsafe fn load(p: *const f64) -> Self {
@@ -349,20 +362,14 @@ impl Vector for F64x8 {
         }
     }
     #[inline(always)]
-    fn ldexp_normal(self, n: Self) -> Self {
-        // SAFETY: module invariant.
-        F64x8(unsafe { _mm512_scalef_pd(self.0, n.0) })
-    }
-    #[inline(always)]
-    fn div_approx(self, d: Self) -> Self {
+    fn recip_approx(self) -> Self {
         // SAFETY: module invariant.
         unsafe {
-            // vrcp14pd (relative error < 2⁻¹⁴) and one Newton step r·(2 − d·r): the
+            // vrcp14pd (relative error < 2⁻¹⁴) and one Newton step r + r·(1 − d·r): the
             // error squares to < 2⁻²⁸, for a fraction of vdivpd's throughput cost.
-            let r = _mm512_rcp14_pd(d.0);
-            let e = _mm512_fnmadd_pd(d.0, r, _mm512_set1_pd(1.0));
-            let r = _mm512_fmadd_pd(r, e, r);
-            F64x8(_mm512_mul_pd(self.0, r))
+            let r = _mm512_rcp14_pd(self.0);
+            let e = _mm512_fnmadd_pd(self.0, r, _mm512_set1_pd(1.0));
+            F64x8(_mm512_fmadd_pd(r, e, r))
         }
     }
     #[inline(always)]

@@ -4,9 +4,10 @@
 //!
 //! Three kinds of body:
 //! - *native*: written in the output's own lanes (the piecewise activations, bit-exact
-//!   with the scalar formula, and the exp/log/tanh family);
+//!   with the scalar formula, the exp/log/tanh family, and the erf gelu for `f32` where
+//!   the backend fuses multiply-adds);
 //! - *f64-lane*: the rational and composite activations (hard_sigmoid, softsign,
-//!   squareplus, tanh_shrink, gelu_tanh, and mish for `f32`, …) run in `f64` lanes; for `f32` outputs each
+//!   squareplus, tanh_shrink, gelu_tanh, mish, and gelu without FMA for `f32`, …) run in `f64` lanes; for `f32` outputs each
 //!   register is widened, evaluated and rounded once, exactly as the scalar path does;
 //! - *scalar*: sparsemax, `f64` gelu and celu with `alpha ≤ 0` keep the scalar path.
 
@@ -178,7 +179,18 @@ body!(ShiftBy { m: f64, lse: f64 }, |s, x| (x - V::splat(s.m))
     - V::splat(s.lse));
 body!(DivBy { d: f64 }, |s, x| x / V::splat(s.d));
 
-/// The erf GELU for `f32` outputs (an `f64`-lane body only).
+/// The erf GELU for `f32` outputs in `f32` lanes (backends with a fused multiply-add).
+#[derive(Clone, Copy)]
+struct GeluF32;
+
+impl<V: Vector<E = f32>> Body<V> for GeluF32 {
+    #[inline(always)]
+    fn eval(&self, x: V) -> V {
+        math::gelu_f32(x)
+    }
+}
+
+/// The erf GELU for `f32` outputs in `f64` lanes (the others).
 #[derive(Clone, Copy)]
 struct GeluForF32;
 
@@ -493,6 +505,7 @@ pub(crate) unsafe fn apply_f32<V: Widen>(act: Activation, data: &mut [f32], cols
     unsafe {
         match act {
             Activation::Linear => {}
+            Activation::Gelu if V::FUSED => map::<V, _>(data, &GeluF32),
             Activation::Gelu => F32Block::<V>(data, core::marker::PhantomData).run(GeluForF32),
             // In f32 lanes mish's six roundings (e, e + 2, e(e + 2) + 2, the quotient, x·m,
             // the product) reached 4.14 ulps on the exhaustive sweep, past its bound of 4;

@@ -208,33 +208,72 @@ pub(crate) fn split(c: f64, round: fn(f64) -> f64) -> (f64, f64) {
 /// The tanh-GELU constant `√(2/π)`.
 const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
 
-/// `x·Φ(x)` (Φ the standard normal CDF) to about 10⁻⁹ relative, for `f32` outputs,
-/// in `f64` lanes: `Φ(x) = h` (x < 0) or `1 − h` with `h = erfc(t)/2`,
-/// `erfc(t) = e^(−t²)·P(w)/(1 + 2t)`, `t = |x|/√2`, `w = (t − K)/(t + K)`. One
-/// polynomial covers the whole half-line and keeps relative accuracy in the far negative
-/// tail; in `f64` lanes `x²` is exact and `e^(−x²/2)` cannot underflow before the `f32`
-/// result does, so the only rounding that matters is the final one to `f32`.
+/// The erf GELU `x·Φ(x)` (Φ the standard normal CDF) in `f32` lanes, for backends with
+/// a fused multiply-add (`V::FUSED`).
+///
+/// `Φ(−a) = e^(−a²/2)·Q(w)/(a + C)`, `a = |x|`, `w = (a − C)/(a + C)`: one polynomial
+/// over the whole half-line and one reciprocal for both `w` and the quotient. The
+/// exponent is formed exactly (`a² = s + e`, `e` from an FMA, folded into the reduced
+/// argument), so the far negative tail keeps its relative accuracy; the quotient
+/// `x·e^r·Q/(a + C)` gets one Newton correction against the exact divisor (`a + C`'s
+/// rounding included), and `2ⁿ` is applied last, so nothing underflows before the result
+/// does. Then `x·Φ(x)` is `x·Φ(−a)` for `x ≤ 0` and `x − x·Φ(−a)` above (no `1 − Φ`
+/// cancelling); below [`GELU_SMALL`](super::coeffs::GELU_SMALL) an odd series replaces it.
+#[inline(always)]
+pub(crate) fn gelu_f32<V: Vector<E = f32>>(x: V) -> V {
+    use super::coeffs::{EXP_Q_F32, GELU_C, GELU_P_F32, GELU_Q_F32, GELU_SMALL};
+    // Past ±13.25 the f32 result is x or below the smallest normal (flushed to −0).
+    let cut = V::splat(13.25);
+    let xc = x.max(-cut).min(cut);
+    let a = xc.abs();
+    let s = a * a;
+    let e = a.mul_add(a, -s); // a² = s + e exactly (fused)
+    let y = s * V::splat(-0.5); // exact
+    let n = (y * V::splat(LOG2_E)).round();
+    let r = n.mul_add(V::splat(-V::E::LN2_HI), y); // exact (Cody–Waite)
+    let r = n.mul_add(V::splat(-V::E::LN2_LO), r);
+    let r = e.mul_add(V::splat(-0.5), r);
+    let em = r.mul_add(r * horner(r, &EXP_Q_F32), r); // e^r − 1
+    let c = V::splat(GELU_C);
+    let d = a + c;
+    let dl = a - (d - c); // a + C − d, exact (C is a small integer)
+    let rho = d.recip_approx();
+    let w = (a - c) * rho;
+    let q = horner(w, &GELU_Q_F32);
+    let num = xc * q.mul_add(em, q); // x·e^r·Q
+    let t0 = num * rho;
+    let res = (-t0).mul_add(dl, (-t0).mul_add(d, num)); // num − t0·(a + C)
+                                                        // x·Φ(−a); x is clamped, so ±∞ take the limits.
+    let t = res.mul_add(rho, t0).ldexp_ftz(n);
+    let y = V::select(x.le(V::splat(0.0)), t, x - t);
+    // Near 0 (where w is near −1 and a + C's rounding costs most) the odd series
+    // x·(1/2 + x·P(x²)); as a product of x it keeps the sign of ±0.
+    let small = x * x.mul_add(horner(s, &GELU_P_F32), V::splat(0.5));
+    let y = V::select(a.lt(V::splat(GELU_SMALL)), small, y);
+    V::select(x.is_nan(), x, y)
+}
+
+/// [`gelu_f32`]'s function in `f64` lanes, for `f32` outputs on backends without a fused
+/// multiply-add: `x²` is exact in `f64`, the polynomial (in `f64` coefficients) and the
+/// exponential's are good to ~10⁻⁹ (an `f32` result needs no more), and the only rounding that matters is the
+/// final one to `f32`.
 #[inline(always)]
 pub(crate) fn gelu_for_f32<W: Vector<E = f64>>(x: W) -> W {
-    use super::coeffs::{GELU_K, GELU_P_F32};
-    // Below −13.5 the f32 result is under 10⁻⁴⁰ (flushed); above, Φ rounds to 1.
-    let cut = W::splat(13.5);
-    let a = x.abs().min(cut);
-    let t = a * W::splat(std::f64::consts::FRAC_1_SQRT_2);
-    let k = W::splat(GELU_K);
-    let w = (t - k).div_approx(t + k);
-    // e^(−x²/2) = m·2ⁿ, to ~10⁻¹⁰ with the f32 lanes' polynomial (an f32 result needs no
-    // more); −x²/2 ≥ −91 is inside the clamp and NaN-free (|x| was clamped).
-    let (n, r, rq) = exp_reduce_with(a * a * W::splat(-0.5), &super::coeffs::EXP_Q_F32);
-    let m = r.mul_add(rq + W::splat(1.0), W::splat(1.0));
-    // Both divisors are ≥ 2 and finite (t ≤ 13.5/√2): the reciprocal estimate's 2⁻²⁸
-    // is far below the f32 rounding that follows. h ≥ e^(−91)/60 is a normal f64.
-    let h = (m * horner(w, &GELU_P_F32))
-        .div_approx(t.mul_add(W::splat(4.0), W::splat(2.0)))
-        .ldexp_normal(n);
-    // x < 0: x·h, with the limit −0 past −cut.
-    let neg = W::select(x.lt(-cut), W::splat(-0.0), x * h);
-    let y = W::select(x.lt(W::splat(0.0)), neg, x * (W::splat(1.0) - h));
+    use super::coeffs::{EXP_Q_F32, GELU_C, GELU_Q};
+    let cut = W::splat(13.25);
+    let xc = x.max(-cut).min(cut);
+    let a = xc.abs();
+    // −x²/2 ≥ −88 is inside the clamp, and exact for an f32 x.
+    let (n, r, rq) = exp_reduce_with(a * a * W::splat(-0.5), &EXP_Q_F32);
+    let em = r.mul_add(rq, r);
+    let c = W::splat(GELU_C);
+    let rho = (a + c).recip_approx();
+    let q = horner((a - c) * rho, &GELU_Q);
+    // x·Φ(−a) = x·e^r·Q·ρ·2ⁿ ≥ e^(−88)/17 is a normal f64: it rounds to f32 once.
+    let t = (xc * q.mul_add(em, q) * rho).ldexp_ftz(n);
+    // Past −cut the limit −0 (at −cut itself t is still an f32 subnormal).
+    let t = W::select(x.lt(-cut), W::splat(-0.0), t);
+    let y = W::select(x.le(W::splat(0.0)), t, x - t);
     W::select(x.is_nan(), x, y)
 }
 

@@ -69,6 +69,9 @@ macro_rules! vector_impl {
             type M = $w;
             type Acc = $acc;
             const LANES: usize = $lanes;
+            // wide fuses only where the compile target has FMA (not the x86-64
+            // baseline), so nothing here relies on it.
+            const FUSED: bool = false;
 
             #[inline(always)]
             unsafe fn load(p: *const $e) -> Self {

@@ -100,6 +100,10 @@ pub(crate) trait Vector:
     type Acc: Copy;
     /// Lanes per register.
     const LANES: usize;
+    /// Whether [`mul_add`](Vector::mul_add) is fused (one rounding). Kernels that take
+    /// exact products from it (`a·b − fl(a·b)`) need it; `wide` on x86 without FMA
+    /// multiplies and adds.
+    const FUSED: bool;
 
     /// Loads `LANES` elements.
     ///
@@ -155,15 +159,6 @@ pub(crate) trait Vector:
     /// scales it).
     fn ldexp_ftz(self, n: Self) -> Self;
 
-    /// `self·2ⁿ` where `self` and the result are both positive normal numbers (the
-    /// caller knows the range): no flush and no special values, so backends with a
-    /// scaling instruction use it alone. Other inputs give an unspecified (but non-UB)
-    /// value.
-    #[inline(always)]
-    fn ldexp_normal(self, n: Self) -> Self {
-        self.ldexp_pos(n)
-    }
-
     /// [`ldexp_ftz`](Vector::ldexp_ftz) for `self` positive and normal (`2ⁿ`-scaled
     /// parts of exponentials, reciprocals of sums ≥ 1): no sign, zero or special-value
     /// handling, so backends can do it in fewer instructions. Other `self` give an
@@ -188,13 +183,12 @@ pub(crate) trait Vector:
     /// Called inside the backend's entry function (as every method is).
     unsafe fn reduce_max(self) -> f64;
 
-    /// `self / d` for finite `d > 0` and finite `self`, to within about 2⁻²⁷ relative
-    /// (not correctly rounded: for bodies that need far less than the lane precision,
-    /// like the `f64`-lane kernels of `f32` outputs). Backends with a fast reciprocal
-    /// estimate override the exact division.
+    /// `1/self` for finite `self > 0`: the exact quotient by default; backends with a
+    /// reciprocal estimate refine it by one Newton step, to within 2⁻²⁸ relative before
+    /// the step's final rounding (so within about one ulp of the lane type).
     #[inline(always)]
-    fn div_approx(self, d: Self) -> Self {
-        self / d
+    fn recip_approx(self) -> Self {
+        Self::splat(1.0) / self
     }
 
     /// `min(self, o)`; NaN in `self` gives `o`.
