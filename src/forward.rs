@@ -140,8 +140,8 @@ pub fn dense_forward_into_on<T: Element>(
 /// prepared path for a layer called many times. Writes `out` (`(M, N)`, overwritten);
 /// allocates nothing.
 ///
-/// Runs the crate's own register-blocked AVX-512 microkernel (chosen at run time;
-/// without AVX-512, matrixmultiply on a row-major copy) with the bias loaded into the
+/// Runs the crate's own register-blocked AVX-512 or AVX2+FMA microkernel (chosen at run
+/// time; with neither, matrixmultiply on a row-major copy) with the bias loaded into the
 /// accumulators and relu applied in registers;
 /// other element-wise activations run per `mc × nc` output block while it is in L2,
 /// row-wise ones (softmax & co.) per row afterwards. Results are bitwise the same for

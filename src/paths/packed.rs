@@ -1,6 +1,6 @@
 //! The prepared path: a weight packed once into the panel layout of the crate's own
-//! `f32` microkernel ([`crate::simd`]'s `sgemm_12x32_avx512`; `sgemm_6x16_avx2fma` exists
-//! and is tested but AVX2-only CPUs get the matrixmultiply fallback, see `Isa::current`),
+//! `f32` microkernels ([`crate::simd`]'s `sgemm_12x32_avx512`, and `sgemm_6x16_avx2fma` on
+//! CPUs with AVX2+FMA but not AVX-512; see `Isa::current`),
 //! reused by every call, with the bias and (for relu and linear) the activation applied
 //! to the accumulator tile in registers; other element-wise activations run on each
 //! `mc × nc` output block while it is still in L2.
@@ -82,23 +82,23 @@ fn part(len: usize, parts: usize, i: usize) -> core::ops::Range<usize> {
 enum Isa {
     /// `sgemm_12x32_avx512`.
     Avx512,
-    /// `sgemm_6x16_avx2fma`: kept and tested, but not chosen on AVX2-only CPUs (see
-    /// [`Isa::current`]).
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// `sgemm_6x16_avx2fma`.
     Avx2,
     /// No microkernel on this CPU: the weight kept row-major for matrixmultiply.
     None,
 }
 
 impl Isa {
-    /// The packing for this CPU. AVX2-only CPUs get the matrixmultiply fallback, not
-    /// `sgemm_6x16_avx2fma`: on this project's VM run as AVX2+FMA, the 6×16 kernel's
-    /// packed path measured 0.6–0.9× the unpacked path (matrixmultiply's own AVX2
-    /// kernel) in the same loop, so a prepared weight there would only slow calls down.
+    /// The packing for this CPU: the dispatched SIMD path's microkernel. On this
+    /// project's VM run as AVX2+FMA, with matrixmultiply held to its own AVX2+FMA kernel
+    /// (`MMTEST_FEATURE=fma,avx2,avx` at build time, as on a CPU without AVX-512), the
+    /// 6×16 packed path measured 1.1–1.4× the unpacked path in the same loop.
     fn current() -> Isa {
         match crate::simd_path() {
             #[cfg(target_arch = "x86_64")]
             SimdPath::Avx512 => Isa::Avx512,
+            #[cfg(target_arch = "x86_64")]
+            SimdPath::Avx2Fma => Isa::Avx2,
             _ => Isa::None,
         }
     }
@@ -124,8 +124,8 @@ impl Isa {
 /// number of threads (`Send + Sync`, read-only).
 ///
 /// Packing copies the weight once (`K·N` floats, rounded up to whole panels). On a CPU
-/// without AVX-512 it keeps a plain row-major copy and the forward pass runs
-/// matrixmultiply. `f64` has no packed path: use [`dense_forward`](crate::dense_forward).
+/// with neither AVX-512 nor AVX2+FMA it keeps a plain row-major copy and the forward
+/// pass runs matrixmultiply. `f64` has no packed path: use [`dense_forward`](crate::dense_forward).
 ///
 /// ```
 /// use dense_kernel::{dense_forward_packed, Activation, MatMut, MatRef, PackedKernel};
@@ -511,8 +511,9 @@ unsafe fn tile(isa: Isa, rows: usize, t: &Tile) {
         // (the CPU has it); the operand contract is the caller's.
         Isa::Avx512 => unsafe { crate::simd::sgemm::avx512::run(rows, t) },
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: AVX2+FMA packings are made only by this module's tests, for a CPU
-        // that has AVX2 and FMA (checked there); the operand contract is the caller's.
+        // SAFETY: AVX2+FMA packings are made only when the dispatched path is AVX2+FMA
+        // (the CPU has both) or by this module's tests after checking the CPU; the
+        // operand contract is the caller's.
         Isa::Avx2 => unsafe { crate::simd::sgemm::avx2::run(rows, t) },
         _ => {}
     }

@@ -244,10 +244,8 @@ pub(crate) mod avx512 {
     }
 }
 
-/// Kept and tested, but not chosen at run time (the packed path's `Isa::current` gives
-/// AVX2-only CPUs the matrixmultiply fallback, which measured faster).
+/// The AVX2+FMA microkernel (CPUs without AVX-512).
 #[cfg(target_arch = "x86_64")]
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) mod avx2 {
     use super::{Init, Tile};
     use core::arch::x86_64::*;
