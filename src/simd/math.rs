@@ -249,8 +249,9 @@ pub(crate) fn gelu_f32<V: Vector<E = f32>>(x: V) -> V {
     // Near 0 (where w is near −1 and a + C's rounding costs most) the odd series
     // x·(1/2 + x·P(x²)); as a product of x it keeps the sign of ±0.
     let small = x * x.mul_add(horner(s, &GELU_P_F32), V::splat(0.5));
-    let y = V::select(a.lt(V::splat(GELU_SMALL)), small, y);
-    V::select(x.is_nan(), x, y)
+    // NaN needs no select of its own: the clamps turned it into −cut (not small), and
+    // `x ≤ 0` is false, so it comes out of `x − t`.
+    V::select(a.lt(V::splat(GELU_SMALL)), small, y)
 }
 
 /// [`gelu_f32`]'s function in `f64` lanes, for `f32` outputs on backends without a fused
