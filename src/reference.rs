@@ -281,6 +281,12 @@ fn check_element(
     // within its bound may land inside or outside it whatever side `z` is on.
     let region = nan_region(act).filter(|_| z.is_finite());
     let (reach_nan, reach_number) = match region {
+        // A single NaN point (celu with α = 0 at 0): reached if the bound covers it;
+        // every other argument in the bound gives a number.
+        Some((a, b)) if a == b => (
+            z - delta <= a && z + delta >= a,
+            delta > 0.0 || z != a,
+        ),
         Some((a, b)) => {
             // Widened by 10⁻⁶: the kernels see the parameter rounded to `T`.
             let (wa, wb) = (a * (1.0 + 1e-6), b * (1.0 + 1e-6));
@@ -347,14 +353,16 @@ fn check_element(
     }
 }
 
-/// The open interval of finite arguments where `act` is NaN, if there is one:
-/// `squareplus` with `b < 0` (`√(x² + b)` of a negative number for `|x| < √−b`).
+/// The finite arguments where `act` is NaN, if there are any: `squareplus` with `b < 0`
+/// on the open interval `|x| < √−b` (`√(x² + b)` of a negative number), and `celu` with
+/// `α = 0` at the single point `x = ±0` (`0·expm1(0/0)`), given as `(0, 0)`.
 fn nan_region(act: Activation) -> Option<(f64, f64)> {
     match act {
         Activation::Squareplus { b } if b < 0.0 => {
             let e = (-b).sqrt();
             Some((-e, e))
         }
+        Activation::Celu { alpha } if alpha == 0.0 => Some((0.0, 0.0)),
         _ => None,
     }
 }

@@ -217,3 +217,27 @@ fn regression_f32_squareplus_negative_b_nan_region() {
     assert!(check_dense(x, w, Some(&bias), act, &[0.3, exact as f32]).is_err());
     assert!(check_dense(x, w, Some(&bias), act, &[f32::NAN, f32::NAN]).is_err());
 }
+
+/// `dense_shapes` (with the packed path) found this: celu with `alpha = 0` is NaN at
+/// exactly 0 (`0·expm1(0/0)`), and a K-sum of ~10²³ products cancelling to 42.7 (bound
+/// ±3·10²⁴) came out exactly 0 in the kernel, a legitimate result within the bound. The
+/// checker now allows NaN where the bound covers 0, and still holds exact arguments to
+/// their side.
+#[test]
+fn regression_f32_celu_alpha0_nan_at_zero() {
+    let data = include_bytes!("../fuzz/regressions/dense_shapes/f32_celu_alpha0_nan_at_zero");
+    fuzz::dense_shapes(data).unwrap();
+    use dense_kernel::{reference::check_dense, Activation, MatRef};
+    let act = Activation::Celu { alpha: 0.0 };
+    let empty: [f32; 0] = [];
+    let (x, w) = (
+        MatRef::from_slice(&empty, 1, 0).unwrap(),
+        MatRef::from_slice(&empty, 0, 3).unwrap(),
+    );
+    // K = 0: the pre-activations are the bias (to the checker's tiny absolute floor): 0
+    // gives NaN (or ±0, from the floor's neighbours), 2 gives 2, −1 gives −0.
+    let bias = [0.0f32, 2.0, -1.0];
+    check_dense(x, w, Some(&bias), act, &[f32::NAN, 2.0, -0.0]).unwrap();
+    assert!(check_dense(x, w, Some(&bias), act, &[0.5, 2.0, -0.0]).is_err());
+    assert!(check_dense(x, w, Some(&bias), act, &[f32::NAN, f32::NAN, -0.0]).is_err());
+}
