@@ -283,10 +283,7 @@ fn check_element(
     let (reach_nan, reach_number) = match region {
         // A single NaN point (celu with α = 0 at 0): reached if the bound covers it;
         // every other argument in the bound gives a number.
-        Some((a, b)) if a == b => (
-            z - delta <= a && z + delta >= a,
-            delta > 0.0 || z != a,
-        ),
+        Some((a, b)) if a == b => (z - delta <= a && z + delta >= a, delta > 0.0 || z != a),
         Some((a, b)) => {
             // Widened by 10⁻⁶: the kernels see the parameter rounded to `T`.
             let (wa, wb) = (a * (1.0 + 1e-6), b * (1.0 + 1e-6));
@@ -362,7 +359,7 @@ fn nan_region(act: Activation) -> Option<(f64, f64)> {
             let e = (-b).sqrt();
             Some((-e, e))
         }
-        Activation::Celu { alpha } if alpha == 0.0 => Some((0.0, 0.0)),
+        Activation::Celu { alpha: 0.0 } => Some((0.0, 0.0)),
         _ => None,
     }
 }
