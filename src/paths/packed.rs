@@ -26,8 +26,8 @@
 //! 10, 10), so that no tile is left with a few rows: a short tile does few FMAs per
 //! weight load.
 //!
-//! The input is packed too (per block, into the stack buffer; on AVX-512 by an in-register
-//! 16×16 transpose): the kernel's loads are then sequential whatever the input's strides,
+//! The input is packed too (per block, into the stack buffer; by an in-register 16×16
+//! transpose on AVX-512, 8×8 on AVX2): the kernel's loads are then sequential whatever the input's strides,
 //! and input rows a multiple of 4 KiB apart no longer collide in one L1 set.
 //!
 //! The K-sum order is fixed by `KC` and the tile kernels, never by the thread split
@@ -473,6 +473,21 @@ fn pack_input(
             // pointer starts a checked `kc`-float slice of the input; the tile holds
             // MR·kc floats (mr = MR here) and is a separate buffer.
             unsafe { pack_12(&src, kc, tile.as_mut_ptr().cast::<f32>()) };
+            continue;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if cs == 1 && isa == Isa::Avx2 && kc >= 8 {
+            use crate::simd::sgemm::avx2::{pack_6, MR};
+            // As for AVX-512: rows past h repeat the tile's first row.
+            let mut src = [core::ptr::null::<f32>(); MR];
+            for (r, s) in src.iter_mut().enumerate() {
+                let start = (i0 + if r < h { r } else { 0 }) * rs + ks.start;
+                *s = data[start..start + kc].as_ptr();
+            }
+            // SAFETY: AVX2+FMA packings are made only for a CPU that has both; each row
+            // pointer starts a checked `kc`-float slice of the input; the tile holds
+            // MR·kc floats (mr = MR here) and is a separate buffer.
+            unsafe { pack_6(&src, kc, tile.as_mut_ptr().cast::<f32>()) };
             continue;
         }
         if cs == 1 {

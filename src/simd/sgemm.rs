@@ -346,6 +346,68 @@ pub(crate) mod avx2 {
         }
     }
 
+    /// Packs a 6-row tile of the input, k-major: group `p` (6 floats at `dst + 6p`) is
+    /// column `p` of `rows`. Eight columns at a time by an in-register 8×8 transpose
+    /// (rows 6 and 7 are copies of rows 4 and 5, never stored): 22 shuffles and 8
+    /// masked stores for 48 floats, where element by element it takes 48 scalar loads
+    /// and stores.
+    ///
+    /// # Safety
+    /// The CPU has AVX2; every `rows[r]` is readable for `kc` floats (callers with
+    /// fewer real rows repeat one: its values land in lanes the kernel does not read);
+    /// `dst` is writable for `kc·6` floats and overlaps no row.
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) unsafe fn pack_6(rows: &[*const f32; MR], kc: usize, dst: *mut f32) {
+        // SAFETY: the CPU has AVX2 (contract), all `mask` needs.
+        let six = unsafe { mask(MR) };
+        let mut p = 0;
+        while p + 8 <= kc {
+            // SAFETY: p + 8 ≤ kc: the 8 floats at rows[r] + p are readable, and the 8
+            // groups at dst + (p + j)·6 (6 floats each, the masked stores write no
+            // more) lie inside dst's kc·6.
+            unsafe {
+                let mut r = [_mm256_setzero_ps(); MR];
+                for (v, row) in r.iter_mut().zip(rows) {
+                    *v = _mm256_loadu_ps(row.add(p));
+                }
+                // Per 128-bit lane L: u[j] = rows 0..3 at column 4L + j, w[j] = rows 4, 5
+                // (and their copies) at column 4L + j.
+                let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+                let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+                let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+                let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+                let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+                let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+                let u = [
+                    _mm256_shuffle_ps::<0x44>(t0, t2),
+                    _mm256_shuffle_ps::<0xEE>(t0, t2),
+                    _mm256_shuffle_ps::<0x44>(t1, t3),
+                    _mm256_shuffle_ps::<0xEE>(t1, t3),
+                ];
+                let w = [
+                    _mm256_shuffle_ps::<0x44>(t4, t4),
+                    _mm256_shuffle_ps::<0xEE>(t4, t4),
+                    _mm256_shuffle_ps::<0x44>(t5, t5),
+                    _mm256_shuffle_ps::<0xEE>(t5, t5),
+                ];
+                for j in 0..4 {
+                    let lo = _mm256_permute2f128_ps::<0x20>(u[j], w[j]);
+                    let hi = _mm256_permute2f128_ps::<0x31>(u[j], w[j]);
+                    _mm256_maskstore_ps(dst.add((p + j) * MR), six, lo);
+                    _mm256_maskstore_ps(dst.add((p + 4 + j) * MR), six, hi);
+                }
+            }
+            p += 8;
+        }
+        while p < kc {
+            for (r, row) in rows.iter().enumerate() {
+                // SAFETY: p < kc: inside row r and inside dst.
+                unsafe { *dst.add(p * MR + r) = *row.add(p) };
+            }
+            p += 1;
+        }
+    }
+
     /// Runs the `rows`-row variant (1..=6).
     ///
     /// # Safety
