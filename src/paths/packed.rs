@@ -439,6 +439,25 @@ fn piece(
     }
 }
 
+/// The `R` row pointers of a tile at row `i0` with `h` real rows, each the start of a
+/// checked `ks`-slice of a unit-stride input; rows past `h` repeat the first (their
+/// lanes are never read).
+#[cfg(target_arch = "x86_64")]
+fn tile_rows<const R: usize>(
+    data: &[f32],
+    i0: usize,
+    h: usize,
+    rs: usize,
+    ks: core::ops::Range<usize>,
+) -> [*const f32; R] {
+    let mut src = [core::ptr::null::<f32>(); R];
+    for (r, s) in src.iter_mut().enumerate() {
+        let start = (i0 + if r < h { r } else { 0 }) * rs + ks.start;
+        *s = data[start..start + ks.len()].as_ptr();
+    }
+    src
+}
+
 /// Packs `input[rows, ks]` into `dst` as `tiles` row tiles (the near-equal [`part`]s
 /// of `rows`, each at most `mr` rows): tile `t` at `t·mr·kc`, element `(r, p)` of it at
 /// `p·mr + r`. Every `(r, p)` with `r < h` (the tile's real rows) is written; the rest of
@@ -462,32 +481,20 @@ fn pack_input(
         let tile = &mut dst[t * mr * kc..(t + 1) * mr * kc];
         #[cfg(target_arch = "x86_64")]
         if cs == 1 && isa == Isa::Avx512 && kc >= 16 {
-            use crate::simd::sgemm::avx512::{pack_12, MR};
-            // Rows past h repeat the tile's first row (their lanes are never read).
-            let mut src = [core::ptr::null::<f32>(); MR];
-            for (r, s) in src.iter_mut().enumerate() {
-                let start = (i0 + if r < h { r } else { 0 }) * rs + ks.start;
-                *s = data[start..start + kc].as_ptr();
-            }
+            let src = tile_rows(data, i0, h, rs, ks.clone());
             // SAFETY: packings for AVX-512 are made only when the CPU has it; each row
             // pointer starts a checked `kc`-float slice of the input; the tile holds
             // MR·kc floats (mr = MR here) and is a separate buffer.
-            unsafe { pack_12(&src, kc, tile.as_mut_ptr().cast::<f32>()) };
+            unsafe { crate::simd::sgemm::avx512::pack_12(&src, kc, tile.as_mut_ptr().cast()) };
             continue;
         }
         #[cfg(target_arch = "x86_64")]
         if cs == 1 && isa == Isa::Avx2 && kc >= 8 {
-            use crate::simd::sgemm::avx2::{pack_6, MR};
-            // As for AVX-512: rows past h repeat the tile's first row.
-            let mut src = [core::ptr::null::<f32>(); MR];
-            for (r, s) in src.iter_mut().enumerate() {
-                let start = (i0 + if r < h { r } else { 0 }) * rs + ks.start;
-                *s = data[start..start + kc].as_ptr();
-            }
+            let src = tile_rows(data, i0, h, rs, ks.clone());
             // SAFETY: AVX2+FMA packings are made only for a CPU that has both; each row
             // pointer starts a checked `kc`-float slice of the input; the tile holds
             // MR·kc floats (mr = MR here) and is a separate buffer.
-            unsafe { pack_6(&src, kc, tile.as_mut_ptr().cast::<f32>()) };
+            unsafe { crate::simd::sgemm::avx2::pack_6(&src, kc, tile.as_mut_ptr().cast()) };
             continue;
         }
         if cs == 1 {
