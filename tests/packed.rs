@@ -2,9 +2,9 @@
 //! every edge of the microkernels (M and N not multiples of the tile, K not a multiple
 //! of the `k` block, K = 0, N = 1), both weight layouts, strided inputs, bitwise identity
 //! across thread counts, and its errors. `.ci/run` runs this file once per SIMD path, so
-//! the AVX-512 kernel and the matrixmultiply fallback (what AVX2-only CPUs get) are both
-//! covered; the AVX2+FMA kernel, kept but not dispatched, has its own unit test
-//! (`paths::packed::tests`).
+//! the AVX-512 kernel, the AVX2+FMA kernel and the matrixmultiply fallback (what CPUs
+//! with neither get) are all covered; `paths::packed::tests` also runs every packing
+//! this CPU can, in one process.
 
 use dense_kernel::reference::check_dense;
 use dense_kernel::{dense_forward_packed, Activation, DenseError, MatMut, MatRef, PackedKernel};
@@ -52,9 +52,10 @@ fn check(m: usize, k: usize, n: usize, torch: bool, bias: bool, act: Activation)
 
 #[test]
 fn kernel_edges() {
-    // Tile heights 12 / 6 and widths 32 / 16; k block 256; row block 48; column chunk 1024.
-    let ms = [1, 5, 6, 7, 12, 13, 25, 47, 48, 49, 121];
-    let ks = [0, 1, 3, 17, 255, 256, 257, 513];
+    // Tile heights 12 / 6 and widths 32 / 16; k blocks of at most 1024 (1025 is cut in
+    // two, 2049 in three); row block 24; column chunk 1024.
+    let ms = [1, 5, 6, 7, 12, 13, 23, 24, 25, 47, 49, 121];
+    let ks = [0, 1, 3, 17, 255, 257, 1023, 1024, 1025, 2049];
     let ns = [1, 15, 16, 17, 31, 32, 33, 65, 513, 1025];
     for &m in &ms {
         for &k in &ks {
@@ -288,7 +289,8 @@ proptest! {
     #[test]
     fn packed_vs_reference(
         m in 0usize..40,
-        k in 0usize..600,
+        // Up to two k blocks and a bit (blocks of at most 1024).
+        k in prop_oneof![0usize..300, 900usize..2200],
         n in 1usize..80,
         torch in any::<bool>(),
         bias in any::<bool>(),

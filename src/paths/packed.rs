@@ -6,31 +6,43 @@
 //! `mc × nc` output block while it is still in L2.
 //!
 //! Layout: the kernel's columns in panels of `NR` (32 on AVX-512, 16 on AVX2+FMA); the
-//! weight stored `k` block by `k` block (`KC` rows each), and inside a block panel after
-//! panel (`kc` rows of `NR` contiguous floats, the last panel zero-padded), 64-byte
-//! aligned: the forward pass then reads each `k` block's panels as one sequential
-//! stream. The bias is zero-padded to whole panels.
+//! weight stored `k` block by `k` block (`K` cut into near-equal blocks of at most `KC`
+//! rows, see `k_blocks`), and inside a block panel after panel (`kc` rows of `NR`
+//! contiguous floats, the last panel zero-padded), 64-byte aligned: the forward pass
+//! then reads each `k` block's panels as one sequential stream. The bias is zero-padded
+//! to whole panels.
 //!
-//! Loop order (GotoBLAS): column chunks of `NC` → `k` blocks of `KC` → row blocks of at
-//! most `MC` → panels → row tiles. Blocking (this machine: 48 KiB L1d and 2 MiB L2 per
-//! core; Zen 4: 32 KiB, 1 MiB):
-//! - `KC = 256`: one weight panel's `kc` rows, 256·32·4 = 32 KiB on AVX-512, stay in L1
-//!   while every row tile of the input block passes;
-//! - `MC = 48` rows (4 AVX-512 tiles, 8 AVX2 tiles): the input block, packed per `k`
-//!   block into a 48 KiB stack buffer, stays in L2 while the chunk's panels pass;
-//! - `NC = 1024` columns per chunk: the chunk's weight slice for one `k` block (`KC × NC`,
-//!   1 MiB) stays in L2 while every row block passes, so each weight element comes from
-//!   memory once per call; the input is repacked once per chunk.
+//! Loop order (GotoBLAS): column chunks of `NC` → `k` blocks of at most `KC` → row
+//! blocks of at most `MC` → panels → row tiles. Blocking, for cores with at least 32 KiB
+//! of L1d and 1 MiB of L2 (Zen 4: 32 KiB and 1 MiB; the Xeons this project has also run
+//! on: 48 KiB and 2 MiB):
+//! - `KC = 1024`: a kernel call sums up to 1024 steps before its tile of the output
+//!   goes back to memory. The weight panel (1024·32·4 = 128 KiB on AVX-512) then
+//!   streams from L2 rather than sitting in L1, which the kernel can afford: it needs
+//!   128 bytes of panel per 24 FMAs (≈ 5 bytes a cycle, a fraction of L2's bandwidth).
+//!   What it saves is the output tile's round trips (one per `k` block, each a dozen
+//!   rows of lines that are by then out of L1) and the per-call set-up: on Zen 4,
+//!   `KC = 1024` ran 1.07–1.14× `KC = 256` (with `MC = 48`) at 64×1024², 1024³,
+//!   2048³ and 256×1024×4096, 1.02× at 32×512², on one and two threads; on AVX2+FMA
+//!   1.00–1.04×. `KC = 2048` measured the same as 1024 at 2048³, with twice the stack.
+//! - `MC = 24` rows (2 AVX-512 tiles, 4 AVX2 tiles): the input block (`MC × KC`, 96 KiB,
+//!   a stack buffer) stays in L2 while the chunk's panels pass. 12 and 36 rows measured
+//!   the same; 24 re-reads the chunk's weight slice half as often as 12 (every `MC`
+//!   rows), which matters once many cores share L3.
+//! - `NC = 1024` columns per chunk: the output block the element-wise epilogue runs on
+//!   (`MC × NC`, 96 KiB) is still in L2 when it runs; the input is repacked once per
+//!   chunk (a cost of about 1/`NC` of the products). 512 measured the same, 256 and
+//!   2048 (at 256×1024×4096) 3–7% slower.
 //!
 //! Row blocks and tiles are cut into near-equal parts (64 rows: tiles of 11, 11, 11, 11,
 //! 10, 10), so that no tile is left with a few rows: a short tile does few FMAs per
 //! weight load.
 //!
 //! The input is packed too (per block, into the stack buffer; by an in-register 16×16
-//! transpose on AVX-512, 8×8 on AVX2): the kernel's loads are then sequential whatever the input's strides,
-//! and input rows a multiple of 4 KiB apart no longer collide in one L1 set.
+//! transpose on AVX-512, 8×8 on AVX2): the kernel's loads are then sequential whatever
+//! the input's strides, and input rows a multiple of 4 KiB apart no longer collide in one L1 set.
 //!
-//! The K-sum order is fixed by `KC` and the tile kernels, never by the thread split
+//! The K-sum order is fixed by `K`'s blocks and the tile kernels, never by the thread split
 //! (threads take whole row tiles or whole panels), so results are bitwise the same for
 //! any thread count. They are not bitwise those of the unpacked path (matrixmultiply
 //! sums in another order); both are within the crate's K-sum bound. The exception is
@@ -46,9 +58,9 @@ use crate::{Activation, DenseError, SimdPath};
 use core::mem::MaybeUninit;
 
 /// The `k` block each kernel call covers.
-pub(crate) const KC: usize = 256;
+pub(crate) const KC: usize = 1024;
 /// Rows per input block (a multiple of both tile heights, 12 and 6).
-pub(crate) const MC: usize = 48;
+pub(crate) const MC: usize = 24;
 /// Columns per chunk (the epilogue's block width; the input is repacked once per chunk).
 pub(crate) const NC: usize = 1024;
 /// Calls with at most this many multiply-adds (`M·K·N`) run the unpacked paths on a
@@ -64,6 +76,15 @@ const TINY_MACS: u64 = 4096;
 #[inline]
 fn panel_offset(k0: usize, kc: usize, jp: usize, panels: usize, nr: usize) -> usize {
     (k0 * panels + jp * kc) * nr
+}
+
+/// The `k` blocks of a `K`-long sum: `K.div_ceil(KC)` near-equal pieces of `0..K`
+/// (`K = 1100` gives 550 + 550 rather than 1024 + 76: no block is left short, and each
+/// kernel call's fixed costs are spread over as many steps as possible). Packing and
+/// the forward pass cut `K` the same way, so both see the same panels.
+fn k_blocks(k: usize) -> impl Iterator<Item = core::ops::Range<usize>> {
+    let blocks = k.div_ceil(KC);
+    (0..blocks).map(move |b| part(k, blocks, b))
 }
 
 /// The `i`-th of `parts` near-equal pieces of `0..len` (the first `len % parts` one
@@ -209,9 +230,8 @@ impl PackedKernel {
         } else {
             // k block by k block; inside one, the panels one after another (the order
             // the forward pass reads them in: one sequential stream per k block).
-            let mut k0 = 0;
-            while k0 < k {
-                let kc = KC.min(k - k0);
+            for ks in k_blocks(k) {
+                let (k0, kc) = (ks.start, ks.len());
                 for jp in 0..panels {
                     let at = panel_offset(k0, kc, jp, panels, nr);
                     let panel = &mut body[at..at + kc * nr];
@@ -221,7 +241,6 @@ impl PackedKernel {
                         }
                     }
                 }
-                k0 += kc;
             }
         }
         let mut small = Vec::new();
@@ -345,9 +364,9 @@ pub(crate) fn run(input: MatRef<'_, f32>, packed: &PackedKernel, act: Activation
 }
 
 /// One thread's block, in the module's loop order: for each column chunk (`NC`) and
-/// `k` block (`KC`), each row block (≤ `MC` rows) is packed into row tiles (`kc × MR`
-/// each, k-major) in a 48 KiB stack buffer, then every weight panel of the chunk
-/// (`kc × NR`, 32 KiB, in L1 while it is used) meets every row tile. After the last `k`
+/// `k` block (≤ `KC`), each row block (≤ `MC` rows) is packed into row tiles (`kc × MR`
+/// each, k-major) in a 96 KiB stack buffer, then every weight panel of the chunk
+/// (`kc × NR`, streamed from L2) meets every row tile. After the last `k`
 /// block, the element-wise epilogue runs on the row block's `mc × nc` output, just
 /// written and still in L2.
 fn piece(
@@ -364,16 +383,15 @@ fn piece(
     let ld = block.ld();
     let base = block.as_mut_ptr();
     let body = packed.body();
-    // Left uninitialised: zeroing 48 KiB per call cost more than a whole 32×4×7 product.
+    // Left uninitialised: zeroing 96 KiB per call cost more than a whole 32×4×7 product.
     // `pack_input` writes every element a kernel reads (rows < h of each tile).
     let mut a_block = [MaybeUninit::<f32>::uninit(); MC * KC];
     let panels = packed.n.div_ceil(nr);
     let mut c0 = cols.start;
     while c0 < cols.end {
         let c1 = (c0 + NC).min(cols.end);
-        let mut k0 = 0;
-        while k0 < k {
-            let kc = KC.min(k - k0);
+        for ks in k_blocks(k) {
+            let (k0, kc) = (ks.start, ks.len());
             let (first, last) = (k0 == 0, k0 + kc == k);
             let blocks = rows.len().div_ceil(MC);
             for rb in 0..blocks {
@@ -433,7 +451,6 @@ fn piece(
                     sub.apply_elementwise(act);
                 }
             }
-            k0 += kc;
         }
         c0 = c1;
     }
@@ -541,8 +558,12 @@ unsafe fn tile(isa: Isa, rows: usize, t: &Tile) {
     }
 }
 
-/// Runs the packed path's microkernel on one full tile `reps` times, with `kc = KC` and
-/// every operand in L1 (64-byte aligned, as packed weights are), and returns the FLOPs
+/// The `k` block of [`microkernel_flops`]: short enough for the panel (256·32·4 = 32 KiB)
+/// and the input tile to stay in L1 together.
+const BENCH_KC: usize = 256;
+
+/// Runs the packed path's microkernel on one full tile `reps` times, with `kc = BENCH_KC`
+/// and every operand in L1 (64-byte aligned, as packed weights are), and returns the FLOPs
 /// done: the kernel's own rate, for the benches to set beside the whole path's. `None`
 /// on CPUs without the microkernels.
 #[doc(hidden)]
@@ -552,13 +573,13 @@ pub fn microkernel_flops(reps: usize) -> Option<f64> {
         return None;
     }
     let (mr, nr) = isa.tile();
-    let a = vec![0.5f32; KC * mr];
-    let b = vec![0.25f32; KC * nr + 16];
+    let a = vec![0.5f32; BENCH_KC * mr];
+    let b = vec![0.25f32; BENCH_KC * nr + 16];
     let off = b.as_ptr().align_offset(64).min(15);
     let mut c = vec![0.0f32; mr * nr];
     for _ in 0..reps {
         let t = Tile {
-            kc: KC,
+            kc: BENCH_KC,
             a: a.as_ptr(),
             b: b[off..].as_ptr(),
             c: c.as_mut_ptr(),
@@ -567,12 +588,12 @@ pub fn microkernel_flops(reps: usize) -> Option<f64> {
             init: Init::Load,
             relu: false,
         };
-        // SAFETY: `isa` is this CPU's; `a` holds KC·mr floats, `b` KC·nr from `off`, `c`
+        // SAFETY: `isa` is this CPU's; `a` holds BENCH_KC·mr floats, `b` BENCH_KC·nr from `off`, `c`
         // mr rows of nr, all separate buffers.
         unsafe { tile(isa, mr, &t) };
     }
     core::hint::black_box(&c);
-    Some((2 * reps * KC * mr * nr) as f64)
+    Some((2 * reps * BENCH_KC * mr * nr) as f64)
 }
 
 #[cfg(test)]
@@ -611,12 +632,30 @@ mod tests {
     }
 
     #[test]
+    fn k_blocks_cut_k_into_near_equal_blocks_of_at_most_kc() {
+        for k in [0, 1, KC - 1, KC, KC + 1, 2 * KC + 1, 5000] {
+            let blocks: Vec<_> = k_blocks(k).collect();
+            assert_eq!(blocks.len(), k.div_ceil(KC), "K = {k}");
+            let mut next = 0;
+            for b in &blocks {
+                assert_eq!(b.start, next, "K = {k}");
+                assert!(!b.is_empty() && b.len() <= KC, "K = {k}: {b:?}");
+                next = b.end;
+            }
+            assert_eq!(next, k);
+        }
+        let lens: Vec<usize> = k_blocks(KC + 76).map(|b| b.len()).collect();
+        assert_eq!(lens, [550, 550]);
+    }
+
+    #[test]
     fn every_isa_matches_the_reference() {
         use crate::reference::check_dense;
         for isa in isas() {
             for &(m, k, n) in &[
                 (1, 1, 1),
                 (13, 257, 33),
+                (5, 2100, 20),
                 (25, 3, 65),
                 (7, 0, 5),
                 (121, 40, 17),
