@@ -8,10 +8,11 @@
 # Setup (once):
 #   python3 -m venv /tmp/peers-venv && /tmp/peers-venv/bin/pip install -r peers/requirements.txt
 #   (cd peers/gemm && RUSTFLAGS="-C target-cpu=native" cargo build --release)
+#   (cd peers/candle && cargo build --release)
 #   cargo build --release --example peer_ours
 set -euo pipefail
 cd "$(dirname "$0")/.."
-R=$1; S=$2; A=$3; LIBS=${4:-"ort numpy jax gemm"}
+R=$1; S=$2; A=$3; LIBS=${4:-"ort numpy jax gemm candle"}
 PY=${PEERS_PYTHON:-/tmp/peers-venv/bin/python}
 CPU=${PEERS_CPU:-1}
 out=$(mktemp /tmp/peers-compare.XXXXXX)
@@ -21,8 +22,8 @@ for sh in "${SH[@]}"; do
     for r in $(seq "$R"); do
       taskset -c "$CPU" target/release/examples/peer_ours "$sh" "$act" 0.4 | sed "s/^/R$r /" >> "$out"
       for lib in $LIBS; do
-        if [ "$lib" = gemm ]; then
-          taskset -c "$CPU" peers/gemm/target/release/peer_gemm --lib gemm --shapes "$sh" --acts "$act" --seconds 0.4 | sed "s/^/R$r /" >> "$out"
+        if [ "$lib" = gemm ] || [ "$lib" = candle ]; then
+          taskset -c "$CPU" "peers/$lib/target/release/peer_$lib" --lib "$lib" --shapes "$sh" --acts "$act" --seconds 0.4 | sed "s/^/R$r /" >> "$out"
         else
           taskset -c "$CPU" "$PY" peers/peer.py --lib "$lib" --shapes "$sh" --acts "$act" --seconds 0.4 2>/dev/null | sed "s/^/R$r /" >> "$out"
         fi
