@@ -108,8 +108,12 @@ fn main() {
     // One thread: candle's CPU matmul asks for RAYON_NUM_THREADS (else every core).
     std::env::set_var("RAYON_NUM_THREADS", "1");
     let args: Vec<String> = std::env::args().collect();
-    let (mut shapes, mut acts, mut seconds, mut do_check) =
-        ("32,512,512".to_string(), "relu,gelu,sigmoid".to_string(), 1.0f64, false);
+    let (mut shapes, mut acts, mut seconds, mut do_check) = (
+        "32,512,512".to_string(),
+        "relu,gelu,sigmoid".to_string(),
+        1.0f64,
+        false,
+    );
     let mut i = 1;
     while i < args.len() {
         match args[i].as_str() {
@@ -136,7 +140,10 @@ fn main() {
         for &(m, k, n) in &[(7, 33, 17), (64, 128, 96)] {
             for act in acts.split(',') {
                 let rel = check(m, k, n, act);
-                println!("check candle {m} {k} {n} {act} rel={rel:.3e} {}", if rel <= 1e-3 { "OK" } else { "FAIL" });
+                println!(
+                    "check candle {m} {k} {n} {act} rel={rel:.3e} {}",
+                    if rel <= 1e-3 { "OK" } else { "FAIL" }
+                );
                 ok &= rel <= 1e-3;
             }
         }
@@ -167,7 +174,10 @@ fn main() {
                 std::hint::black_box(forward(&layer, std::hint::black_box(&xt), act).unwrap());
                 times.push(t.elapsed().as_secs_f64());
             }
-            println!("candle {m} {k} {n} {act} {:.2}", flops / median(&mut times) / 1e9);
+            println!(
+                "candle {m} {k} {n} {act} {:.2}",
+                flops / median(&mut times) / 1e9
+            );
         }
     }
 }
