@@ -54,6 +54,73 @@ def fit_f32(name, f, a, b, n, nodes=300):
     print("];")
 
 
+def fit_f32_rel(f, a, b, n, nodes=120):
+    # fit_f32's sequential f32 rounding, returning the coefficients and the relative
+    # error at the nodes instead of printing them.
+    xs = [(a + b) / 2 + (b - a) / 2 * mp.cos(mp.pi * (k + mp.mpf(1) / 2) / nodes) for k in range(nodes)]
+    fx = [f(x) for x in xs]
+    fixed = []
+    for i in range(n):
+        m = n - i
+        A = mp.matrix(nodes, m)
+        rhs = mp.matrix(nodes, 1)
+        for r, (x, y) in enumerate(zip(xs, fx)):
+            done = sum(c * x**j for j, c in enumerate(fixed))
+            for j in range(m):
+                A[r, j] = x ** (i + j) / y
+            rhs[r] = (y - done) / y
+        sol, _ = mp.qr_solve(A, rhs)
+        fixed.append(f32(sol[0]))
+    err = max(abs(sum(c * x**j for j, c in enumerate(fixed)) / y - 1) for x, y in zip(xs, fx))
+    return fixed, err
+
+
+def gelu_mills(a):
+    # R(a) = e^(a^2/2) Phi(-a): Phi(-a) = e^(-a^2/2) R(a), R smooth and slowly varying.
+    return mp.exp(a * a / 2) * mp.erfc(a / mp.sqrt(2)) / 2
+
+
+def f32_lit(v):
+    # The shortest decimal that reads back as the same f32 (clippy's excessive_precision
+    # rejects the f64 repr of an f32 value).
+    for p in range(1, 18):
+        t = f"{float(v):.{p}g}"
+        if f32(t) == v:
+            return repr(float(t))
+    raise ValueError(v)
+
+
+def fit_gelu_lut(amax, deg):
+    # One polynomial in u = a - mid per table entry. Entry i covers the a whose a + 1
+    # (in [1, 16)) has bits 21..24 of its f32 pattern equal to i: binade e = 0..3 of
+    # a + 1 and the top two bits m of its mantissa, i = (12 + 4e + m) mod 16 (the
+    # exponent field of 1.0 is 127, and 4*127 = 508 = 12 mod 16). The intervals are
+    # 0.25 wide near 0 and 2 wide near amax; each is widened by a millionth of its width,
+    # as a + 1 rounds and may pick a neighbour for an a right at a boundary.
+    mids, coefs, worst = [None] * 16, [None] * 16, 0
+    for i in range(16):
+        e, m = divmod((i - 12) % 16, 4)
+        lo = 2**e * (1 + mp.mpf(m) / 4) - 1
+        hi = min(2**e * (1 + mp.mpf(m + 1) / 4) - 1, amax)
+        mid = f32((lo + hi) / 2)
+        d = (hi - lo) * mp.mpf("1e-6")
+        c, err = fit_f32_rel(lambda u: gelu_mills(mid + u), lo - mid - d, hi - mid + d, deg + 1)
+        mids[i], coefs[i], worst = mid, c, max(worst, err)
+    print(f"// GELU_LUT: e^(a²/2)·Φ(−a) on 16 intervals of a in [0, {mp.nstr(amax, 5)}], degree {deg} in")
+    print(f"// a − GELU_LUT_MID[i], f32 coefficients, relative error {mp.nstr(worst, 3)} (at the nodes)")
+    print("pub(crate) const GELU_LUT_MID: [f32; 16] = [")
+    for v in mids:
+        print(f"    {f32_lit(v)},")
+    print("];")
+    print(f"pub(crate) const GELU_LUT: [[f32; 16]; {deg + 1}] = [")
+    for j in range(deg + 1):
+        print("    [")
+        for i in range(16):
+            print(f"        {f32_lit(coefs[i][j])},")
+        print("    ],")
+    print("];")
+
+
 def gelu_small(s):
     # Phi(x) = 1/2 + x P(x^2): gelu(x) = x/2 + s P(s), s = x^2.
     if s < mp.mpf("1e-30"):
@@ -115,3 +182,6 @@ fit_f32("GELU_Q_F32", gelu_q, -1, wmax, 11)
 print("/// Below this `|x|` the f32 gelu is `x/2 + x²·P(x²)`.")
 print("pub(crate) const GELU_SMALL: f64 = 0.75;")
 fit_f32("GELU_P_F32", gelu_small, 0, mp.mpf("0.75") ** 2, 5)
+# The table form keeps subnormal results, so its clamp sits where x·Φ(x) itself rounds
+# to −0: 14.4·Φ(−14.4) = 3.7e-46, a quarter of the smallest f32 subnormal.
+fit_gelu_lut(mp.mpf("14.4"), 6)

@@ -77,7 +77,9 @@ pub const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
 /// - the transcendental activations (exp, sigmoid, silu, tanh, the elu family, gelu,
 ///   softplus, mish, log_sigmoid, softmax) flush results below the smallest normal
 ///   number to zero, keeping the sign, as Keras on XLA does (gradual underflow would
-///   cost microcode assists); the piecewise ones keep subnormals bit for bit.
+///   cost microcode assists); the piecewise ones keep subnormals bit for bit, and so
+///   does `f32` gelu on the AVX-512 path (its table form rounds `x·Φ(x)` once, to a
+///   subnormal where that is the nearest value).
 ///
 /// # Accuracy
 /// `dense_forward` applies the activation with vector kernels chosen at run time

@@ -8,7 +8,7 @@
 
 use super::gemv::{self, Skinny};
 use super::kernels;
-use super::vector::{max_ignoring_nan, Real, Vector, Widen};
+use super::vector::{max_ignoring_nan, Lut16, Real, Vector, Widen};
 use super::SimdPath;
 use crate::Activation;
 use core::arch::x86_64::*;
@@ -76,12 +76,34 @@ impl Neg for F64x8 {
 
 const NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 
+impl Lut16 for F32x16 {
+    #[inline(always)]
+    fn lut16(self, table: &[f32; 16]) -> Self {
+        // SAFETY: module invariant; `table` holds the 16 floats loaded. vpermps reads
+        // only the low 4 bits of each index lane.
+        unsafe {
+            let i = _mm512_srli_epi32::<21>(_mm512_castps_si512(self.0));
+            F32x16(_mm512_permutexvar_ps(i, _mm512_loadu_ps(table.as_ptr())))
+        }
+    }
+    #[inline(always)]
+    fn ldexp_gradual(self, n: Self) -> Self {
+        // SAFETY: module invariant. vscalefps rounds once, subnormal results included.
+        F32x16(unsafe { _mm512_scalef_ps(self.0, n.0) })
+    }
+}
+
 impl Vector for F32x16 {
     type E = f32;
     type M = __mmask16;
     type Acc = (__m512d, __m512d);
     const LANES: usize = 16;
     const FUSED: bool = true;
+
+    #[inline(always)]
+    fn gelu_f32(self) -> Self {
+        super::math::gelu_f32_lut(self)
+    }
 
     #[inline(always)]
     unsafe fn load(p: *const f32) -> Self {

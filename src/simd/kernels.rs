@@ -5,7 +5,8 @@
 //! Three kinds of body:
 //! - *native*: written in the output's own lanes (the piecewise activations, bit-exact
 //!   with the scalar formula, the exp/log/tanh family, and the erf gelu for `f32` where
-//!   the backend fuses multiply-adds);
+//!   the backend fuses multiply-adds: `Vector::gelu_f32`, the table form
+//!   `math::gelu_f32_lut` on AVX-512, `math::gelu_f32` on AVX2+FMA);
 //! - *f64-lane*: the rational and composite activations (hard_sigmoid, softsign,
 //!   squareplus, tanh_shrink, gelu_tanh, mish, and gelu without FMA for `f32`, …) run in `f64` lanes; for `f32` outputs each
 //!   register is widened, evaluated and rounded once, exactly as the scalar path does;
@@ -186,7 +187,7 @@ struct GeluF32;
 impl<V: Vector<E = f32>> Body<V> for GeluF32 {
     #[inline(always)]
     fn eval(&self, x: V) -> V {
-        math::gelu_f32(x)
+        x.gelu_f32()
     }
 }
 
