@@ -1,6 +1,7 @@
 //! The prepared path: a weight packed once into the panel layout of the crate's own
 //! `f32` microkernels ([`crate::simd`]'s `sgemm_12x32_avx512`, and `sgemm_6x16_avx2fma` on
-//! CPUs with AVX2+FMA but not AVX-512; see `Isa::current`),
+//! CPUs with AVX2+FMA but not AVX-512, and for narrow layers on AVX-512 CPUs, whose
+//! units pad less to 16 columns than to 32; see `Isa::current` and `Isa::for_units`),
 //! reused by every call, with the bias and (for relu and linear) the activation applied
 //! to the accumulator tile in registers; other element-wise activations run on each
 //! `mc × nc` output block while it is still in L2.
@@ -61,6 +62,9 @@ use core::mem::MaybeUninit;
 pub(crate) const KC: usize = 1024;
 /// Rows per input block (a multiple of both tile heights, 12 and 6).
 pub(crate) const MC: usize = 24;
+/// Floats of the input block buffer past its `MC·KC`: room for the two that the AVX2
+/// packer's last overlapping store writes past the last tile.
+const PACK_SLACK: usize = 16;
 /// Columns per chunk (the epilogue's block width; the input is repacked once per chunk).
 pub(crate) const NC: usize = 1024;
 /// Calls with at most this many multiply-adds (`M·K·N`) run the unpacked paths on a
@@ -124,6 +128,26 @@ impl Isa {
         }
     }
 
+    /// The packing for a layer of `n` units on this CPU: an AVX-512 CPU runs the
+    /// AVX2+FMA kernel (16-column panels) when its padding to 16 columns, counted at
+    /// 10/9 (that kernel ran 0.75–0.95× the AVX-512 one at full width on Zen 4), is
+    /// smaller than the padding to 32: narrow layers waste less of each register
+    /// (`N = 10`: 16 columns computed instead of 32). On Zen 4, relu, alternating runs:
+    /// 100×300×10 and 512×784×10 29–31 → 40–52 GFLOP/s, 64×256×40 63–65 → 82,
+    /// 256×512×100 83–87 → 95.
+    fn for_units(self, n: usize) -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        if self == Isa::Avx512
+            && SimdPath::Avx2Fma.is_available()
+            // In u128: an empty weight may claim any `n` (no overflow, no panic).
+            && (n.div_ceil(16) as u128) * 160 < (n.div_ceil(32) as u128) * 288
+        {
+            return Isa::Avx2;
+        }
+        let _ = n;
+        self
+    }
+
     /// (tile rows, tile columns).
     fn tile(self) -> (usize, usize) {
         match self {
@@ -183,7 +207,7 @@ impl PackedKernel {
     /// [`DenseError::BiasLength`] for a bias of the wrong length;
     /// [`DenseError::AllocationFailed`] if the packed copy cannot be allocated.
     pub fn new(kernel: MatRef<'_, f32>, bias: Option<&[f32]>) -> Result<Self, DenseError> {
-        Self::new_for(Isa::current(), kernel, bias)
+        Self::new_for(Isa::current().for_units(kernel.cols()), kernel, bias)
     }
 
     fn new_for(
@@ -385,7 +409,7 @@ fn piece(
     let body = packed.body();
     // Left uninitialised: zeroing 96 KiB per call cost more than a whole 32×4×7 product.
     // `pack_input` writes every element a kernel reads (rows < h of each tile).
-    let mut a_block = [MaybeUninit::<f32>::uninit(); MC * KC];
+    let mut a_block = [MaybeUninit::<f32>::uninit(); MC * KC + PACK_SLACK];
     let panels = packed.n.div_ceil(nr);
     let mut c0 = cols.start;
     while c0 < cols.end {
@@ -508,10 +532,13 @@ fn pack_input(
         #[cfg(target_arch = "x86_64")]
         if cs == 1 && isa == Isa::Avx2 && kc >= 8 {
             let src = tile_rows(data, i0, h, rs, ks.clone());
+            // The tile and the two floats after it, which pack_6's last store spills
+            // into (the next tile's start, or the buffer's slack: see `PACK_SLACK`).
+            let out = &mut dst[t * mr * kc..(t + 1) * mr * kc + 2];
             // SAFETY: AVX2+FMA packings are made only for a CPU that has both; each row
-            // pointer starts a checked `kc`-float slice of the input; the tile holds
-            // MR·kc floats (mr = MR here) and is a separate buffer.
-            unsafe { crate::simd::sgemm::avx2::pack_6(&src, kc, tile.as_mut_ptr().cast()) };
+            // pointer starts a checked `kc`-float slice of the input; `out` holds
+            // MR·kc + 2 floats (mr = MR here) of a separate buffer.
+            unsafe { crate::simd::sgemm::avx2::pack_6(&src, kc, out.as_mut_ptr().cast()) };
             continue;
         }
         if cs == 1 {
@@ -628,6 +655,31 @@ mod tests {
                 }
                 assert_eq!(next, len);
             }
+        }
+    }
+
+    #[test]
+    fn narrow_layers_take_sixteen_column_panels_on_avx512() {
+        #[cfg(target_arch = "x86_64")]
+        if SimdPath::Avx512.is_available() && SimdPath::Avx2Fma.is_available() {
+            for (n, isa) in [
+                (1, Isa::Avx2),
+                (10, Isa::Avx2),
+                (16, Isa::Avx2),
+                (17, Isa::Avx512),
+                (32, Isa::Avx512),
+                (40, Isa::Avx2),
+                (64, Isa::Avx512),
+                (100, Isa::Avx2),
+                (1000, Isa::Avx512),
+            ] {
+                assert_eq!(Isa::Avx512.for_units(n), isa, "N = {n}");
+            }
+        }
+        for n in [1, 10, 1000] {
+            assert_eq!(Isa::None.for_units(n), Isa::None);
+            #[cfg(target_arch = "x86_64")]
+            assert_eq!(Isa::Avx2.for_units(n), Isa::Avx2);
         }
     }
 

@@ -332,15 +332,19 @@ pub(crate) mod avx2 {
         }
         for (r, row) in acc.iter().enumerate() {
             // SAFETY: row r < R of C is writable for `cols` floats; the masked stores
-            // (or `full`) write nothing past them.
+            // (or `full`, or `cols ≥ 8` for the plain first half) write nothing past
+            // them; with `cols < 8` the second half is all masked off and not stored.
             unsafe {
                 let c = t.c.add(r * t.ldc);
                 if full {
                     _mm256_storeu_ps(c, row[0]);
                     _mm256_storeu_ps(c.add(8), row[1]);
+                } else if t.cols >= 8 {
+                    // vmaskmovps stores are slow on AMD cores: only the ragged half.
+                    _mm256_storeu_ps(c, row[0]);
+                    _mm256_maskstore_ps(c.add(8), m1, row[1]);
                 } else {
                     _mm256_maskstore_ps(c, m0, row[0]);
-                    _mm256_maskstore_ps(c.add(8), m1, row[1]);
                 }
             }
         }
@@ -348,23 +352,22 @@ pub(crate) mod avx2 {
 
     /// Packs a 6-row tile of the input, k-major: group `p` (6 floats at `dst + 6p`) is
     /// column `p` of `rows`. Eight columns at a time by an in-register 8×8 transpose
-    /// (rows 6 and 7 are copies of rows 4 and 5, never stored): 22 shuffles and 8
-    /// masked stores for 48 floats, where element by element it takes 48 scalar loads
-    /// and stores.
+    /// (rows 6 and 7 are copies of rows 4 and 5): 22 shuffles and 8 overlapping stores
+    /// for 48 floats, where element by element it takes 48 scalar loads and stores.
     ///
     /// # Safety
     /// The CPU has AVX2; every `rows[r]` is readable for `kc` floats (callers with
     /// fewer real rows repeat one: its values land in lanes the kernel does not read);
-    /// `dst` is writable for `kc·6` floats and overlaps no row.
+    /// `dst` is writable for `kc·6 + 2` floats (the last store spills two past the
+    /// tile; what it writes there is overwritten by whatever comes next) and overlaps
+    /// no row.
     #[target_feature(enable = "avx2,fma")]
     pub(crate) unsafe fn pack_6(rows: &[*const f32; MR], kc: usize, dst: *mut f32) {
-        // SAFETY: the CPU has AVX2 (contract), all `mask` needs.
-        let six = unsafe { mask(MR) };
         let mut p = 0;
         while p + 8 <= kc {
             // SAFETY: p + 8 ≤ kc: the 8 floats at rows[r] + p are readable, and the 8
-            // groups at dst + (p + j)·6 (6 floats each, the masked stores write no
-            // more) lie inside dst's kc·6.
+            // stores at dst + (p + j)·6, 8 floats each, end at dst + (p + 7)·6 + 8 ≤
+            // dst + kc·6 + 2, inside dst's kc·6 + 2 writable floats (contract).
             unsafe {
                 let mut r = [_mm256_setzero_ps(); MR];
                 for (v, row) in r.iter_mut().zip(rows) {
@@ -390,11 +393,17 @@ pub(crate) mod avx2 {
                     _mm256_shuffle_ps::<0x44>(t5, t5),
                     _mm256_shuffle_ps::<0xEE>(t5, t5),
                 ];
+                // Whole 8-float stores in increasing address order: each one's last two
+                // lanes (copies) spill into the next group, which the next store (or the
+                // scalar tail) then overwrites; the last spills 2 floats past the tile.
+                // vmaskmovps stores cost several times more on AMD cores.
+                let mut g = [_mm256_setzero_ps(); 8];
                 for j in 0..4 {
-                    let lo = _mm256_permute2f128_ps::<0x20>(u[j], w[j]);
-                    let hi = _mm256_permute2f128_ps::<0x31>(u[j], w[j]);
-                    _mm256_maskstore_ps(dst.add((p + j) * MR), six, lo);
-                    _mm256_maskstore_ps(dst.add((p + 4 + j) * MR), six, hi);
+                    g[j] = _mm256_permute2f128_ps::<0x20>(u[j], w[j]);
+                    g[4 + j] = _mm256_permute2f128_ps::<0x31>(u[j], w[j]);
+                }
+                for (j, v) in g.iter().enumerate() {
+                    _mm256_storeu_ps(dst.add((p + j) * MR), *v);
                 }
             }
             p += 8;
