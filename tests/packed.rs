@@ -110,6 +110,37 @@ fn strided_and_transposed_inputs() {
 }
 
 #[test]
+fn narrow_layers_read_strided_inputs_in_place() {
+    // One panel wide (N ≤ 16): the AVX2+FMA kernel reads the input rows in place, also
+    // when they are `row_stride` apart with a gap, start mid-slice, or are all one row
+    // (row stride 0, which stays packed).
+    for &n in &[1, 7, 10, 16] {
+        for &(m, k) in &[(1, 3), (5, 300), (6, 1), (7, 1100), (30, 17), (61, 64)] {
+            let w = values(k * n, 11);
+            let kernel = MatRef::from_slice(&w, k, n).unwrap();
+            let b = values(n, 12);
+            let packed = PackedKernel::new(kernel, Some(&b)).unwrap();
+            let buf = values(3 + m * (k + 5), 13);
+            for (rs, x) in [
+                (k + 5, MatRef::from_strided(&buf[3..], m, k, k + 5, 1).unwrap()),
+                (0, MatRef::from_strided(&buf[3..], m, k, 0, 1).unwrap()),
+            ] {
+                let mut out = vec![f32::NAN; m * n];
+                dense_forward_packed(
+                    x,
+                    &packed,
+                    Activation::Relu,
+                    MatMut::from_slice(&mut out, m, n).unwrap(),
+                )
+                .unwrap();
+                check_dense(x, kernel, Some(&b), Activation::Relu, &out)
+                    .unwrap_or_else(|e| panic!("{m}x{k}x{n} row stride {rs}: {e}"));
+            }
+        }
+    }
+}
+
+#[test]
 fn special_values_propagate() {
     let (m, k, n) = (3, 4, 33);
     let mut x = values(m * k, 7);

@@ -411,6 +411,12 @@ fn piece(
     // `pack_input` writes every element a kernel reads (rows < h of each tile).
     let mut a_block = [MaybeUninit::<f32>::uninit(); MC * KC + PACK_SLACK];
     let panels = packed.n.div_ceil(nr);
+    // A piece one panel wide meets each input tile once: the AVX2+FMA kernel then reads
+    // the input in place (6 row streams) instead of packing it first (on Zen 4 the
+    // packing was a quarter of 512×784×10). The 12-row AVX-512 kernel keeps packing:
+    // 12 rows a multiple of 4 KiB apart would fight over L1 sets.
+    let (rs, cs) = (input.row_stride(), input.col_stride());
+    let direct = (isa == Isa::Avx2 && cols.len() <= nr && cs == 1 && rs > 0).then(|| input.data());
     let mut c0 = cols.start;
     while c0 < cols.end {
         let c1 = (c0 + NC).min(cols.end);
@@ -423,7 +429,9 @@ fn piece(
                 let (r0, r1) = (rows.start + rr.start, rows.start + rr.end);
                 // At most MC rows, so at most MC / mr tiles of ≤ mr rows each.
                 let tiles = (r1 - r0).div_ceil(mr);
-                pack_input(isa, input, r0..r1, tiles, k0..k0 + kc, mr, &mut a_block);
+                if direct.is_none() {
+                    pack_input(isa, input, r0..r1, tiles, k0..k0 + kc, mr, &mut a_block);
+                }
                 let mut j = c0;
                 while j < c1 {
                     let w = nr.min(c1 - j);
@@ -448,13 +456,20 @@ fn piece(
                         // SAFETY: row tile `ti` (rows i..i+h, h ≤ mr) was packed at
                         // `ti·mr·kc` in `a_block` (kc·mr floats, inside its MC·KC as
                         // ti < MC / mr), and its rows < h, all the kernel reads, were
-                        // written there; the output tile (rows i..i+h, columns j..j+w)
+                        // written there; or, `direct`, the kernel reads input rows
+                        // i..i+h (< M) at columns k0..k0+kc (≤ K) in place: unit column
+                        // stride, so element (i + r, k0 + p) is at (i + r)·rs + k0 + p,
+                        // inside the validated view's slice; the output tile (rows i..i+h, columns j..j+w)
                         // lies inside this piece's block (`base` is its first element;
                         // rows and columns relative to it), which no other piece touches.
                         unsafe {
                             let t = Tile {
                                 kc,
-                                a: a_block.as_ptr().add(ti * mr * kc).cast::<f32>(),
+                                a: match direct {
+                                    Some(x) => x.as_ptr().add(i * rs + k0),
+                                    None => a_block.as_ptr().add(ti * mr * kc).cast::<f32>(),
+                                },
+                                lda: if direct.is_some() { rs } else { 0 },
                                 b,
                                 c: base.add((i - rows.start) * ld + (j - cols.start)),
                                 ldc: ld,
@@ -577,9 +592,10 @@ unsafe fn tile(isa: Isa, rows: usize, t: &Tile) {
         // (the CPU has it); the operand contract is the caller's.
         Isa::Avx512 => unsafe { crate::simd::sgemm::avx512::run(rows, t) },
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: AVX2+FMA packings are made only when the dispatched path is AVX2+FMA
-        // (the CPU has both) or by this module's tests after checking the CPU; the
-        // operand contract is the caller's.
+        // SAFETY: AVX2+FMA packings are made only when the CPU has both: when the
+        // dispatched path is AVX2+FMA, for narrow layers on AVX-512 CPUs after checking
+        // `SimdPath::Avx2Fma.is_available()` (`Isa::for_units`), or by this module's
+        // tests after checking the CPU; the operand contract is the caller's.
         Isa::Avx2 => unsafe { crate::simd::sgemm::avx2::run(rows, t) },
         _ => {}
     }
@@ -610,6 +626,7 @@ pub fn microkernel_flops(reps: usize) -> Option<f64> {
             a: a.as_ptr(),
             b: b[off..].as_ptr(),
             c: c.as_mut_ptr(),
+            lda: 0,
             ldc: nr,
             cols: nr,
             init: Init::Load,

@@ -31,8 +31,12 @@ pub(crate) enum Init {
 #[derive(Clone, Copy)]
 pub(crate) struct Tile {
     pub kc: usize,
-    /// The packed input tile, `kc × MR`.
+    /// The packed input tile, `kc × MR` (element `(r, p)` at `p·MR + r`); or, with
+    /// `lda > 0` (the AVX2+FMA kernel only), the input itself: element `(r, p)` at
+    /// `r·lda + p`.
     pub a: *const f32,
+    /// 0 for a packed input tile, else the input's row stride (see `a`).
+    pub lda: usize,
     pub b: *const f32,
     pub c: *mut f32,
     pub ldc: usize,
@@ -265,7 +269,8 @@ pub(crate) mod avx2 {
     /// `R` rows (1..=6) of the 6×16 tile.
     ///
     /// # Safety
-    /// The CPU has AVX2 and FMA. `t.a` is readable for `t.kc × 6` floats; `t.b` for
+    /// The CPU has AVX2 and FMA. `t.a` is readable for `t.kc × 6` floats (with
+    /// `t.lda > 0`: for `t.kc` floats from each of `t.a + r·t.lda`, `r < R`); `t.b` for
     /// `t.kc × 16` floats; `t.c` readable (for `Init::Load`) and writable
     /// for `R` rows of `t.cols ≤ 16` floats `t.ldc` apart, aliasing neither input; a bias
     /// pointer, if not null, is readable for 16 floats.
@@ -293,16 +298,36 @@ pub(crate) mod avx2 {
                 }
             }
         }
-        for p in 0..t.kc {
-            // SAFETY: p < kc: row p of the packed panel and group p of the packed input
-            // tile (6 floats, R ≤ 6 used) are inside them (contract).
-            unsafe {
-                let b0 = _mm256_loadu_ps(t.b.add(p * NR));
-                let b1 = _mm256_loadu_ps(t.b.add(p * NR + 8));
-                for (r, row) in acc.iter_mut().enumerate() {
-                    let a = _mm256_broadcast_ss(&*t.a.add(p * MR + r));
-                    row[0] = _mm256_fmadd_ps(a, b0, row[0]);
-                    row[1] = _mm256_fmadd_ps(a, b1, row[1]);
+        if t.lda == 0 {
+            for p in 0..t.kc {
+                // SAFETY: p < kc: row p of the packed panel and group p of the packed
+                // input tile (6 floats, R ≤ 6 used) are inside them (contract).
+                unsafe {
+                    let b0 = _mm256_loadu_ps(t.b.add(p * NR));
+                    let b1 = _mm256_loadu_ps(t.b.add(p * NR + 8));
+                    for (r, row) in acc.iter_mut().enumerate() {
+                        let a = _mm256_broadcast_ss(&*t.a.add(p * MR + r));
+                        row[0] = _mm256_fmadd_ps(a, b0, row[0]);
+                        row[1] = _mm256_fmadd_ps(a, b1, row[1]);
+                    }
+                }
+            }
+        } else {
+            // The input read in place: one pointer per row, each walking its `kc`
+            // floats (for a single panel, packing would copy what is read only once).
+            let rows: [*const f32; R] = core::array::from_fn(|r| t.a.wrapping_add(r * t.lda));
+            for p in 0..t.kc {
+                // SAFETY: p < kc: row p of the packed panel, and element p of input
+                // row r < R (`kc` readable floats from `a + r·lda`), are inside them
+                // (contract).
+                unsafe {
+                    let b0 = _mm256_loadu_ps(t.b.add(p * NR));
+                    let b1 = _mm256_loadu_ps(t.b.add(p * NR + 8));
+                    for (row, ar) in acc.iter_mut().zip(&rows) {
+                        let a = _mm256_broadcast_ss(&*ar.add(p));
+                        row[0] = _mm256_fmadd_ps(a, b0, row[0]);
+                        row[1] = _mm256_fmadd_ps(a, b1, row[1]);
+                    }
                 }
             }
         }
