@@ -80,8 +80,11 @@ pub fn dense_forward<T: Element>(
     Ok(out)
 }
 
-/// [`dense_forward`] into a caller-provided `(M, N)` output, which it overwrites: no
-/// allocation by this crate's code (matrixmultiply allocates its packing buffers).
+/// [`dense_forward`] into a caller-provided `(M, N)` output, which it overwrites. It
+/// allocates only packing buffers: matrixmultiply's, and for narrow `f32` layers (at
+/// most 16 units, at least 2 rows, on CPUs with the packed microkernels) a
+/// [`PackedKernel`] of the weight made for the call, whose kernel wastes less of each
+/// register on so few columns.
 ///
 /// Whatever `out` held before (NaN included) does not affect the result.
 ///

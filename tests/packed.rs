@@ -7,7 +7,9 @@
 //! this CPU can, in one process.
 
 use dense_kernel::reference::check_dense;
-use dense_kernel::{dense_forward_packed, Activation, DenseError, MatMut, MatRef, PackedKernel};
+use dense_kernel::{
+    dense_forward_into, dense_forward_packed, Activation, DenseError, MatMut, MatRef, PackedKernel,
+};
 use proptest::prelude::*;
 
 fn values(len: usize, seed: u32) -> Vec<f32> {
@@ -122,7 +124,10 @@ fn narrow_layers_read_strided_inputs_in_place() {
             let packed = PackedKernel::new(kernel, Some(&b)).unwrap();
             let buf = values(3 + m * (k + 5), 13);
             for (rs, x) in [
-                (k + 5, MatRef::from_strided(&buf[3..], m, k, k + 5, 1).unwrap()),
+                (
+                    k + 5,
+                    MatRef::from_strided(&buf[3..], m, k, k + 5, 1).unwrap(),
+                ),
                 (0, MatRef::from_strided(&buf[3..], m, k, 0, 1).unwrap()),
             ] {
                 let mut out = vec![f32::NAN; m * n];
@@ -135,6 +140,61 @@ fn narrow_layers_read_strided_inputs_in_place() {
                 .unwrap();
                 check_dense(x, kernel, Some(&b), Activation::Relu, &out)
                     .unwrap_or_else(|e| panic!("{m}x{k}x{n} row stride {rs}: {e}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn narrow_dense_forward_is_the_packed_path() {
+    // `dense_forward` packs narrow layers (N ≤ 16, M ≥ 2) for the call: the result is
+    // the packed path's, bit for bit, and within the reference's bound (both layouts,
+    // the GEMM and skinny shapes; every call here is past the tiny path's 2¹⁴ MACs).
+    for &(m, k, n) in &[
+        (2, 3000, 10),
+        (16, 784, 10),
+        (100, 300, 10),
+        (61, 257, 16),
+        (40, 500, 1),
+    ] {
+        for torch in [false, true] {
+            let (x, w, b) = (values(m * k, 21), values(k * n, 22), values(n, 23));
+            let kernel = if torch {
+                MatRef::from_slice(&w, n, k).unwrap().t()
+            } else {
+                MatRef::from_slice(&w, k, n).unwrap()
+            };
+            let xv = MatRef::from_slice(&x, m, k).unwrap();
+            let act = Activation::Gelu;
+            let mut unpacked = vec![f32::NAN; m * n];
+            dense_forward_into(
+                xv,
+                kernel,
+                Some(&b),
+                act,
+                MatMut::from_slice(&mut unpacked, m, n).unwrap(),
+            )
+            .unwrap();
+            check_dense(xv, kernel, Some(&b), act, &unpacked)
+                .unwrap_or_else(|e| panic!("{m}x{k}x{n} torch={torch}: {e}"));
+            let packed = PackedKernel::new(kernel, Some(&b)).unwrap();
+            let mut out = vec![f32::NAN; m * n];
+            dense_forward_packed(
+                xv,
+                &packed,
+                act,
+                MatMut::from_slice(&mut out, m, n).unwrap(),
+            )
+            .unwrap();
+            if packed.uses_microkernels() {
+                let same = out
+                    .iter()
+                    .zip(&unpacked)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(
+                    same,
+                    "{m}x{k}x{n} torch={torch}: not the packed path's bits"
+                );
             }
         }
     }

@@ -151,7 +151,7 @@ impl<T: Element> Block<'_, T> {
 /// whole product, and ~5% of a 256×1024×4096 GEMM. Fixed-size chunk copies compile to
 /// plain loads and stores.
 #[inline]
-fn copy_small<T: Element>(dst: &mut [T], src: &[T]) {
+pub(crate) fn copy_small<T: Element>(dst: &mut [T], src: &[T]) {
     let mut d = dst.chunks_exact_mut(8);
     let mut s = src.chunks_exact(8);
     for (d, s) in (&mut d).zip(&mut s) {

@@ -259,9 +259,17 @@ impl PackedKernel {
                 for jp in 0..panels {
                     let at = panel_offset(k0, kc, jp, panels, nr);
                     let panel = &mut body[at..at + kc * nr];
+                    let w = nr.min(n - jp * nr);
                     for (p, row) in panel.chunks_exact_mut(nr).enumerate() {
-                        for (c, v) in row.iter_mut().enumerate().take(n - jp * nr) {
-                            *v = get(k0 + p, jp * nr + c);
+                        if cs == 1 {
+                            // Keras layout: the panel row is a contiguous run of the
+                            // weight's row (one copy, not `w` indexed reads).
+                            let at = (k0 + p) * rs + jp * nr;
+                            super::block::copy_small(&mut row[..w], &src[at..at + w]);
+                        } else {
+                            for (c, v) in row[..w].iter_mut().enumerate() {
+                                *v = get(k0 + p, jp * nr + c);
+                            }
                         }
                     }
                 }
@@ -599,6 +607,12 @@ unsafe fn tile(isa: Isa, rows: usize, t: &Tile) {
         Isa::Avx2 => unsafe { crate::simd::sgemm::avx2::run(rows, t) },
         _ => {}
     }
+}
+
+/// Whether this CPU runs a packed microkernel (else packings are row-major copies for
+/// matrixmultiply).
+pub(crate) fn has_microkernels() -> bool {
+    Isa::current() != Isa::None
 }
 
 /// The `k` block of [`microkernel_flops`]: short enough for the panel (256·32·4 = 32 KiB)
