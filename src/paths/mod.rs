@@ -162,7 +162,7 @@ fn run_packed_once<T: Element>(
     if !packed::has_microkernels() {
         return false; // no copy made just to learn that
     }
-    match packed::PackedKernel::new(w, b) {
+    match packed::PackedKernel::for_one_call(w, b) {
         Ok(p) if p.uses_microkernels() => {
             packed::run(x, &p, act, out);
             true

@@ -207,13 +207,23 @@ impl PackedKernel {
     /// [`DenseError::BiasLength`] for a bias of the wrong length;
     /// [`DenseError::AllocationFailed`] if the packed copy cannot be allocated.
     pub fn new(kernel: MatRef<'_, f32>, bias: Option<&[f32]>) -> Result<Self, DenseError> {
-        Self::new_for(Isa::current().for_units(kernel.cols()), kernel, bias)
+        Self::new_for(Isa::current().for_units(kernel.cols()), kernel, bias, true)
+    }
+
+    /// [`new`](Self::new) for one call of more than `TINY_MACS` multiply-adds
+    /// (`dense_forward`'s narrow layers): no row-major copy for tiny calls.
+    pub(crate) fn for_one_call(
+        kernel: MatRef<'_, f32>,
+        bias: Option<&[f32]>,
+    ) -> Result<Self, DenseError> {
+        Self::new_for(Isa::current().for_units(kernel.cols()), kernel, bias, false)
     }
 
     fn new_for(
         isa: Isa,
         kernel: MatRef<'_, f32>,
         bias: Option<&[f32]>,
+        keep_small: bool,
     ) -> Result<Self, DenseError> {
         let (k, n) = (kernel.rows(), kernel.cols());
         if let Some(b) = bias {
@@ -276,7 +286,11 @@ impl PackedKernel {
             }
         }
         let mut small = Vec::new();
-        if isa != Isa::None && n > 0 && (k as u64).saturating_mul(n as u64) <= TINY_MACS {
+        if keep_small
+            && isa != Isa::None
+            && n > 0
+            && (k as u64).saturating_mul(n as u64) <= TINY_MACS
+        {
             small.reserve_exact(k * n);
             for p in 0..k {
                 small.extend((0..n).map(|j| get(p, j)));
@@ -758,7 +772,7 @@ mod tests {
                     Activation::Sigmoid,
                     Activation::Softmax,
                 ] {
-                    let p = PackedKernel::new_for(isa, kv, Some(&b)).unwrap();
+                    let p = PackedKernel::new_for(isa, kv, Some(&b), true).unwrap();
                     let mut out = vec![f32::NAN; m * n];
                     run(xv, &p, act, &mut out);
                     check_dense(xv, kv, Some(&b), act, &out)
