@@ -23,6 +23,14 @@ fn values(len: usize, seed: u32) -> Vec<f32> {
         .collect()
 }
 
+/// `dense_forward_packed` into a NaN-filled `M × N` output, returned.
+fn packed_out(x: MatRef<'_, f32>, packed: &PackedKernel, act: Activation) -> Vec<f32> {
+    let (m, n) = (x.rows(), packed.units());
+    let mut out = vec![f32::NAN; m * n];
+    dense_forward_packed(x, packed, act, MatMut::from_slice(&mut out, m, n).unwrap()).unwrap();
+    out
+}
+
 /// One checked call: packs `w` (Keras `(k, n)` or PyTorch `(n, k)` storage), runs on a
 /// NaN-filled output, checks against the reference.
 fn check(m: usize, k: usize, n: usize, torch: bool, bias: bool, act: Activation) {
@@ -36,14 +44,7 @@ fn check(m: usize, k: usize, n: usize, torch: bool, bias: bool, act: Activation)
     let packed = PackedKernel::new(kernel, bias).unwrap();
     assert_eq!((packed.in_features(), packed.units()), (k, n));
     let xv = MatRef::from_slice(&x, m, k).unwrap();
-    let mut out = vec![f32::NAN; m * n];
-    dense_forward_packed(
-        xv,
-        &packed,
-        act,
-        MatMut::from_slice(&mut out, m, n).unwrap(),
-    )
-    .unwrap();
+    let out = packed_out(xv, &packed, act);
     check_dense(xv, kernel, bias, act, &out).unwrap_or_else(|e| {
         panic!(
             "{m}x{k}x{n} torch={torch} bias={} {act}: {e}",
@@ -130,14 +131,7 @@ fn narrow_layers_read_strided_inputs_in_place() {
                 ),
                 (0, MatRef::from_strided(&buf[3..], m, k, 0, 1).unwrap()),
             ] {
-                let mut out = vec![f32::NAN; m * n];
-                dense_forward_packed(
-                    x,
-                    &packed,
-                    Activation::Relu,
-                    MatMut::from_slice(&mut out, m, n).unwrap(),
-                )
-                .unwrap();
+                let out = packed_out(x, &packed, Activation::Relu);
                 check_dense(x, kernel, Some(&b), Activation::Relu, &out)
                     .unwrap_or_else(|e| panic!("{m}x{k}x{n} row stride {rs}: {e}"));
             }
@@ -178,14 +172,7 @@ fn narrow_dense_forward_is_the_packed_path() {
             check_dense(xv, kernel, Some(&b), act, &unpacked)
                 .unwrap_or_else(|e| panic!("{m}x{k}x{n} torch={torch}: {e}"));
             let packed = PackedKernel::new(kernel, Some(&b)).unwrap();
-            let mut out = vec![f32::NAN; m * n];
-            dense_forward_packed(
-                xv,
-                &packed,
-                act,
-                MatMut::from_slice(&mut out, m, n).unwrap(),
-            )
-            .unwrap();
+            let out = packed_out(xv, &packed, act);
             if packed.uses_microkernels() {
                 let same = out
                     .iter()

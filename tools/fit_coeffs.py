@@ -28,35 +28,10 @@ def f32(x):
     return mp.mpf(struct.unpack("f", struct.pack("f", float(x)))[0])
 
 
-def fit_f32(name, f, a, b, n, nodes=300):
-    # For polynomials evaluated in f32 lanes: the coefficients are rounded to f32 one at
-    # a time, lowest first, each time refitting the higher ones (relative least squares
-    # on Chebyshev nodes) to absorb the rounding; printed exactly as the f32 values.
-    xs = [(a + b) / 2 + (b - a) / 2 * mp.cos(mp.pi * (k + mp.mpf(1) / 2) / nodes) for k in range(nodes)]
-    fx = [f(x) for x in xs]
-    fixed = []
-    for i in range(n):
-        m = n - i
-        A = mp.matrix(nodes, m)
-        rhs = mp.matrix(nodes, 1)
-        for r, (x, y) in enumerate(zip(xs, fx)):
-            done = sum(c * x**j for j, c in enumerate(fixed))
-            for j in range(m):
-                A[r, j] = x ** (i + j) / y
-            rhs[r] = (y - done) / y
-        sol, _ = mp.qr_solve(A, rhs)
-        fixed.append(f32(sol[0]))
-    err = max(abs(sum(c * x**j for j, c in enumerate(fixed)) / y - 1) for x, y in zip(xs, fx))
-    print(f"// {name}: degree {n - 1} on [{mp.nstr(a, 6)}, {mp.nstr(b, 6)}], f32 coefficients, relative error {mp.nstr(err, 3)} (at the nodes)")
-    print(f"pub(crate) const {name}: [f64; {n}] = [")
-    for c in fixed:
-        print(f"    {float(c)!r},")
-    print("];")
-
-
 def fit_f32_rel(f, a, b, n, nodes=120):
-    # fit_f32's sequential f32 rounding, returning the coefficients and the relative
-    # error at the nodes instead of printing them.
+    # The coefficients are rounded to f32 one at a time, lowest first, each time
+    # refitting the higher ones (relative least squares on Chebyshev nodes) to absorb
+    # the rounding; returns them with the relative error at the nodes.
     xs = [(a + b) / 2 + (b - a) / 2 * mp.cos(mp.pi * (k + mp.mpf(1) / 2) / nodes) for k in range(nodes)]
     fx = [f(x) for x in xs]
     fixed = []
@@ -73,6 +48,17 @@ def fit_f32_rel(f, a, b, n, nodes=120):
         fixed.append(f32(sol[0]))
     err = max(abs(sum(c * x**j for j, c in enumerate(fixed)) / y - 1) for x, y in zip(xs, fx))
     return fixed, err
+
+
+def fit_f32(name, f, a, b, n, nodes=300):
+    # For polynomials evaluated in f32 lanes (see fit_f32_rel), printed exactly as the
+    # f32 values.
+    fixed, err = fit_f32_rel(f, a, b, n, nodes)
+    print(f"// {name}: degree {n - 1} on [{mp.nstr(a, 6)}, {mp.nstr(b, 6)}], f32 coefficients, relative error {mp.nstr(err, 3)} (at the nodes)")
+    print(f"pub(crate) const {name}: [f64; {n}] = [")
+    for c in fixed:
+        print(f"    {float(c)!r},")
+    print("];")
 
 
 def gelu_mills(a):

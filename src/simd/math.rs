@@ -219,13 +219,13 @@ const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
 /// rounding included), and `2ⁿ` is applied last, so nothing underflows before the result
 /// does. Then `x·Φ(x)` is `x·Φ(−a)` for `x ≤ 0` and `x − x·Φ(−a)` above (no `1 − Φ`
 /// cancelling); below [`GELU_SMALL`](super::coeffs::GELU_SMALL) an odd series replaces it.
+/// `e^(−a²/2) = 2ⁿ·(1 + em)` for `f32` lanes `0 ≤ a ≤ 14.4`, as `(n, em)`: `a²` split
+/// exactly by one FMA (`a² = s + e`; rounding it would cost up to ~100 ulps at
+/// `a = 13`), `−s/2` reduced by `n·ln 2` (Cody–Waite), `e` added to the remainder `r`,
+/// and `e^r − 1` from `EXP_Q_F32`. The gelus' shared first half.
 #[inline(always)]
-pub(crate) fn gelu_f32<V: Vector<E = f32>>(x: V) -> V {
-    use super::coeffs::{EXP_Q_F32, GELU_C, GELU_P_F32, GELU_Q_F32, GELU_SMALL};
-    // Past ±13.25 the f32 result is x or below the smallest normal (flushed to −0).
-    let cut = V::splat(13.25);
-    let xc = x.max(-cut).min(cut);
-    let a = xc.abs();
+fn exp_neg_half_square<V: Vector<E = f32>>(a: V) -> (V, V) {
+    use super::coeffs::EXP_Q_F32;
     let s = a * a;
     let e = a.mul_add(a, -s); // a² = s + e exactly (fused)
     let y = s * V::splat(-0.5); // exact
@@ -233,7 +233,17 @@ pub(crate) fn gelu_f32<V: Vector<E = f32>>(x: V) -> V {
     let r = n.mul_add(V::splat(-V::E::LN2_HI), y); // exact (Cody–Waite)
     let r = n.mul_add(V::splat(-V::E::LN2_LO), r);
     let r = e.mul_add(V::splat(-0.5), r);
-    let em = r.mul_add(r * horner(r, &EXP_Q_F32), r); // e^r − 1
+    (n, r.mul_add(r * horner(r, &EXP_Q_F32), r)) // e^r − 1
+}
+
+#[inline(always)]
+pub(crate) fn gelu_f32<V: Vector<E = f32>>(x: V) -> V {
+    use super::coeffs::{GELU_C, GELU_P_F32, GELU_Q_F32, GELU_SMALL};
+    // Past ±13.25 the f32 result is x or below the smallest normal (flushed to −0).
+    let cut = V::splat(13.25);
+    let xc = x.max(-cut).min(cut);
+    let a = xc.abs();
+    let (n, em) = exp_neg_half_square(a);
     let c = V::splat(GELU_C);
     let d = a + c;
     let dl = a - (d - c); // a + C − d, exact (C is a small integer)
@@ -242,13 +252,13 @@ pub(crate) fn gelu_f32<V: Vector<E = f32>>(x: V) -> V {
     let q = horner(w, &GELU_Q_F32);
     let num = xc * q.mul_add(em, q); // x·e^r·Q
     let t0 = num * rho;
-    let res = (-t0).mul_add(dl, (-t0).mul_add(d, num)); // num − t0·(a + C)
-                                                        // x·Φ(−a); x is clamped, so ±∞ take the limits.
+    // num − t0·(a + C), then x·Φ(−a); x is clamped, so ±∞ take the limits.
+    let res = (-t0).mul_add(dl, (-t0).mul_add(d, num));
     let t = res.mul_add(rho, t0).ldexp_ftz(n);
     let y = V::select(x.le(V::splat(0.0)), t, x - t);
     // Near 0 (where w is near −1 and a + C's rounding costs most) the odd series
     // x·(1/2 + x·P(x²)); as a product of x it keeps the sign of ±0.
-    let small = x * x.mul_add(horner(s, &GELU_P_F32), V::splat(0.5));
+    let small = x * x.mul_add(horner(a * a, &GELU_P_F32), V::splat(0.5));
     // NaN needs no select of its own: the clamps turned it into −cut (not small), and
     // `x ≤ 0` is false, so it comes out of `x − t`.
     V::select(a.lt(V::splat(GELU_SMALL)), small, y)
@@ -264,21 +274,14 @@ pub(crate) fn gelu_f32<V: Vector<E = f32>>(x: V) -> V {
 /// one FMA), and `R·e^r` as `R + R·(e^r − 1)`.
 #[inline(always)]
 pub(crate) fn gelu_f32_lut<V: Lut16>(x: V) -> V {
-    use super::coeffs::{EXP_Q_F32, GELU_LUT, GELU_LUT_MID};
+    use super::coeffs::{GELU_LUT, GELU_LUT_MID};
     // Past ±14.4 the f32 result is x, or rounds to −0 (14.4·Φ(−14.4) = 3.7e-46 is a
     // quarter of the smallest subnormal).
     let cut = V::splat(14.4);
     let xc = x.max(-cut).min(cut);
     let a = xc.abs();
-    let s = a * a;
-    let e = a.mul_add(a, -s); // a² = s + e exactly (fused)
-    let y = s * V::splat(-0.5); // exact
-    let n = (y * V::splat(LOG2_E)).round();
-    let r = n.mul_add(V::splat(-V::E::LN2_HI), y); // exact (Cody–Waite)
-    let r = n.mul_add(V::splat(-V::E::LN2_LO), r);
-    let r = e.mul_add(V::splat(-0.5), r);
-    let em = r.mul_add(r * horner(r, &EXP_Q_F32), r); // e^r − 1
-                                                      // The table index: bits of a + 1 ∈ [1, 15.4].
+    let (n, em) = exp_neg_half_square(a);
+    // The table index: bits of a + 1 ∈ [1, 15.4].
     let key = a + V::splat(1.0);
     let u = a - key.lut16(&GELU_LUT_MID);
     let last = GELU_LUT.len() - 1;
