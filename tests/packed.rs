@@ -188,6 +188,34 @@ fn narrow_dense_forward_is_the_packed_path() {
 }
 
 #[test]
+fn a_row_alone_gets_the_bits_it_gets_in_a_batch() {
+    // One row runs a 1-row, up-to-4-panel kernel; in a batch, the row tiles. Both sum
+    // in the same order, so a row's outputs do not depend on the batch around it.
+    for &(k, n) in &[(17, 300), (1100, 129), (2100, 33), (64, 100), (5000, 1)] {
+        let m = 5;
+        let (x, w, b) = (values(m * k, 31), values(k * n, 32), values(n, 33));
+        let kernel = MatRef::from_slice(&w, k, n).unwrap();
+        let packed = PackedKernel::new(kernel, Some(&b)).unwrap();
+        for act in [Activation::Relu, Activation::Linear, Activation::Gelu] {
+            let all = packed_out(MatRef::from_slice(&x, m, k).unwrap(), &packed, act);
+            for i in 0..m {
+                let xi = MatRef::from_slice(&x[i * k..(i + 1) * k], 1, k).unwrap();
+                let one = packed_out(xi, &packed, act);
+                check_dense(xi, kernel, Some(&b), act, &one)
+                    .unwrap_or_else(|e| panic!("1x{k}x{n} {act}: {e}"));
+                if k * n > 4096 {
+                    let same = one
+                        .iter()
+                        .zip(&all[i * n..(i + 1) * n])
+                        .all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "{k}x{n} {act}: row {i} alone differs from its batch");
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn special_values_propagate() {
     let (m, k, n) = (3, 4, 33);
     let mut x = values(m * k, 7);

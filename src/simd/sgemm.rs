@@ -159,6 +159,92 @@ pub(crate) mod avx512 {
         }
     }
 
+    /// One input row against `NP` (1..=4) consecutive panels of one `k` block (up to 128
+    /// columns, `t.cols` of them valid), panel `q` at `t.b + q·stride`: `NP` weight
+    /// streams read side by side (a one-row product is bound by reading the weight) and
+    /// 2·`NP` accumulators, where a 1-row [`sgemm_12x32_avx512`] tile reads one panel
+    /// and chains two. Each output element sums in
+    /// that kernel's order (bias or zero, then `p = 0, 1, …` one FMA each, the earlier
+    /// blocks' sum added last), so results are its results, bit for bit.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F. `t.a` is readable for `t.kc × 12` floats (row 0 used);
+    /// each of the `NP` panels at `t.b + q·stride` for `t.kc × 32` floats; `t.c`
+    /// readable (for `Init::Load`) and writable for `t.cols ≤ 32·NP` floats, aliasing
+    /// neither input; a bias pointer, if not null, is readable for `32·NP` floats.
+    #[target_feature(enable = "avx512f")]
+    pub(crate) unsafe fn sgemm_1xn_avx512<const NP: usize>(t: &Tile, stride: usize) {
+        // Lane masks of the 2·NP 16-column vectors (only the valid columns).
+        let mask = |v: usize| -> __mmask16 {
+            let left = t.cols.saturating_sub(16 * v).min(16);
+            ((1u32 << left) - 1) as u16
+        };
+        let masks: [[__mmask16; 2]; NP] = core::array::from_fn(|q| [mask(2 * q), mask(2 * q + 1)]);
+        let mut acc = [[_mm512_setzero_ps(); 2]; NP];
+        if let Init::Bias(b) = t.init {
+            if !b.is_null() {
+                for (q, pair) in acc.iter_mut().enumerate() {
+                    // SAFETY: a non-null bias row holds 32·NP readable floats (contract).
+                    unsafe {
+                        *pair = [
+                            _mm512_loadu_ps(b.add(32 * q)),
+                            _mm512_loadu_ps(b.add(32 * q + 16)),
+                        ];
+                    }
+                }
+            }
+        }
+        for p in 0..t.kc {
+            // SAFETY: p < kc: element (0, p) of the packed input tile and row p of each
+            // of the NP panels are inside them (contract).
+            unsafe {
+                let a = _mm512_set1_ps(*t.a.add(p * MR));
+                for (q, pair) in acc.iter_mut().enumerate() {
+                    let b = t.b.add(q * stride + p * NR);
+                    pair[0] = _mm512_fmadd_ps(a, _mm512_loadu_ps(b), pair[0]);
+                    pair[1] = _mm512_fmadd_ps(a, _mm512_loadu_ps(b.add(16)), pair[1]);
+                }
+            }
+        }
+        for (q, pair) in acc.iter_mut().enumerate() {
+            // SAFETY: the output row is readable and writable for `cols` floats; the
+            // masks keep every load and store inside them.
+            unsafe {
+                let c = t.c.add(32 * q);
+                let [m0, m1] = masks[q];
+                if let Init::Load = t.init {
+                    pair[0] = _mm512_add_ps(pair[0], _mm512_maskz_loadu_ps(m0, c));
+                    pair[1] = _mm512_add_ps(pair[1], _mm512_maskz_loadu_ps(m1, c.add(16)));
+                }
+                if t.relu {
+                    // As in the tile kernel: the value second, so NaN stays NaN.
+                    let z = _mm512_setzero_ps();
+                    pair[0] = _mm512_max_ps(z, pair[0]);
+                    pair[1] = _mm512_max_ps(z, pair[1]);
+                }
+                _mm512_mask_storeu_ps(c, m0, pair[0]);
+                _mm512_mask_storeu_ps(c.add(16), m1, pair[1]);
+            }
+        }
+    }
+
+    /// Runs [`sgemm_1xn_avx512`] over `t.cols.div_ceil(32)` (1..=4) panels.
+    ///
+    /// # Safety
+    /// As [`sgemm_1xn_avx512`] with `NP` that panel count.
+    pub(crate) unsafe fn run_row(t: &Tile, stride: usize) {
+        // SAFETY: forwarded contract.
+        unsafe {
+            match t.cols.div_ceil(NR) {
+                1 => sgemm_1xn_avx512::<1>(t, stride),
+                2 => sgemm_1xn_avx512::<2>(t, stride),
+                3 => sgemm_1xn_avx512::<3>(t, stride),
+                4 => sgemm_1xn_avx512::<4>(t, stride),
+                _ => {}
+            }
+        }
+    }
+
     /// Packs 12 input rows for [`sgemm_12x32_avx512`]: `dst[p·12 + r] = rows[r][p]` for
     /// `p < kc`, 16 values of `p` at a time by an in-register transpose (16 loads become
     /// 16 groups of 12 with 56 shuffles, where element by element it would take 192
