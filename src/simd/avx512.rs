@@ -8,7 +8,7 @@
 
 use super::gemv::{self, Skinny};
 use super::kernels;
-use super::vector::{max_ignoring_nan, Lut16, Real, Vector, Widen};
+use super::vector::{max_ignoring_nan, Lut, Real, Vector, Widen};
 use super::SimdPath;
 use crate::Activation;
 use core::arch::x86_64::*;
@@ -76,19 +76,33 @@ impl Neg for F64x8 {
 
 const NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 
-impl Lut16 for F32x16 {
+impl Lut for F32x16 {
     #[inline(always)]
-    fn lut16(self, table: &[f32; 16]) -> Self {
+    fn lut32(self, table: &[f32; 32]) -> Self {
+        // SAFETY: module invariant; `table` holds the 32 floats loaded (16 at `table`,
+        // 16 at `table + 16`). vpermt2ps reads only the low 5 bits of each index lane.
+        unsafe {
+            let i = _mm512_srli_epi32::<20>(_mm512_castps_si512(self.0));
+            let (lo, hi) = (
+                _mm512_loadu_ps(table.as_ptr()),
+                _mm512_loadu_ps(table.as_ptr().add(16)),
+            );
+            F32x16(_mm512_permutex2var_ps(lo, i, hi))
+        }
+    }
+    #[inline(always)]
+    fn lut16_low(self, table: &[f32; 16]) -> Self {
         // SAFETY: module invariant; `table` holds the 16 floats loaded. vpermps reads
         // only the low 4 bits of each index lane.
         unsafe {
-            let i = _mm512_srli_epi32::<21>(_mm512_castps_si512(self.0));
+            let i = _mm512_castps_si512(self.0);
             F32x16(_mm512_permutexvar_ps(i, _mm512_loadu_ps(table.as_ptr())))
         }
     }
     #[inline(always)]
     fn ldexp_gradual(self, n: Self) -> Self {
-        // SAFETY: module invariant. vscalefps rounds once, subnormal results included.
+        // SAFETY: module invariant. vscalefps scales by 2^⌊n⌋ and rounds once,
+        // subnormal results included.
         F32x16(unsafe { _mm512_scalef_ps(self.0, n.0) })
     }
 }

@@ -9,7 +9,7 @@
 //!   would lose it;
 //! - ±∞ give the mathematical limits.
 
-use super::vector::{Lut16, Real, Vector};
+use super::vector::{Lut, Real, Vector};
 
 /// `log2(e)`.
 const LOG2_E: f64 = std::f64::consts::LOG2_E;
@@ -264,38 +264,54 @@ pub(crate) fn gelu_f32<V: Vector<E = f32>>(x: V) -> V {
     V::select(a.lt(V::splat(GELU_SMALL)), small, y)
 }
 
-/// The erf GELU for `f32` lanes with a one-instruction table lookup (AVX-512): as
-/// [`gelu_f32`], `x·Φ(x)` from `x·Φ(−a)` (`a = |x|`), but with
-/// `Φ(−a) = e^(−a²/2)·R(a)` and `R(a) = e^(a²/2)·Φ(−a)` (smooth, slowly varying) a
-/// degree-6 polynomial in `a − mid` picked from 16 intervals of `[0, 14.4]` by the bits
-/// of `a + 1` (`GELU_LUT`: 0.25 wide near 0, 2 wide near 13): no reciprocal, no
-/// rational transform and no separate series near 0, about 40 instructions where
-/// [`gelu_f32`] takes about 60. `e^(−a²/2)` is formed as there (`a²` split exactly by
-/// one FMA), and `R·e^r` as `R + R·(e^r − 1)`.
+/// The erf GELU for `f32` lanes with one-instruction table lookups (AVX-512): as
+/// [`gelu_f32`], `x·Φ(x)` from `Φ(−a)` (`a = |x|`), but with `Φ(−a) = e^(−a²/2)·R(a)`,
+/// `R(a) = e^(a²/2)·Φ(−a)` (smooth, slowly varying) a degree-4 polynomial in `a − mid`
+/// picked from 32 intervals of `[0, 14.4]` by the bits of `a + 1` (`GELU_LUT`: 0.125
+/// wide near 0, 1 wide near 14; each `mid` chosen so that `R(mid)` is within a few
+/// thousandths of an ulp of an `f32`, the polynomial's constant term), and
+/// `e^(−a²/2) = 2^(−N/16)·e^(−s/2)`: `N = a²·8/ln 2` rounded, `s = a² − N·ln 2/8`
+/// formed exactly enough by two FMAs (no rounding of `a²`, which would cost up to ~100
+/// ulps at `a = 13`), `2^(j/16)` (`j = −N mod 16`) from a 16-entry table, and
+/// `e^(−s/2)`, `|s| ≤ ln 2/16`, a degree-3 polynomial. No reciprocal, no rounding
+/// instruction, no separate series near 0: about 30 vector instructions, 8 of them table
+/// lookups, where [`gelu_f32`] takes about 60.
 #[inline(always)]
-pub(crate) fn gelu_f32_lut<V: Lut16>(x: V) -> V {
-    use super::coeffs::{GELU_LUT, GELU_LUT_MID};
-    // Past ±14.4 the f32 result is x, or rounds to −0 (14.4·Φ(−14.4) = 3.7e-46 is a
-    // quarter of the smallest subnormal).
-    let cut = V::splat(14.4);
-    let xc = x.max(-cut).min(cut);
-    let a = xc.abs();
-    let (n, em) = exp_neg_half_square(a);
+pub(crate) fn gelu_f32_lut<V: Lut>(x: V) -> V {
+    use super::coeffs::{GELU_EXP2, GELU_EXP2_M1, GELU_EXP_G, GELU_LUT, GELU_LUT_MID};
+    // Past 14.4 the f32 result is x, or rounds to −0 (14.4·Φ(−14.4) = 3.7e-46 is a
+    // quarter of the smallest subnormal). NaN: `min` gives the clamp, and the NaN comes
+    // back through `x − t` below.
+    let a = x.abs().min(V::splat(14.4));
+    // t = M − N/16 on the grid of sixteenths (ulp of M = 1.5·2¹⁹), so nf = −N/16
+    // exactly and t's low 4 bits are −N mod 16.
+    const M: f64 = 786_432.0;
+    let t = (a * a).mul_add(V::splat(-0.5 / std::f64::consts::LN_2), V::splat(M));
+    let nf = t - V::splat(M);
+    // s = a² + nf·2 ln 2: nf (≤ 12 bits) times 2 ln 2 cut to 12 bits is exact, so the
+    // first FMA rounds only the small s; the second adds the rest of 2 ln 2.
+    const TWO_LN2_HI: f64 = 1.386_230_468_75;
+    const TWO_LN2_LO: f64 = 2.0 * std::f64::consts::LN_2 - TWO_LN2_HI;
+    let s = a.mul_add(a, nf * V::splat(TWO_LN2_HI));
+    let s = nf.mul_add(V::splat(TWO_LN2_LO), s);
+    // 2^(j/16)·e^(−s/2) − 1 = (2^(j/16) − 1) + 2^(j/16)·(e^(−s/2) − 1).
+    let em = s * horner(s, &GELU_EXP_G);
+    let ee = t
+        .lut16_low(&GELU_EXP2)
+        .mul_add(em, t.lut16_low(&GELU_EXP2_M1));
     // The table index: bits of a + 1 ∈ [1, 15.4].
     let key = a + V::splat(1.0);
-    let u = a - key.lut16(&GELU_LUT_MID);
+    let u = a - key.lut32(&GELU_LUT_MID);
     let last = GELU_LUT.len() - 1;
-    let mut q = key.lut16(&GELU_LUT[last]);
+    let mut q = key.lut32(&GELU_LUT[last]);
     for c in GELU_LUT[..last].iter().rev() {
-        q = q.mul_add(u, key.lut16(c));
+        q = q.mul_add(u, key.lut32(c));
     }
-    // x·Φ(−a) = x·e^r·R·2ⁿ, the last step rounded once (subnormal results kept, which
-    // the crate allows and which is closer to exact than flushing). x ≤ 0: that is the
-    // result; x > 0: x − x·Φ(−a). NaN: the clamps made it −cut, `x ≤ 0` is false, and
-    // it comes out of `x − t`.
-    let num = xc * q.mul_add(em, q);
-    let t = num.ldexp_gradual(n);
-    V::select(x.le(V::splat(0.0)), t, x - t)
+    // a·Φ(−a) = a·R·2^(j/16)·e^(−s/2)·2^⌊−N/16⌋, the last step rounded once (subnormal
+    // results kept, which the crate allows and which is closer to exact than flushing).
+    // x < 0: its negation; otherwise x − a·Φ(−a), which also keeps ±0 and NaN.
+    let t = (a * q.mul_add(ee, q)).ldexp_gradual(nf);
+    V::select(x.lt(V::splat(0.0)), -t, x - t)
 }
 
 /// [`gelu_f32`]'s function in `f64` lanes, for `f32` outputs on backends without a fused

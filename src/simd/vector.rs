@@ -170,7 +170,7 @@ pub(crate) trait Vector:
 
     /// The erf GELU of `f32` lanes (`f32` backends with a fused multiply-add):
     /// [`math::gelu_f32`](super::math::gelu_f32), unless the backend has a one-instruction
-    /// table lookup ([`Lut16`]) and overrides this with the cheaper
+    /// table lookup ([`Lut`]) and overrides this with the cheaper
     /// [`math::gelu_f32_lut`](super::math::gelu_f32_lut).
     #[inline(always)]
     fn gelu_f32(self) -> Self
@@ -272,14 +272,16 @@ pub(crate) fn max_ignoring_nan(v: impl Iterator<Item = f64>) -> f64 {
     v.fold(f64::NEG_INFINITY, |m, x| if x > m { x } else { m })
 }
 
-/// `f32` lanes that look a value up in a 16-entry table with one instruction (AVX-512's
-/// `vpermps`), for [`math::gelu_f32_lut`](super::math::gelu_f32_lut).
-pub(crate) trait Lut16: Vector<E = f32> {
-    /// Per lane, `table[i]` with `i` bits 21..24 of the lane's bit pattern: for a lane in
-    /// `[1, 16)`, `(12 + 4e + m) mod 16` with `e` its binade (0..3) and `m` the top two
+/// `f32` lanes that look a value up in a 16- or 32-entry table with one instruction
+/// (AVX-512's `vpermps`, `vpermt2ps`), for [`math::gelu_f32_lut`](super::math::gelu_f32_lut).
+pub(crate) trait Lut: Vector<E = f32> {
+    /// Per lane, `table[i]` with `i` bits 20..24 of the lane's bit pattern: for a lane in
+    /// `[1, 16)`, `(24 + 8e + m) mod 32` with `e` its binade (0..3) and `m` the top three
     /// bits of its mantissa.
-    fn lut16(self, table: &[f32; 16]) -> Self;
-    /// `self·2ⁿ` for integral `n`, rounded once: results below the smallest normal stay
-    /// subnormal (unlike [`Vector::ldexp_ftz`]).
+    fn lut32(self, table: &[f32; 32]) -> Self;
+    /// Per lane, `table[i]` with `i` the low 4 bits of the lane's bit pattern.
+    fn lut16_low(self, table: &[f32; 16]) -> Self;
+    /// `self·2^⌊n⌋`, rounded once: results below the smallest normal stay subnormal
+    /// (unlike [`Vector::ldexp_ftz`]).
     fn ldexp_gradual(self, n: Self) -> Self;
 }
