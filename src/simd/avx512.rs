@@ -79,14 +79,25 @@ const NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 impl Lut for F32x16 {
     #[inline(always)]
     fn lut32(self, table: &[f32; 32]) -> Self {
-        // SAFETY: module invariant; `table` holds the 32 floats loaded (16 at `table`,
-        // 16 at `table + 16`). vpermt2ps reads only the low 5 bits of each index lane.
+        // vpermt2ps overwrites its first table register, so a table kept in registers
+        // costs a register copy per lookup (the loop holds 12 such registers); hiding
+        // the address from the optimiser (an empty asm, not `pure`, so it is not
+        // hoisted) makes it load the table from L1 at each lookup instead, as part of the
+        // permute.
+        let base = table.as_ptr();
+        let mut addr = base.addr();
+        // SAFETY: an empty template with one register operand: no instruction is
+        // emitted, no memory, stack or flags are touched; `addr` comes back unchanged.
+        unsafe {
+            core::arch::asm!("/* {0} */", inout(reg) addr, options(nomem, nostack, preserves_flags));
+        }
+        let p = base.with_addr(addr);
+        // SAFETY: module invariant; `p` is `table` (same address and provenance), which
+        // holds the 32 floats loaded (16 at `p`, 16 at `p + 16`). vpermt2ps reads only
+        // the low 5 bits of each index lane.
         unsafe {
             let i = _mm512_srli_epi32::<20>(_mm512_castps_si512(self.0));
-            let (lo, hi) = (
-                _mm512_loadu_ps(table.as_ptr()),
-                _mm512_loadu_ps(table.as_ptr().add(16)),
-            );
+            let (lo, hi) = (_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16)));
             F32x16(_mm512_permutex2var_ps(lo, i, hi))
         }
     }
