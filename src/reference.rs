@@ -304,14 +304,21 @@ fn check_element(
     }
     let samples: Vec<f64> = if z.is_finite() {
         let edges = region.map_or([f64::NAN; 2], |(a, b)| [a, b]);
+        // Kinks and jumps, with their f64 neighbours: where an activation is not
+        // monotone across one (leaky_relu with a negative slope has its minimum at 0),
+        // the extreme value over z ± Δ is there, not at the five evenly spaced samples.
+        let kinks = kinks(act)
+            .into_iter()
+            .flat_map(|k| [k.next_down(), k, k.next_up()]);
         [-1.0, -0.5, 0.0, 0.5, 1.0]
             .iter()
             .map(|t| f(z + t * delta))
             .chain(
                 edges
-                    .iter()
-                    .filter(|&&e| z - delta <= e && e <= z + delta)
-                    .map(|&e| f(e)),
+                    .into_iter()
+                    .chain(kinks)
+                    .filter(|&e| z - delta <= e && e <= z + delta)
+                    .map(f),
             )
             .filter(|v| !v.is_nan())
             .collect()
@@ -353,6 +360,21 @@ fn check_element(
 /// The finite arguments where `act` is NaN, if there are any: `squareplus` with `b < 0`
 /// on the open interval `|x| < √−b` (`√(x² + b)` of a negative number), and `celu` with
 /// `α = 0` at the single point `x = ±0` (`0·expm1(0/0)`), given as `(0, 0)`.
+/// The arguments where `act` has a kink or a jump (NaN entries: none).
+fn kinks(act: Activation) -> [f64; 3] {
+    use Activation::*;
+    match act {
+        ReluWith {
+            threshold,
+            max_value,
+            ..
+        } => [0.0, threshold, max_value.unwrap_or(f64::NAN)],
+        Threshold { threshold, .. } => [0.0, threshold, f64::NAN],
+        HardShrink { threshold } | SoftShrink { threshold } => [0.0, -threshold, threshold],
+        _ => [0.0, f64::NAN, f64::NAN],
+    }
+}
+
 fn nan_region(act: Activation) -> Option<(f64, f64)> {
     match act {
         Activation::Squareplus { b } if b < 0.0 => {

@@ -216,6 +216,27 @@ fn checker_rejects_a_wrong_result() {
     }
 }
 
+/// A V-shaped activation (leaky_relu with a negative slope: its minimum is 0, at 0) whose
+/// pre-activation bound straddles the kink: every value the activation takes on that
+/// bound is allowed, the minimum included, which five evenly spaced samples miss (a
+/// proptest case failed so: z = −6.8e-7 ± 3.9e-6, output 9.2e-10, allowed from 9.3e-10).
+/// A value below the minimum is still rejected.
+#[test]
+fn checker_allows_the_minimum_at_a_kink() {
+    // z = 16 − (16 + 2⁻¹⁹) = −2⁻¹⁹ exactly, with Σ|x·w| = 32 + 2⁻¹⁹: the bound (a few
+    // times 32·2⁻²⁴) covers 0.
+    let x = Stored::new(&[1.0f32, -1.0], 1, 2, Layout::RowMajor);
+    let w = Stored::new(&[16.0f32, 16.0 + 2f32.powi(-19)], 2, 1, Layout::RowMajor);
+    let act = Activation::LeakyRelu {
+        negative_slope: -0.5,
+    };
+    let y = dense_forward(x.view(), w.view(), None, act).unwrap();
+    check_dense(x.view(), w.view(), None, act, y.as_slice()).unwrap();
+    // A kernel that rounded z to 0 gives f(0) = 0.
+    check_dense(x.view(), w.view(), None, act, &[0.0]).unwrap();
+    assert!(check_dense(x.view(), w.view(), None, act, &[-1e-6]).is_err());
+}
+
 /// The tolerance is tight, not vacuous: with K = 2 and all terms positive (no
 /// cancellation, so `Σ|x·w| + |b| = z`) the pre-activation bound is a few ulps, and moving
 /// any single output by 32 ulps must be caught.

@@ -162,7 +162,9 @@ pub(crate) trait Vector:
     /// [`ldexp_ftz`](Vector::ldexp_ftz) for `self` positive and normal (`2ⁿ`-scaled
     /// parts of exponentials, reciprocals of sums ≥ 1): no sign, zero or special-value
     /// handling, so backends can do it in fewer instructions. Other `self` give an
-    /// unspecified (but non-UB) value.
+    /// unspecified (but non-UB) value. Results below the smallest normal are flushed to
+    /// +0 or kept subnormal (rounded once), by backend: AVX-512 keeps them (one
+    /// `vscalef`), which the crate's accuracy contract allows and which is closer to exact.
     #[inline(always)]
     fn ldexp_pos(self, n: Self) -> Self {
         self.ldexp_ftz(n)
