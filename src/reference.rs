@@ -206,7 +206,7 @@ fn ulp_budget(_act: Activation) -> f64 {
 /// - log_softmax: `|y − y*| ≤ 2Δ + ρ` (log-sum-exp is 1-Lipschitz in the max norm);
 /// - sparsemax: `|y − y*| ≤ ‖Δ‖₂ + ρ` (a Euclidean projection is 1-Lipschitz).
 ///
-/// Results below the smallest normal number of `T` may come back flushed to zero (the
+/// Results below the smallest normal number of `T` may come back flushed to zero (most
 /// vector kernels flush; see [`UlpBound`]). NaN and `±∞` must match the reference exactly. Outputs whose terms could overflow `T`
 /// (`Σ|x·w| + |b|` beyond `T::MAX`) are not checked: the result of an overflowing sum is
 /// not defined by the reference (their whole row, for row-wise activations).

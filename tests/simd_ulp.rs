@@ -286,6 +286,57 @@ fn gelu_keeps_subnormal_halves() {
     }
 }
 
+/// What `Activation`'s docs say of subnormal results of the exp family, checked: on
+/// AVX-512 exponential, sigmoid, softplus and log_sigmoid round them once (the correctly
+/// rounded value to within a subnormal step, never 0), as softmax does for a tiny
+/// probability; the AVX2+FMA and portable paths flush them to zero of their sign.
+#[test]
+fn exp_family_subnormals_by_path() {
+    let step = f64::from(f32::MIN_POSITIVE) * f64::from(f32::EPSILON);
+    // Exact values: e^-95 = 5.52e-42 and e^-100 = 3.72e-44 (σ, softplus and
+    // −log_sigmoid(−x) agree with eˣ to far below a subnormal step there).
+    let cases = [
+        (Activation::Exponential, -100.0f32, 3.720_075_976e-44),
+        (Activation::Exponential, -95.0, 5.521_082_277e-42),
+        (Activation::Sigmoid, -95.0, 5.521_082_277e-42),
+        (Activation::Softplus, -100.0, 3.720_075_976e-44),
+        (Activation::LogSigmoid, 95.0, -5.521_082_277e-42),
+    ];
+    for path in SimdPath::ALL {
+        if !path.is_available() {
+            continue;
+        }
+        for &(act, x, exact) in &cases {
+            let mut y = [x];
+            assert!(apply_activation_on(path, act, &mut y, 1));
+            let y = f64::from(y[0]);
+            if path == SimdPath::Avx512 {
+                assert!(
+                    (y - exact).abs() <= step,
+                    "{path}: {act}({x}) = {y:e}, exact {exact:e}"
+                );
+            } else {
+                assert!(
+                    y == 0.0 && y.is_sign_positive() == (exact > 0.0),
+                    "{path}: {act}({x}) = {y:e}, expected a flush"
+                );
+            }
+        }
+        let mut row = [0.0f32, -95.0];
+        assert!(apply_activation_on(path, Activation::Softmax, &mut row, 2));
+        let tiny = f64::from(row[1]);
+        let exact = 5.521_082_277e-42 / (1.0 + 5.521_082_277e-42);
+        if path == SimdPath::Avx512 {
+            assert!(
+                (tiny - exact).abs() <= step,
+                "{path}: softmax tail {tiny:e}"
+            );
+        } else {
+            assert_eq!(tiny, 0.0, "{path}: softmax tail");
+        }
+    }
+}
+
 #[test]
 fn f32_dense_sample_within_bounds() {
     run_all::<f32>(&sample_f32(1 << 18), false);

@@ -74,12 +74,16 @@ pub const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
 ///   uses `√(x² + b)` via `hypot` and `b/(2(√(x² + b) − x))` for `x < 0`;
 /// - sparsemax follows its paper, not Keras 3.15 (whose rows do not sum to 1), and a
 ///   NaN anywhere in a row gives a NaN row (Keras: NaN at that position only);
-/// - the transcendental activations (exp, sigmoid, silu, tanh, the elu family, gelu,
-///   softplus, mish, log_sigmoid, softmax) flush results below the smallest normal
-///   number to zero, keeping the sign, as Keras on XLA does (gradual underflow would
-///   cost microcode assists); the piecewise ones keep subnormals bit for bit, and so
-///   does `f32` gelu on the AVX-512 path (its table form rounds `x·Φ(x)` once, to a
-///   subnormal where that is the nearest value).
+/// - results below the smallest normal number: the piecewise activations keep
+///   subnormals bit for bit; the transcendental ones (exp, sigmoid, silu, tanh, the elu
+///   family, gelu, softplus, mish, log_sigmoid, softmax) either flush them to zero,
+///   keeping the sign, as Keras on XLA does, or round them once to the nearest
+///   subnormal (closer to exact; the accuracy checks allow both), by path: on AVX-512,
+///   exponential, sigmoid, softplus, log_sigmoid, softmax and `f32` gelu keep them (a
+///   single `vscalef` does the final scaling); silu and gelu(approximate=True) flush on
+///   every path, `f32` mish (evaluated in `f64` lanes) keeps them on every path, and the
+///   AVX2+FMA and portable paths flush the rest (gradual underflow there would cost
+///   extra instructions or microcode assists).
 ///
 /// # Accuracy
 /// `dense_forward` applies the activation with vector kernels chosen at run time
