@@ -28,14 +28,15 @@ def f32(x):
     return mp.mpf(struct.unpack("f", struct.pack("f", float(x)))[0])
 
 
-def fit_f32_rel(f, a, b, n, nodes=120):
+def fit_f32_rel(f, a, b, n, nodes=120, c0=None):
     # The coefficients are rounded to f32 one at a time, lowest first, each time
     # refitting the higher ones (relative least squares on Chebyshev nodes) to absorb
-    # the rounding; returns them with the relative error at the nodes.
+    # the rounding; returns them with the relative error at the nodes. `c0`, if given
+    # (an f32), is the constant term, fixed instead of fitted.
     xs = [(a + b) / 2 + (b - a) / 2 * mp.cos(mp.pi * (k + mp.mpf(1) / 2) / nodes) for k in range(nodes)]
     fx = [f(x) for x in xs]
-    fixed = []
-    for i in range(n):
+    fixed = [] if c0 is None else [c0]
+    for i in range(len(fixed), n):
         m = n - i
         A = mp.matrix(nodes, m)
         rhs = mp.matrix(nodes, 1)
@@ -82,26 +83,6 @@ def next_f32(v, k):
     return mp.mpf(struct.unpack("f", struct.pack("I", b + k))[0])
 
 
-def fit_f32_rel_c0(f, a, b, n, c0, nodes):
-    # fit_f32_rel with the constant term fixed to c0 (an f32).
-    xs = [(a + b) / 2 + (b - a) / 2 * mp.cos(mp.pi * (k + mp.mpf(1) / 2) / nodes) for k in range(nodes)]
-    fx = [f(x) for x in xs]
-    fixed = [c0]
-    for i in range(1, n):
-        m = n - i
-        A = mp.matrix(nodes, m)
-        rhs = mp.matrix(nodes, 1)
-        for r, (x, y) in enumerate(zip(xs, fx)):
-            done = sum(c * x**j for j, c in enumerate(fixed))
-            for j in range(m):
-                A[r, j] = x ** (i + j) / y
-            rhs[r] = (y - done) / y
-        sol, _ = mp.qr_solve(A, rhs)
-        fixed.append(f32(sol[0]))
-    err = max(abs(sum(c * x**j for j, c in enumerate(fixed)) / y - 1) for x, y in zip(xs, fx))
-    return fixed, err
-
-
 def fit_gelu_lut(amax, deg, tries=25, nodes=40):
     # One polynomial in u = a - mid per table entry. Entry i covers the a whose a + 1
     # (in [1, 16)) has bits 20..24 of its f32 pattern equal to i: binade e = 0..3 of
@@ -126,8 +107,8 @@ def fit_gelu_lut(amax, deg, tries=25, nodes=40):
         near.sort(key=lambda t: t[0])
         best = None
         for _, mid in near[:tries]:
-            c, err = fit_f32_rel_c0(
-                lambda u: gelu_mills(mid + u), lo - mid - d, hi - mid + d, deg + 1, f32(gelu_mills(mid)), nodes
+            c, err = fit_f32_rel(
+                lambda u: gelu_mills(mid + u), lo - mid - d, hi - mid + d, deg + 1, nodes, f32(gelu_mills(mid))
             )
             if best is None or err < best[0]:
                 best = (err, mid, c)
