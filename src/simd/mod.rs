@@ -148,6 +148,36 @@ fn detect() -> CpuFeatures {
     }
 }
 
+/// This core's L2 size in bytes (CPUID leaf `0x8000_0006`, which Intel and AMD CPUs
+/// both fill: ECX bits 31..16, in KiB), read once; `None` off x86-64 or where the CPU
+/// (or hypervisor) does not report it. It only picks the packed path's chunk width.
+pub(crate) fn l2_bytes() -> Option<usize> {
+    static L2: OnceLock<Option<usize>> = OnceLock::new();
+    *L2.get_or_init(read_l2)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn read_l2() -> Option<usize> {
+    use std::arch::x86_64::__cpuid;
+    // SAFETY: CPUID exists on every x86-64 CPU; leaf 0x8000_0000 gives the highest
+    // extended leaf, and 0x8000_0006 is read only if it is at most that. (`__cpuid` is
+    // a safe function in newer Rust, an unsafe one in some this crate supports.)
+    #[allow(unused_unsafe)]
+    let ecx = unsafe {
+        if __cpuid(0x8000_0000).eax < 0x8000_0006 {
+            return None;
+        }
+        __cpuid(0x8000_0006).ecx
+    };
+    let kib = (ecx >> 16) as usize;
+    (kib > 0).then_some(kib << 10)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn read_l2() -> Option<usize> {
+    None
+}
+
 /// The path `dense_forward` runs its activations on: the fastest this CPU has, unless
 /// `DENSE_KERNEL_SIMD` names another available one. Chosen once per process.
 ///
