@@ -30,6 +30,11 @@
 //!   a stack buffer) stays in L2 while the chunk's panels pass. 12 and 36 rows measured
 //!   the same; 24 re-reads the chunk's weight slice half as often as 12 (every `MC`
 //!   rows), which matters once many cores share L3.
+//! - On cores with 2 MiB of L2 or more (the Xeons), `KC = 512` and `MC = 48` instead
+//!   ([`blocking`]; the same 96 KiB input block): 1.02–1.05× there, and a 32-row input
+//!   runs as one block of 11-, 11- and 10-row tiles rather than two of 8-row tiles.
+//!   The microkernel prefetches its panel 32 steps ahead (`PREFETCH` in
+//!   `simd::sgemm`), since at these `kc` the panel streams from L2.
 //! - `NC = 1024` columns per chunk: the output block the element-wise epilogue runs on
 //!   (`MC × NC`, 96 KiB) is still in L2 when it runs; the input is repacked once per
 //!   chunk (a cost of about 1/`NC` of the products). 512 measured the same, 256 and
@@ -65,6 +70,14 @@ use core::mem::MaybeUninit;
 pub(crate) const KC: usize = 1024;
 /// Rows per input block (a multiple of both tile heights, 12 and 6).
 pub(crate) const MC: usize = 24;
+/// `KC` and `MC` on cores with at least 2 MiB of L2 (see [`blocking`]).
+const KC_L2: usize = 512;
+const MC_L2: usize = 48;
+/// Floats in the input block buffer (before its slack): `MC·KC` rows by steps, which
+/// either blocking fills.
+const A_BLOCK: usize = MC * KC;
+const _: () =
+    assert!(MC_L2 * KC_L2 <= A_BLOCK && MC_L2.is_multiple_of(12) && MC.is_multiple_of(12));
 /// Floats of the input block buffer past its `MC·KC`: room for the two that the AVX2
 /// packer's last overlapping store writes past the last tile.
 const PACK_SLACK: usize = 16;
@@ -97,8 +110,8 @@ fn panel_offset(k0: usize, kc: usize, jp: usize, panels: usize, nr: usize) -> us
 /// 256×1024×4096 157 → 169–179, 1024³ 180 → 200, 2048³ 162–166 → 180–189, 128×4096×1024
 /// 155 → 172–174. On Zen 4 (1 MiB of L2, no slice of 256 columns or more fits in half)
 /// `NC = 1024` stays: there 256 measured 3–7% slower than 1024 at 256×1024×4096.
-fn chunk_cols(k: usize, l2: Option<usize>) -> usize {
-    let kc = k_blocks(k).next().map_or(0, |b| b.len());
+fn chunk_cols(k: usize, kc_max: usize, l2: Option<usize>) -> usize {
+    let kc = k_blocks(k, kc_max).next().map_or(0, |b| b.len());
     match l2 {
         Some(l2) if l2 >= 2 << 20 => {
             let mut nc = NC;
@@ -111,12 +124,28 @@ fn chunk_cols(k: usize, l2: Option<usize>) -> usize {
     }
 }
 
+/// The longest `k` block and the rows per input block on a core with `l2` bytes of L2:
+/// [`KC`] and [`MC`], or, with 2 MiB of L2 or more, [`KC_L2`] = 512 and [`MC_L2`] = 48.
+///
+/// Measured on a Xeon (Emerald Rapids, 48 KiB of L1d, 2 MiB of L2; relu, one thread,
+/// both packings alternated in one process, medians of 21 rounds): 512 × 48 against
+/// 1024 × 24 ran 32×512² 1.019×, 64×1024² 1.034×, 1024³ 1.032–1.036×, 256×1024×4096
+/// 1.029–1.048× (256 × 48 and 256 × 96 within ±2% of it; 1024 × 24 leaves no row
+/// block of 32 rows whole: 32×512² ran as 8-row tiles). On Zen 4 (1 MiB of L2) 1024 ×
+/// 24 ran 1.07–1.14× 256 × 48 and stays.
+fn blocking(l2: Option<usize>) -> (usize, usize) {
+    match l2 {
+        Some(l2) if l2 >= 2 << 20 => (KC_L2, MC_L2),
+        _ => (KC, MC),
+    }
+}
+
 /// The `k` blocks of a `K`-long sum: `K.div_ceil(KC)` near-equal pieces of `0..K`
 /// (`K = 1100` gives 550 + 550 rather than 1024 + 76: no block is left short, and each
 /// kernel call's fixed costs are spread over as many steps as possible). Packing and
 /// the forward pass cut `K` the same way, so both see the same panels.
-fn k_blocks(k: usize) -> impl Iterator<Item = core::ops::Range<usize>> {
-    let blocks = k.div_ceil(KC);
+fn k_blocks(k: usize, kc_max: usize) -> impl Iterator<Item = core::ops::Range<usize>> {
+    let blocks = k.div_ceil(kc_max);
     (0..blocks).map(move |b| part(k, blocks, b))
 }
 
@@ -228,6 +257,10 @@ pub struct PackedKernel {
     has_bias: bool,
     /// Columns per chunk ([`chunk_cols`], from this CPU's L2 size).
     nc: usize,
+    /// The longest `k` block and the rows per input block ([`blocking`]). The packing's
+    /// `k` blocks follow `kc_max`, so it is fixed at pack time.
+    kc_max: usize,
+    mc: usize,
 }
 
 impl PackedKernel {
@@ -238,7 +271,8 @@ impl PackedKernel {
     /// [`DenseError::BiasLength`] for a bias of the wrong length;
     /// [`DenseError::AllocationFailed`] if the packed copy cannot be allocated.
     pub fn new(kernel: MatRef<'_, f32>, bias: Option<&[f32]>) -> Result<Self, DenseError> {
-        Self::new_for(Isa::current().for_units(kernel.cols()), kernel, bias, true)
+        let isa = Isa::current().for_units(kernel.cols());
+        Self::new_for(isa, crate::simd::l2_bytes(), kernel, bias, true)
     }
 
     /// [`new`](Self::new) for one call of more than `TINY_MACS` multiply-adds
@@ -247,11 +281,15 @@ impl PackedKernel {
         kernel: MatRef<'_, f32>,
         bias: Option<&[f32]>,
     ) -> Result<Self, DenseError> {
-        Self::new_for(Isa::current().for_units(kernel.cols()), kernel, bias, false)
+        let isa = Isa::current().for_units(kernel.cols());
+        Self::new_for(isa, crate::simd::l2_bytes(), kernel, bias, false)
     }
 
+    /// Packs for `isa`'s microkernel with the blocking of a core with `l2` bytes of L2
+    /// ([`blocking`], [`chunk_cols`]).
     fn new_for(
         isa: Isa,
+        l2: Option<usize>,
         kernel: MatRef<'_, f32>,
         bias: Option<&[f32]>,
         keep_small: bool,
@@ -267,6 +305,7 @@ impl PackedKernel {
         }
         let (_, nr) = isa.tile();
         let panels = n.div_ceil(nr);
+        let (kc_max, mc) = blocking(l2);
         let len = panels
             .checked_mul(nr)
             .and_then(|c| c.checked_mul(k))
@@ -295,7 +334,7 @@ impl PackedKernel {
         } else {
             // k block by k block; inside one, the panels one after another (the order
             // the forward pass reads them in: one sequential stream per k block).
-            for ks in k_blocks(k) {
+            for ks in k_blocks(k, kc_max) {
                 let (k0, kc) = (ks.start, ks.len());
                 for jp in 0..panels {
                     let at = panel_offset(k0, kc, jp, panels, nr);
@@ -366,7 +405,9 @@ impl PackedKernel {
             bias: b,
             small,
             has_bias: bias.is_some(),
-            nc: chunk_cols(k, crate::simd::l2_bytes()),
+            nc: chunk_cols(k, kc_max, l2),
+            kc_max,
+            mc,
         })
     }
 
@@ -486,7 +527,7 @@ fn piece(
     let body = packed.body();
     // Left uninitialised: zeroing 96 KiB per call cost more than a whole 32×4×7 product.
     // `pack_input` writes every element a kernel reads (rows < h of each tile).
-    let mut a_block = [MaybeUninit::<f32>::uninit(); MC * KC + PACK_SLACK];
+    let mut a_block = [MaybeUninit::<f32>::uninit(); A_BLOCK + PACK_SLACK];
     let panels = packed.n.div_ceil(nr);
     // A piece one panel wide meets each input tile once: the AVX2+FMA kernel then reads
     // the input in place (6 row streams) instead of packing it first (on Zen 4 the
@@ -501,14 +542,14 @@ fn piece(
     let mut c0 = cols.start;
     while c0 < cols.end {
         let c1 = (c0 + packed.nc).min(cols.end);
-        for ks in k_blocks(k) {
+        for ks in k_blocks(k, packed.kc_max) {
             let (k0, kc) = (ks.start, ks.len());
             let (first, last) = (k0 == 0, k0 + kc == k);
-            let blocks = rows.len().div_ceil(MC);
+            let blocks = rows.len().div_ceil(packed.mc);
             for rb in 0..blocks {
                 let rr = part(rows.len(), blocks, rb);
                 let (r0, r1) = (rows.start + rr.start, rows.start + rr.end);
-                // At most MC rows, so at most MC / mr tiles of ≤ mr rows each.
+                // At most `mc` rows, so at most mc / mr tiles of ≤ mr rows each.
                 let tiles = (r1 - r0).div_ceil(mr);
                 if direct.is_none() {
                     pack_input(isa, input, r0..r1, tiles, k0..k0 + kc, mr, &mut a_block);
@@ -540,8 +581,8 @@ fn piece(
                         let tr = part(r1 - r0, tiles, ti);
                         let (i, h) = (r0 + tr.start, tr.len());
                         // SAFETY: row tile `ti` (rows i..i+h, h ≤ mr) was packed at
-                        // `ti·mr·kc` in `a_block` (kc·mr floats, inside its MC·KC as
-                        // ti < MC / mr), and its rows < h, all the kernel reads, were
+                        // `ti·mr·kc` in `a_block` (kc·mr floats, inside its A_BLOCK as
+                        // ti < mc / mr and mc·kc ≤ A_BLOCK), and its rows < h, all the kernel reads, were
                         // written there; or, `direct`, the kernel reads input rows
                         // i..i+h (< M) at columns k0..k0+kc (≤ K) in place: unit column
                         // stride, so element (i + r, k0 + p) is at (i + r)·rs + k0 + p,
@@ -829,7 +870,7 @@ mod tests {
     #[test]
     fn k_blocks_cut_k_into_near_equal_blocks_of_at_most_kc() {
         for k in [0, 1, KC - 1, KC, KC + 1, 2 * KC + 1, 5000] {
-            let blocks: Vec<_> = k_blocks(k).collect();
+            let blocks: Vec<_> = k_blocks(k, KC).collect();
             assert_eq!(blocks.len(), k.div_ceil(KC), "K = {k}");
             let mut next = 0;
             for b in &blocks {
@@ -839,7 +880,7 @@ mod tests {
             }
             assert_eq!(next, k);
         }
-        let lens: Vec<usize> = k_blocks(KC + 76).map(|b| b.len()).collect();
+        let lens: Vec<usize> = k_blocks(KC + 76, KC).map(|b| b.len()).collect();
         assert_eq!(lens, [550, 550]);
     }
 
@@ -858,10 +899,48 @@ mod tests {
             (0, Some(2 * mib), 1024),
             (usize::MAX, Some(2 * mib), 256),
         ] {
-            let got = chunk_cols(k, l2);
+            let got = chunk_cols(k, KC, l2);
             assert_eq!(got, nc, "K = {k}, L2 = {l2:?}");
             // Chunks start at multiples of the chunk width, which must be whole panels.
             assert_eq!(got % 32, 0);
+        }
+    }
+
+    #[test]
+    fn the_blocking_follows_the_l2() {
+        let mib = 1usize << 20;
+        for (l2, want) in [
+            (None, (KC, MC)),
+            (Some(mib), (KC, MC)),
+            (Some(2 * mib - 1), (KC, MC)),
+            (Some(2 * mib), (KC_L2, MC_L2)),
+            (Some(usize::MAX), (KC_L2, MC_L2)),
+        ] {
+            assert_eq!(blocking(l2), want, "L2 = {l2:?}");
+        }
+    }
+
+    #[test]
+    fn either_blocking_matches_the_reference() {
+        // K = 1100: two k blocks of 550 with KC = 1024, three with KC_L2 = 512; M = 50:
+        // row blocks of 17, 17, 16 (MC = 24) or 25, 25 (MC_L2 = 48), tiles of 9, 8, 8.
+        let mib = 1usize << 20;
+        for isa in isas() {
+            for l2 in [None, Some(2 * mib)] {
+                for &(m, k, n) in &[(50, 1100, 70), (97, 513, 33), (48, 512, 64), (1, 1025, 40)] {
+                    let (x, w, b) = data(m, k, n);
+                    let kv = MatRef::from_slice(&w, k, n).unwrap();
+                    let xv = MatRef::from_slice(&x, m, k).unwrap();
+                    let p = PackedKernel::new_for(isa, l2, kv, Some(&b), true).unwrap();
+                    assert_eq!((p.kc_max, p.mc), blocking(l2));
+                    for act in [Activation::Relu, Activation::Gelu] {
+                        let mut out = vec![f32::NAN; m * n];
+                        run(xv, &p, act, &mut out);
+                        crate::reference::check_dense(xv, kv, Some(&b), act, &out)
+                            .unwrap_or_else(|e| panic!("{isa:?} {l2:?} {m}x{k}x{n} {act}: {e}"));
+                    }
+                }
+            }
         }
     }
 
@@ -872,7 +951,8 @@ mod tests {
             let (x, w, b) = data(m, k, n);
             let kv = MatRef::from_slice(&w, k, n).unwrap();
             let xv = MatRef::from_slice(&x, m, k).unwrap();
-            let mut p = PackedKernel::new_for(isa, kv, Some(&b), true).unwrap();
+            let mut p =
+                PackedKernel::new_for(isa, crate::simd::l2_bytes(), kv, Some(&b), true).unwrap();
             let mut outs = Vec::new();
             for nc in [NC, 256, 64] {
                 p.nc = nc;
@@ -908,7 +988,8 @@ mod tests {
                     Activation::Sigmoid,
                     Activation::Softmax,
                 ] {
-                    let p = PackedKernel::new_for(isa, kv, Some(&b), true).unwrap();
+                    let p = PackedKernel::new_for(isa, crate::simd::l2_bytes(), kv, Some(&b), true)
+                        .unwrap();
                     let mut out = vec![f32::NAN; m * n];
                     run(xv, &p, act, &mut out);
                     check_dense(xv, kv, Some(&b), act, &out)
