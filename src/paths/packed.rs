@@ -187,22 +187,35 @@ impl Isa {
     }
 
     /// The packing for a layer of `n` units on this CPU: an AVX-512 CPU runs the
-    /// AVX2+FMA kernel (16-column panels) when its padding to 16 columns, counted at
-    /// 10/9 (that kernel ran 0.75–0.95× the AVX-512 one at full width on Zen 4), is
-    /// smaller than the padding to 32: narrow layers waste less of each register
-    /// (`N = 10`: 16 columns computed instead of 32). On Zen 4, relu, alternating runs:
-    /// 100×300×10 and 512×784×10 29–31 → 40–52 GFLOP/s, 64×256×40 63–65 → 82,
-    /// 256×512×100 83–87 → 95.
-    fn for_units(self, n: usize) -> Isa {
+    /// AVX2+FMA kernel (16-column panels) where narrow layers waste less of each
+    /// register that way (`N = 10`: 16 columns computed instead of 32), weighed by how
+    /// fast that kernel runs against the AVX-512 one on the CPU's vendor (`intel`,
+    /// [`crate::simd::is_intel`]):
+    /// - AMD (Zen 4 executes a 512-bit FMA as two 256-bit halves, so the 6×16 kernel
+    ///   ran 0.75–0.95× the 12×32 one at full width): when its padding to 16 columns,
+    ///   counted at 10/9, is smaller than the padding to 32. On Zen 4, relu, alternating
+    ///   runs: 100×300×10 and 512×784×10 29–31 → 40–52 GFLOP/s, 64×256×40 63–65 → 82,
+    ///   256×512×100 83–87 → 95.
+    /// - Intel (the Xeon measured has two 512-bit FMA ports, so 256-bit code runs at half
+    ///   the rate): only for a single panel, `N ≤ 16`, where it also reads the input in
+    ///   place. On an Emerald Rapids Xeon, relu, one thread, both packings alternated in
+    ///   one process, the 12×32 kernel against the 6×16: 64×256×40 1.20×, 1024×1024×48
+    ///   1.16×, 64×1024×112 and 256×512×100 1.52×, 128×256×200 1.00×; at `N ≤ 16`
+    ///   0.55× (512×784×10, 100×300×10, 32×512×16).
+    fn for_units(self, n: usize, intel: bool) -> Isa {
         #[cfg(target_arch = "x86_64")]
         if self == Isa::Avx512
             && SimdPath::Avx2Fma.is_available()
-            // In u128: an empty weight may claim any `n` (no overflow, no panic).
-            && (n.div_ceil(16) as u128) * 160 < (n.div_ceil(32) as u128) * 288
+            && if intel {
+                n <= 16
+            } else {
+                // In u128: an empty weight may claim any `n` (no overflow, no panic).
+                (n.div_ceil(16) as u128) * 160 < (n.div_ceil(32) as u128) * 288
+            }
         {
             return Isa::Avx2;
         }
-        let _ = n;
+        let _ = (n, intel);
         self
     }
 
@@ -271,7 +284,7 @@ impl PackedKernel {
     /// [`DenseError::BiasLength`] for a bias of the wrong length;
     /// [`DenseError::AllocationFailed`] if the packed copy cannot be allocated.
     pub fn new(kernel: MatRef<'_, f32>, bias: Option<&[f32]>) -> Result<Self, DenseError> {
-        let isa = Isa::current().for_units(kernel.cols());
+        let isa = Isa::current().for_units(kernel.cols(), crate::simd::is_intel());
         Self::new_for(isa, crate::simd::l2_bytes(), kernel, bias, true)
     }
 
@@ -281,7 +294,7 @@ impl PackedKernel {
         kernel: MatRef<'_, f32>,
         bias: Option<&[f32]>,
     ) -> Result<Self, DenseError> {
-        let isa = Isa::current().for_units(kernel.cols());
+        let isa = Isa::current().for_units(kernel.cols(), crate::simd::is_intel());
         Self::new_for(isa, crate::simd::l2_bytes(), kernel, bias, false)
     }
 
@@ -846,24 +859,27 @@ mod tests {
     fn narrow_layers_take_sixteen_column_panels_on_avx512() {
         #[cfg(target_arch = "x86_64")]
         if SimdPath::Avx512.is_available() && SimdPath::Avx2Fma.is_available() {
-            for (n, isa) in [
-                (1, Isa::Avx2),
-                (10, Isa::Avx2),
-                (16, Isa::Avx2),
-                (17, Isa::Avx512),
-                (32, Isa::Avx512),
-                (40, Isa::Avx2),
-                (64, Isa::Avx512),
-                (100, Isa::Avx2),
-                (1000, Isa::Avx512),
+            for (n, amd, intel) in [
+                (1, Isa::Avx2, Isa::Avx2),
+                (10, Isa::Avx2, Isa::Avx2),
+                (16, Isa::Avx2, Isa::Avx2),
+                (17, Isa::Avx512, Isa::Avx512),
+                (32, Isa::Avx512, Isa::Avx512),
+                (40, Isa::Avx2, Isa::Avx512),
+                (64, Isa::Avx512, Isa::Avx512),
+                (100, Isa::Avx2, Isa::Avx512),
+                (1000, Isa::Avx512, Isa::Avx512),
             ] {
-                assert_eq!(Isa::Avx512.for_units(n), isa, "N = {n}");
+                assert_eq!(Isa::Avx512.for_units(n, false), amd, "N = {n}, AMD");
+                assert_eq!(Isa::Avx512.for_units(n, true), intel, "N = {n}, Intel");
             }
         }
         for n in [1, 10, 1000] {
-            assert_eq!(Isa::None.for_units(n), Isa::None);
-            #[cfg(target_arch = "x86_64")]
-            assert_eq!(Isa::Avx2.for_units(n), Isa::Avx2);
+            for intel in [false, true] {
+                assert_eq!(Isa::None.for_units(n, intel), Isa::None);
+                #[cfg(target_arch = "x86_64")]
+                assert_eq!(Isa::Avx2.for_units(n, intel), Isa::Avx2);
+            }
         }
     }
 

@@ -156,6 +156,31 @@ pub(crate) fn l2_bytes() -> Option<usize> {
     *L2.get_or_init(read_l2)
 }
 
+/// Whether the CPU's vendor string (CPUID leaf 0) is `GenuineIntel`, read once; `false`
+/// off x86-64. It only weighs the packed path's choice between its two kernels for
+/// narrow layers (`Isa::for_units` in `paths::packed`): the Xeons with AVX-512 run
+/// 512-bit FMAs at twice the 256-bit rate, Zen 4 at the same rate.
+pub(crate) fn is_intel() -> bool {
+    static INTEL: OnceLock<bool> = OnceLock::new();
+    *INTEL.get_or_init(read_is_intel)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn read_is_intel() -> bool {
+    use std::arch::x86_64::__cpuid;
+    // SAFETY: CPUID exists on every x86-64 CPU, and leaf 0 always does. (`__cpuid` is
+    // a safe function in newer Rust, an unsafe one in some this crate supports.)
+    #[allow(unused_unsafe)]
+    let r = unsafe { __cpuid(0) };
+    // The vendor string is EBX, EDX, ECX in that order: "Genu", "ineI", "ntel".
+    (r.ebx, r.edx, r.ecx) == (0x756e_6547, 0x4965_6e69, 0x6c65_746e)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn read_is_intel() -> bool {
+    false
+}
+
 #[cfg(target_arch = "x86_64")]
 fn read_l2() -> Option<usize> {
     use std::arch::x86_64::__cpuid;
@@ -331,4 +356,21 @@ pub fn apply_activation_on<T: crate::Element>(
         cols
     };
     T::apply_on(path, act.params_as::<T>(), data, cols)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The CPUID vendor check agrees with the kernel's own reading of it.
+    #[test]
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    fn the_vendor_matches_proc_cpuinfo() {
+        let info = std::fs::read_to_string("/proc/cpuinfo").unwrap();
+        let vendor = info
+            .lines()
+            .find_map(|l| l.strip_prefix("vendor_id"))
+            .and_then(|l| l.split(':').nth(1))
+            .map(str::trim)
+            .expect("/proc/cpuinfo names a vendor_id");
+        assert_eq!(super::is_intel(), vendor == "GenuineIntel", "{vendor}");
+    }
 }
