@@ -1,6 +1,6 @@
 //! The prepared path: a weight packed once into the panel layout of the crate's own
 //! `f32` microkernels ([`crate::simd`]'s `sgemm_12x32_avx512`, and `sgemm_6x16_avx2fma` on
-//! CPUs with AVX2+FMA but not AVX-512, and for narrow layers on AVX-512 CPUs, whose
+//! CPUs with AVX2+FMA but not AVX-512, and for narrow layers on AMD AVX-512 CPUs, whose
 //! units pad less to 16 columns than to 32; see `Isa::current` and `Isa::for_units`),
 //! reused by every call, with the bias and (for relu and linear) the activation applied
 //! to the accumulator tile in registers; other element-wise activations run on each
@@ -84,6 +84,14 @@ const PACK_SLACK: usize = 16;
 /// Columns per chunk (the epilogue's block width; the input is repacked once per chunk),
 /// unless the L2 is large enough to hold a narrower chunk's weight: see [`chunk_cols`].
 pub(crate) const NC: usize = 1024;
+/// Pieces of at most this many panels read the input in place on the AVX-512 kernel
+/// (on Intel; see `piece`). On an Emerald Rapids Xeon, relu, one thread, packings with
+/// and without it alternated in one process: 64×256×40 1.35×, 256×512×100 and
+/// 128×784×128 1.19–1.20×, 256×1024×100 1.19×, 1024×1024×48 1.16×, 64×1024×112 1.07×,
+/// 1024×1024×64 1.00–1.02×; wider pieces gained up to 1.05–1.10× where `K` is not a
+/// multiple of 1024 (256×1000×200, 32×512²) but lost 0.72× at 1024×1024×256, whose
+/// rows 4 KiB apart share L1 sets and are re-read for every panel.
+const DIRECT_PANELS: usize = 4;
 /// Calls with at most this many multiply-adds (`M·K·N`) run the unpacked paths on a
 /// row-major copy of the weight, kept when `K·N` is at most this: below it the packed
 /// path's fixed costs (input packing, tile set-up) outweigh the products (measured
@@ -197,21 +205,20 @@ impl Isa {
     ///   runs: 100×300×10 and 512×784×10 29–31 → 40–52 GFLOP/s, 64×256×40 63–65 → 82,
     ///   256×512×100 83–87 → 95.
     /// - Intel (the Xeon measured has two 512-bit FMA ports, so 256-bit code runs at half
-    ///   the rate): only for a single panel, `N ≤ 16`, where it also reads the input in
-    ///   place. On an Emerald Rapids Xeon, relu, one thread, both packings alternated in
-    ///   one process, the 12×32 kernel against the 6×16: 64×256×40 1.20×, 1024×1024×48
-    ///   1.16×, 64×1024×112 and 256×512×100 1.52×, 128×256×200 1.00×; at `N ≤ 16`
-    ///   0.55× (512×784×10, 100×300×10, 32×512×16).
+    ///   the rate): never. On an Emerald Rapids Xeon, relu, one thread, both packings
+    ///   alternated in one process, the 12×32 kernel against the 6×16: 64×256×40 1.20×,
+    ///   1024×1024×48 1.16×, 64×1024×112 and 256×512×100 1.52×, 128×256×200 1.00×; and,
+    ///   once it ran tiles of ≤ 16 columns on one half and read the input in place
+    ///   ([`DIRECT_PANELS`]; before, 0.55× at `N ≤ 16`), 512×784×10 1.64×, 100×300×10
+    ///   1.78×, 32×512×16 and 64×256×16 1.79–1.80×, 1024×1024×10 1.32×, 256×4096×16
+    ///   1.39×.
     fn for_units(self, n: usize, intel: bool) -> Isa {
         #[cfg(target_arch = "x86_64")]
         if self == Isa::Avx512
             && SimdPath::Avx2Fma.is_available()
-            && if intel {
-                n <= 16
-            } else {
-                // In u128: an empty weight may claim any `n` (no overflow, no panic).
-                (n.div_ceil(16) as u128) * 160 < (n.div_ceil(32) as u128) * 288
-            }
+            && !intel
+            // In u128: an empty weight may claim any `n` (no overflow, no panic).
+            && (n.div_ceil(16) as u128) * 160 < (n.div_ceil(32) as u128) * 288
         {
             return Isa::Avx2;
         }
@@ -274,6 +281,8 @@ pub struct PackedKernel {
     /// `k` blocks follow `kc_max`, so it is fixed at pack time.
     kc_max: usize,
     mc: usize,
+    /// Whether the AVX-512 kernel may read the input in place (`DIRECT_PANELS`; Intel).
+    direct_avx512: bool,
 }
 
 impl PackedKernel {
@@ -421,6 +430,7 @@ impl PackedKernel {
             nc: chunk_cols(k, kc_max, l2),
             kc_max,
             mc,
+            direct_avx512: crate::simd::is_intel(),
         })
     }
 
@@ -542,16 +552,24 @@ fn piece(
     // `pack_input` writes every element a kernel reads (rows < h of each tile).
     let mut a_block = [MaybeUninit::<f32>::uninit(); A_BLOCK + PACK_SLACK];
     let panels = packed.n.div_ceil(nr);
-    // A piece one panel wide meets each input tile once: the AVX2+FMA kernel then reads
-    // the input in place (6 row streams) instead of packing it first (on Zen 4 the
-    // packing was a quarter of 512×784×10). The 12-row AVX-512 kernel keeps packing:
-    // 12 rows a multiple of 4 KiB apart would fight over L1 sets.
-    let (rs, cs) = (input.row_stride(), input.col_stride());
-    let direct = (isa == Isa::Avx2 && cols.len() <= nr && cs == 1 && rs > 0).then(|| input.data());
     // One row alone runs the 1-row, 4-panel kernel: four weight streams at once, where
     // a 1-row tile reads one panel at a time (memory-bound; relu on Zen 4, alternating
     // runs: 1×1024² 28 → 36 GFLOP/s, 1×4096² 8.5 → 10.9).
     let row4 = isa == Isa::Avx512 && rows.len() == 1;
+    // A piece a few panels wide meets each input tile a few times, and packing it costs
+    // about what those products do: the kernels then read the input in place. The AVX2+FMA
+    // kernel (6 row streams) for one panel (on Zen 4 the packing was a quarter of
+    // 512×784×10); the 12-row AVX-512 kernel for up to `DIRECT_PANELS` on Intel, whose
+    // 12-way L1d holds 12 rows a multiple of 4 KiB apart (Zen 4's 8-way one would not;
+    // there it keeps packing, not measured otherwise).
+    let (rs, cs) = (input.row_stride(), input.col_stride());
+    let direct = (cs == 1
+        && rs > 0
+        && match isa {
+            Isa::Avx2 => cols.len() <= nr,
+            _ => !row4 && packed.direct_avx512 && cols.len() <= DIRECT_PANELS * nr,
+        })
+    .then(|| input.data());
     let mut c0 = cols.start;
     while c0 < cols.end {
         let c1 = (c0 + packed.nc).min(cols.end);
@@ -856,13 +874,13 @@ mod tests {
     }
 
     #[test]
-    fn narrow_layers_take_sixteen_column_panels_on_avx512() {
+    fn narrow_layers_take_sixteen_column_panels_on_avx512_amd() {
         #[cfg(target_arch = "x86_64")]
         if SimdPath::Avx512.is_available() && SimdPath::Avx2Fma.is_available() {
             for (n, amd, intel) in [
-                (1, Isa::Avx2, Isa::Avx2),
-                (10, Isa::Avx2, Isa::Avx2),
-                (16, Isa::Avx2, Isa::Avx2),
+                (1, Isa::Avx2, Isa::Avx512),
+                (10, Isa::Avx2, Isa::Avx512),
+                (16, Isa::Avx2, Isa::Avx512),
                 (17, Isa::Avx512, Isa::Avx512),
                 (32, Isa::Avx512, Isa::Avx512),
                 (40, Isa::Avx2, Isa::Avx512),
@@ -919,6 +937,32 @@ mod tests {
             assert_eq!(got, nc, "K = {k}, L2 = {l2:?}");
             // Chunks start at multiples of the chunk width, which must be whole panels.
             assert_eq!(got % 32, 0);
+        }
+    }
+
+    #[test]
+    fn reading_the_input_in_place_changes_no_bit() {
+        // Input rows 3 floats longer than K (a strided view), pieces of 1 to 5 panels
+        // (5 > DIRECT_PANELS: packed either way), both tile widths, 1 to 70 rows.
+        for isa in isas().into_iter().filter(|&i| i != Isa::None) {
+            for &(m, k, n) in &[(70, 300, 100), (13, 257, 33), (5, 40, 17), (30, 1024, 160)] {
+                let ld = k + 3;
+                let (x, w, b) = data(m, ld, n);
+                let xv = MatRef::from_strided(&x, m, k, ld, 1).unwrap();
+                let kv = MatRef::from_slice(&w[..k * n], k, n).unwrap();
+                let mut p = PackedKernel::new_for(isa, crate::simd::l2_bytes(), kv, Some(&b), true)
+                    .unwrap();
+                let mut outs = Vec::new();
+                for direct in [false, true] {
+                    p.direct_avx512 = direct;
+                    let mut out = vec![f32::NAN; m * n];
+                    run(xv, &p, Activation::Relu, &mut out);
+                    crate::reference::check_dense(xv, kv, Some(&b), Activation::Relu, &out)
+                        .unwrap_or_else(|e| panic!("{isa:?} {m}x{k}x{n} direct {direct}: {e}"));
+                    outs.push(out.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+                }
+                assert!(outs[0] == outs[1], "{isa:?} {m}x{k}x{n}");
+            }
         }
     }
 

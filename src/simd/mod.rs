@@ -157,9 +157,11 @@ pub(crate) fn l2_bytes() -> Option<usize> {
 }
 
 /// Whether the CPU's vendor string (CPUID leaf 0) is `GenuineIntel`, read once; `false`
-/// off x86-64. It only weighs the packed path's choice between its two kernels for
-/// narrow layers (`Isa::for_units` in `paths::packed`): the Xeons with AVX-512 run
-/// 512-bit FMAs at twice the 256-bit rate, Zen 4 at the same rate.
+/// off x86-64. It only steers the packed path: whether narrow layers take the AVX2+FMA
+/// kernel on an AVX-512 CPU (`Isa::for_units` in `paths::packed`: the Xeons with
+/// AVX-512 run 512-bit FMAs at twice the 256-bit rate, Zen 4 at the same rate), and
+/// whether the AVX-512 kernel may read the input in place (`DIRECT_PANELS`: a 12-way
+/// L1d holds its 12 row streams).
 pub(crate) fn is_intel() -> bool {
     static INTEL: OnceLock<bool> = OnceLock::new();
     *INTEL.get_or_init(read_is_intel)

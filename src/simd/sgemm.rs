@@ -32,8 +32,8 @@ pub(crate) enum Init {
 pub(crate) struct Tile {
     pub kc: usize,
     /// The packed input tile, `kc × MR` (element `(r, p)` at `p·MR + r`); or, with
-    /// `lda > 0` (the AVX2+FMA kernel only), the input itself: element `(r, p)` at
-    /// `r·lda + p`.
+    /// `lda > 0`, the input itself: element `(r, p)` at `r·lda + p` (not for the
+    /// 1-row kernel).
     pub a: *const f32,
     /// 0 for a packed input tile, else the input's row stride (see `a`).
     pub lda: usize,
@@ -73,12 +73,19 @@ pub(crate) mod avx512 {
     /// 1024×1024×48 1.25×, 64×1024×112 and 256×512×100 1.14×; 32×512² 1.02×.
     ///
     /// # Safety
-    /// The CPU has AVX-512F. `t.a` is readable for `t.kc × 12` floats; `t.b` for
-    /// `t.kc × 32` floats; `t.c` readable (for `Init::Load`) and writable
-    /// for `R` rows of `t.cols ≤ 16·H` floats `t.ldc` apart, aliasing neither input; a
-    /// bias pointer, if not null, is readable for 32 floats.
+    /// `D` (direct): the input is read in place, `t.lda` apart, instead of from a
+    /// packed tile.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F. `t.a` is readable for `t.kc × 12` floats (`D`: for `t.kc`
+    /// floats from each of `t.a + r·t.lda`, `r < R`); `t.b` for `t.kc × 32` floats; `t.c`
+    /// readable (for `Init::Load`) and writable for `R` rows of `t.cols ≤ 16·H` floats
+    /// `t.ldc` apart, aliasing neither input; a bias pointer, if not null, is readable
+    /// for 32 floats.
     #[target_feature(enable = "avx512f")]
-    pub(crate) unsafe fn sgemm_12x32_avx512<const R: usize, const H: usize>(t: &Tile) {
+    pub(crate) unsafe fn sgemm_12x32_avx512<const R: usize, const H: usize, const D: bool>(
+        t: &Tile,
+    ) {
         // Lane masks for the 16-column halves.
         let mask = |h: usize| -> __mmask16 {
             let left = t.cols.saturating_sub(16 * h).min(16);
@@ -109,15 +116,22 @@ pub(crate) mod avx512 {
                 }
             }
         }
+        // `D`: one pointer per input row, each walking its `kc` floats.
+        let rows: [*const f32; R] = core::array::from_fn(|r| t.a.wrapping_add(r * t.lda));
         // One step of the K-sum: row p of the panel times group p of the input tile.
         // SAFETY (every call): p < kc, so row p of the packed panel (32 floats, of
         // which the first 16·H are read) and group p of the packed input tile (12
-        // floats, R ≤ 12 used) are inside them (contract).
+        // floats, R ≤ 12 used), or (`D`) element p of input row r < R, are inside
+        // them (contract).
         let step = |acc: &mut [[__m512; H]; R], p: usize| unsafe {
             let b: [__m512; H] =
                 core::array::from_fn(|h| _mm512_loadu_ps(t.b.add(p * NR + 16 * h)));
             for (r, row) in acc.iter_mut().enumerate() {
-                let a = _mm512_set1_ps(*t.a.add(p * MR + r));
+                let a = _mm512_set1_ps(if D {
+                    *rows[r].add(p)
+                } else {
+                    *t.a.add(p * MR + r)
+                });
                 for h in 0..H {
                     row[h] = _mm512_fmadd_ps(a, b[h], row[h]);
                 }
@@ -141,8 +155,11 @@ pub(crate) mod avx512 {
                 }
             }
             for q in 0..3 {
-                // 4 steps of the input tile: 48 floats, three lines.
-                _mm_prefetch::<_MM_HINT_T0>(ap.wrapping_add(q * 16).cast());
+                // 4 steps of the input tile: 48 floats, three lines (read in place,
+                // the rows are left to the hardware prefetchers).
+                if !D {
+                    _mm_prefetch::<_MM_HINT_T0>(ap.wrapping_add(q * 16).cast());
+                }
             }
             step(&mut acc, p);
             step(&mut acc, p + 1);
@@ -339,12 +356,15 @@ pub(crate) mod avx512 {
     /// # Safety
     /// As [`sgemm_12x32_avx512`] with `R = rows`.
     pub(crate) unsafe fn run(rows: usize, t: &Tile) {
-        if t.cols <= 16 {
-            // SAFETY: forwarded contract; `cols ≤ 16` is what `H = 1` needs.
-            unsafe { run_h::<1>(rows, t) }
-        } else {
-            // SAFETY: forwarded contract.
-            unsafe { run_h::<2>(rows, t) }
+        // SAFETY (every arm): forwarded contract; `cols ≤ 16` is what `H = 1` needs,
+        // and `lda > 0` means the input is readable in place (`D`).
+        unsafe {
+            match (t.cols <= 16, t.lda > 0) {
+                (true, false) => run_h::<1, false>(rows, t),
+                (false, false) => run_h::<2, false>(rows, t),
+                (true, true) => run_h::<1, true>(rows, t),
+                (false, true) => run_h::<2, true>(rows, t),
+            }
         }
     }
 
@@ -352,22 +372,22 @@ pub(crate) mod avx512 {
     ///
     /// # Safety
     /// As [`sgemm_12x32_avx512`] with `R = rows`.
-    unsafe fn run_h<const H: usize>(rows: usize, t: &Tile) {
+    unsafe fn run_h<const H: usize, const D: bool>(rows: usize, t: &Tile) {
         // SAFETY: forwarded contract.
         unsafe {
             match rows {
-                12 => sgemm_12x32_avx512::<12, H>(t),
-                11 => sgemm_12x32_avx512::<11, H>(t),
-                10 => sgemm_12x32_avx512::<10, H>(t),
-                9 => sgemm_12x32_avx512::<9, H>(t),
-                8 => sgemm_12x32_avx512::<8, H>(t),
-                7 => sgemm_12x32_avx512::<7, H>(t),
-                6 => sgemm_12x32_avx512::<6, H>(t),
-                5 => sgemm_12x32_avx512::<5, H>(t),
-                4 => sgemm_12x32_avx512::<4, H>(t),
-                3 => sgemm_12x32_avx512::<3, H>(t),
-                2 => sgemm_12x32_avx512::<2, H>(t),
-                1 => sgemm_12x32_avx512::<1, H>(t),
+                12 => sgemm_12x32_avx512::<12, H, D>(t),
+                11 => sgemm_12x32_avx512::<11, H, D>(t),
+                10 => sgemm_12x32_avx512::<10, H, D>(t),
+                9 => sgemm_12x32_avx512::<9, H, D>(t),
+                8 => sgemm_12x32_avx512::<8, H, D>(t),
+                7 => sgemm_12x32_avx512::<7, H, D>(t),
+                6 => sgemm_12x32_avx512::<6, H, D>(t),
+                5 => sgemm_12x32_avx512::<5, H, D>(t),
+                4 => sgemm_12x32_avx512::<4, H, D>(t),
+                3 => sgemm_12x32_avx512::<3, H, D>(t),
+                2 => sgemm_12x32_avx512::<2, H, D>(t),
+                1 => sgemm_12x32_avx512::<1, H, D>(t),
                 _ => {}
             }
         }
