@@ -85,8 +85,9 @@ const PACK_SLACK: usize = 16;
 /// unless the L2 is large enough to hold a narrower chunk's weight: see [`chunk_cols`].
 pub(crate) const NC: usize = 1024;
 /// Pieces of at most this many panels read the input in place on the AVX-512 kernel
-/// (on Intel; see `piece`). On an Emerald Rapids Xeon, relu, one thread, packings with
-/// and without it alternated in one process: 64×256×40 1.35×, 256×512×100 and
+/// (where the L1d has 12 ways or more, `simd::l1d_ways`; see `piece`). On an Emerald
+/// Rapids Xeon (48 KiB, 12-way L1d), relu, one thread, packings with and without it
+/// alternated in one process: 64×256×40 1.35×, 256×512×100 and
 /// 128×784×128 1.19–1.20×, 256×1024×100 1.19×, 1024×1024×48 1.16×, 64×1024×112 1.07×,
 /// 1024×1024×64 1.00–1.02×; wider pieces gained up to 1.05–1.10× where `K` is not a
 /// multiple of 1024 (256×1000×200, 32×512²) but lost 0.72× at 1024×1024×256, whose
@@ -281,7 +282,8 @@ pub struct PackedKernel {
     /// `k` blocks follow `kc_max`, so it is fixed at pack time.
     kc_max: usize,
     mc: usize,
-    /// Whether the AVX-512 kernel may read the input in place (`DIRECT_PANELS`; Intel).
+    /// Whether the AVX-512 kernel may read the input in place ([`DIRECT_PANELS`]; an
+    /// L1d of 12 ways or more).
     direct_avx512: bool,
 }
 
@@ -430,7 +432,7 @@ impl PackedKernel {
             nc: chunk_cols(k, kc_max, l2),
             kc_max,
             mc,
-            direct_avx512: crate::simd::is_intel(),
+            direct_avx512: crate::simd::l1d_ways().is_some_and(|w| w >= 12),
         })
     }
 
@@ -559,9 +561,9 @@ fn piece(
     // A piece a few panels wide meets each input tile a few times, and packing it costs
     // about what those products do: the kernels then read the input in place. The AVX2+FMA
     // kernel (6 row streams) for one panel (on Zen 4 the packing was a quarter of
-    // 512×784×10); the 12-row AVX-512 kernel for up to `DIRECT_PANELS` on Intel, whose
-    // 12-way L1d holds 12 rows a multiple of 4 KiB apart (Zen 4's 8-way one would not;
-    // there it keeps packing, not measured otherwise).
+    // 512×784×10); the 12-row AVX-512 kernel for up to `DIRECT_PANELS` where the L1d
+    // has 12 ways or more, enough for 12 rows a multiple of 4 KiB apart, which all fall
+    // in one set (Zen 4's 8-way L1d would not hold them: there it keeps packing).
     let (rs, cs) = (input.row_stride(), input.col_stride());
     let direct = (cs == 1
         && rs > 0

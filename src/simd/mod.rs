@@ -157,14 +157,61 @@ pub(crate) fn l2_bytes() -> Option<usize> {
 }
 
 /// Whether the CPU's vendor string (CPUID leaf 0) is `GenuineIntel`, read once; `false`
-/// off x86-64. It only steers the packed path: whether narrow layers take the AVX2+FMA
+/// off x86-64. It only steers whether narrow layers take the packed path's AVX2+FMA
 /// kernel on an AVX-512 CPU (`Isa::for_units` in `paths::packed`: the Xeons with
-/// AVX-512 run 512-bit FMAs at twice the 256-bit rate, Zen 4 at the same rate), and
-/// whether the AVX-512 kernel may read the input in place (`DIRECT_PANELS`: a 12-way
-/// L1d holds its 12 row streams).
+/// AVX-512 run 512-bit FMAs at twice the 256-bit rate, Zen 4 at the same rate).
 pub(crate) fn is_intel() -> bool {
     static INTEL: OnceLock<bool> = OnceLock::new();
     *INTEL.get_or_init(read_is_intel)
+}
+
+/// The L1 data cache's associativity (ways), read once: CPUID leaf 4 (Intel's cache
+/// parameters: the level-1 data cache's EBX bits 31..22, plus one) or, where that
+/// reports no caches, leaf `0x8000_0005` (AMD: ECX bits 23..16); `None` off x86-64 or
+/// where neither reports it. It only steers whether the packed path's AVX-512 kernel
+/// reads the input in place (`DIRECT_PANELS` in `paths::packed`: 12 row streams a
+/// multiple of 4 KiB apart all fall in one set, which needs 12 ways).
+pub(crate) fn l1d_ways() -> Option<usize> {
+    static WAYS: OnceLock<Option<usize>> = OnceLock::new();
+    *WAYS.get_or_init(read_l1d_ways)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn read_l1d_ways() -> Option<usize> {
+    use std::arch::x86_64::{__cpuid, __cpuid_count};
+    // SAFETY: CPUID exists on every x86-64 CPU; leaves 4 and 0x8000_0005 are read only
+    // if the highest basic (leaf 0) or extended (leaf 0x8000_0000) leaf reaches them.
+    // (`__cpuid` and `__cpuid_count` are safe functions in newer Rust, unsafe ones in
+    // some this crate supports.)
+    #[allow(unused_unsafe)]
+    unsafe {
+        if __cpuid(0).eax >= 4 {
+            // Subleaves until the null cache type (a bound, should a hypervisor never
+            // report one).
+            for i in 0..16 {
+                let r = __cpuid_count(4, i);
+                let (kind, level) = (r.eax & 0x1f, (r.eax >> 5) & 0x7);
+                if kind == 0 {
+                    break;
+                }
+                if kind == 1 && level == 1 {
+                    return Some((r.ebx >> 22) as usize + 1);
+                }
+            }
+        }
+        if __cpuid(0x8000_0000).eax >= 0x8000_0005 {
+            let ways = ((__cpuid(0x8000_0005).ecx >> 16) & 0xff) as usize;
+            if ways > 0 {
+                return Some(ways);
+            }
+        }
+    }
+    None
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn read_l1d_ways() -> Option<usize> {
+    None
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -374,5 +421,24 @@ mod tests {
             .map(str::trim)
             .expect("/proc/cpuinfo names a vendor_id");
         assert_eq!(super::is_intel(), vendor == "GenuineIntel", "{vendor}");
+    }
+
+    /// The CPUID associativity agrees with the kernel's (sysfs) where it reports one.
+    #[test]
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    fn the_l1d_ways_match_sysfs() {
+        let dir = "/sys/devices/system/cpu/cpu0/cache/index0";
+        let read = |f: &str| std::fs::read_to_string(format!("{dir}/{f}")).ok();
+        let (Some(level), Some(kind), Some(ways)) =
+            (read("level"), read("type"), read("ways_of_associativity"))
+        else {
+            return; // no sysfs cache description here: nothing to compare with
+        };
+        assert_eq!((level.trim(), kind.trim()), ("1", "Data"));
+        let ways: usize = ways.trim().parse().unwrap();
+        // AMD's 0xff means fully associative; sysfs then reports the line count.
+        if super::l1d_ways() != Some(0xff) {
+            assert_eq!(super::l1d_ways(), Some(ways));
+        }
     }
 }
