@@ -97,6 +97,16 @@ fn packed(c: &mut Criterion) {
     shape(c, (64, 1024, 1024), &[Relu, Gelu, Sigmoid]);
     shape(c, (256, 1024, 4096), &[Relu, Gelu, Sigmoid]);
     shape(c, (1024, 1024, 1024), &[Relu, Gelu, Sigmoid]);
+    // Narrow layers: a last panel of at most 16 columns (one half of a tile), a few
+    // panels read in place where the L1d allows it (see `src/paths/packed.rs`).
+    for s in [
+        (512, 784, 10),
+        (64, 256, 40),
+        (256, 512, 100),
+        (1024, 1024, 48),
+    ] {
+        shape(c, s, &[Relu]);
+    }
     if std::env::var_os("DENSE_BENCH_BIG").is_some() {
         shape(c, (2048, 2048, 2048), &[Relu]);
     }
