@@ -89,9 +89,12 @@ pub(crate) const NC: usize = 1024;
 /// Rapids Xeon (48 KiB, 12-way L1d), relu, one thread, packings with and without it
 /// alternated in one process: 64×256×40 1.35×, 256×512×100 and
 /// 128×784×128 1.19–1.20×, 256×1024×100 1.19×, 1024×1024×48 1.16×, 64×1024×112 1.07×,
-/// 1024×1024×64 1.00–1.02×; wider pieces gained up to 1.05–1.10× where `K` is not a
-/// multiple of 1024 (256×1000×200, 32×512²) but lost 0.72× at 1024×1024×256, whose
-/// rows 4 KiB apart share L1 sets and are re-read for every panel.
+/// 1024×1024×64 1.00–1.02×. Wider pieces read in place only while their input (rows ×
+/// `K` floats) fits in half the L2 and its rows are not a multiple of 4 KiB apart (all
+/// 12 in one L1 set): then, the same way, 256×1000×200 1.12×, 128×784×256 1.09×,
+/// 256×768×768 1.07×, 256×1000×4000 1.06×, 32×512² and 64×512² 1.03–1.05×, 64×784×1024
+/// 1.03–1.05×; but 1024×512×512 (2 MiB of input streaming from L3, re-read for each
+/// of 16 panels) 0.75× and 1024×1024×256 (rows 4 KiB apart) 0.72×.
 const DIRECT_PANELS: usize = 4;
 /// Calls with at most this many multiply-adds (`M·K·N`) run the unpacked paths on a
 /// row-major copy of the weight, kept when `K·N` is at most this: below it the packed
@@ -285,6 +288,10 @@ pub struct PackedKernel {
     /// Whether the AVX-512 kernel may read the input in place ([`DIRECT_PANELS`]; an
     /// L1d of 12 ways or more).
     direct_avx512: bool,
+    /// Wider pieces read in place too when their input fits in this many bytes (half
+    /// the L2; 0 where its size is unknown) and its rows are not a multiple of 4 KiB
+    /// apart ([`DIRECT_PANELS`]).
+    direct_input_bytes: usize,
 }
 
 impl PackedKernel {
@@ -433,6 +440,7 @@ impl PackedKernel {
             kc_max,
             mc,
             direct_avx512: crate::simd::l1d_ways().is_some_and(|w| w >= 12),
+            direct_input_bytes: l2.map_or(0, |b| b / 2),
         })
     }
 
@@ -563,13 +571,23 @@ fn piece(
     // kernel (6 row streams) for one panel (on Zen 4 the packing was a quarter of
     // 512×784×10); the 12-row AVX-512 kernel for up to `DIRECT_PANELS` where the L1d
     // has 12 ways or more, enough for 12 rows a multiple of 4 KiB apart, which all fall
-    // in one set (Zen 4's 8-way L1d would not hold them: there it keeps packing).
+    // in one set (Zen 4's 8-way L1d would not hold them: there it keeps packing), and
+    // for wider pieces whose input sits in L2 and whose rows are not 4 KiB apart.
     let (rs, cs) = (input.row_stride(), input.col_stride());
     let direct = (cs == 1
         && rs > 0
         && match isa {
             Isa::Avx2 => cols.len() <= nr,
-            _ => !row4 && packed.direct_avx512 && cols.len() <= DIRECT_PANELS * nr,
+            _ => {
+                !row4
+                    && packed.direct_avx512
+                    && (cols.len() <= DIRECT_PANELS * nr
+                        || (rs % 1024 != 0
+                            && (rows.len() as u64)
+                                .saturating_mul(k as u64)
+                                .saturating_mul(4)
+                                <= packed.direct_input_bytes as u64))
+            }
         })
     .then(|| input.data());
     let mut c0 = cols.start;
