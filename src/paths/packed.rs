@@ -103,6 +103,18 @@ const DIRECT_PANELS: usize = 4;
 /// packing).
 const TINY_MACS: u64 = 4096;
 
+/// The most of `rows` input rows `rs` floats apart that start in one L1 set: x86 L1
+/// data caches have 4 KiB ways (64 sets of 64-byte lines; Zen 4 32 KiB × 8, the Xeons
+/// measured 48 KiB × 12), so rows a multiple of 4 KiB apart all meet in one set, rows
+/// 2 KiB apart in two, and rows 3136 bytes apart (`K = 784`) in none.
+fn rows_per_l1_set(rs: usize, rows: usize) -> usize {
+    let mut count = [0usize; 64];
+    for r in 0..rows {
+        count[(r.wrapping_mul(rs).wrapping_mul(4) % 4096) / 64] += 1;
+    }
+    count.iter().copied().max().unwrap_or(0)
+}
+
 /// Where panel `jp`'s rows `k0..k0 + kc` of one `k` block start in the packed body:
 /// the blocks follow each other (`k0·panels·nr` floats before block `k0`), and inside
 /// one the panels do (`kc·nr` floats each).
@@ -285,9 +297,10 @@ pub struct PackedKernel {
     /// `k` blocks follow `kc_max`, so it is fixed at pack time.
     kc_max: usize,
     mc: usize,
-    /// Whether the AVX-512 kernel may read the input in place ([`DIRECT_PANELS`]; an
-    /// L1d of 12 ways or more).
+    /// Whether the AVX-512 kernel may read the input in place ([`DIRECT_PANELS`]; the
+    /// L1d's associativity is known), and that associativity.
     direct_avx512: bool,
+    l1d_ways: usize,
     /// Wider pieces read in place too when their input fits in this many bytes (half
     /// the L2; 0 where its size is unknown) and its rows are not a multiple of 4 KiB
     /// apart ([`DIRECT_PANELS`]).
@@ -439,7 +452,8 @@ impl PackedKernel {
             nc: chunk_cols(k, kc_max, l2),
             kc_max,
             mc,
-            direct_avx512: crate::simd::l1d_ways().is_some_and(|w| w >= 12),
+            direct_avx512: crate::simd::l1d_ways().is_some(),
+            l1d_ways: crate::simd::l1d_ways().unwrap_or(0),
             direct_input_bytes: l2.map_or(0, |b| b / 2),
         })
     }
@@ -571,8 +585,12 @@ fn piece(
     // kernel (6 row streams) for one panel (on Zen 4 the packing was a quarter of
     // 512×784×10); the 12-row AVX-512 kernel for up to `DIRECT_PANELS` where the L1d
     // has 12 ways or more, enough for 12 rows a multiple of 4 KiB apart, which all fall
-    // in one set (Zen 4's 8-way L1d would not hold them: there it keeps packing), and
-    // for wider pieces whose input sits in L2 and whose rows are not 4 KiB apart.
+    // in one set, or, on a smaller L1d, where fewer than half its ways hold the rows
+    // that share a set (`rows_per_l1_set`; Zen 4's 8 ways, AVX-512 packings, one
+    // process: rows 1 KiB apart, 3 to a set, 64×256×40 1.16–1.17×; 3136 bytes,
+    // 128×784×256 1.02×; 2 KiB, 6 to a set, 256×512×100 0.85×; 4 KiB, all 12 in one,
+    // 1024×1024×10 0.83×), and for wider pieces whose input
+    // sits in L2 and whose rows are not 4 KiB apart.
     let (rs, cs) = (input.row_stride(), input.col_stride());
     let direct = (cs == 1
         && rs > 0
@@ -581,6 +599,8 @@ fn piece(
             _ => {
                 !row4
                     && packed.direct_avx512
+                    && (packed.l1d_ways >= 12
+                        || rows_per_l1_set(rs, rows.len().min(mr)) < packed.l1d_ways / 2)
                     && (cols.len() <= DIRECT_PANELS * nr
                         || (rs % 1024 != 0
                             && (rows.len() as u64)
@@ -958,6 +978,21 @@ mod tests {
             // Chunks start at multiples of the chunk width, which must be whole panels.
             assert_eq!(got % 32, 0);
         }
+    }
+
+    #[test]
+    fn rows_a_multiple_of_4_kib_apart_share_one_l1_set() {
+        // 4 KiB apart: every row in set 0; 2 KiB: two sets; 1 KiB: four; a stride of
+        // 49 lines (odd) sends 12 rows to 12 sets.
+        assert_eq!(rows_per_l1_set(1024, 12), 12);
+        assert_eq!(rows_per_l1_set(2048, 5), 5);
+        assert_eq!(rows_per_l1_set(512, 12), 6);
+        assert_eq!(rows_per_l1_set(512, 4), 2);
+        assert_eq!(rows_per_l1_set(256, 12), 3);
+        assert_eq!(rows_per_l1_set(784, 12), 1);
+        // Rows 8 floats apart: two to a 64-byte line, so six lines hold twelve rows.
+        assert_eq!(rows_per_l1_set(8, 12), 2);
+        assert_eq!(rows_per_l1_set(1024, 0), 0);
     }
 
     #[test]
