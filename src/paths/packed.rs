@@ -228,17 +228,32 @@ impl Isa {
     ///   ([`DIRECT_PANELS`]; before, 0.55× at `N ≤ 16`), 512×784×10 1.64×, 100×300×10
     ///   1.78×, 32×512×16 and 64×256×16 1.79–1.80×, 1024×1024×10 1.32×, 256×4096×16
     ///   1.39×.
-    fn for_units(self, n: usize, intel: bool) -> Isa {
+    ///
+    ///   Except, on AMD, a layer of at most 16 units whose input rows, `k` floats apart
+    ///   (a contiguous input), share L1 sets little enough for the 12-row kernel to read
+    ///   them in place (`rows_per_l1_set`, with the L1d's `ways`; see `piece`): there the
+    ///   12×32 kernel's 16-column half reads each row once, unpacked. On Zen 4, relu, one
+    ///   thread, both packings alternated in one process: 512×784×10 1.04×, 512×300×10
+    ///   1.07×, 100×300×10 1.10× (but 1024×1024×10, rows 4 KiB apart and packed, 0.83×,
+    ///   and 32×512×16, 2 KiB apart, 0.70×: those keep the 6×16 kernel). Wider narrow
+    ///   layers gained at small batches and lost at large ones (128×256×48 1.15×,
+    ///   64×256×40 1.16×; 512×784×40 0.95×, 256×784×48 0.93×, 256×784×100 0.85×) and
+    ///   keep the 6×16 kernel.
+    fn for_units(self, k: usize, n: usize, intel: bool, ways: Option<usize>) -> Isa {
         #[cfg(target_arch = "x86_64")]
         if self == Isa::Avx512
             && SimdPath::Avx2Fma.is_available()
             && !intel
+            && !(n <= 16
+                && ways.is_some_and(|w| {
+                    rows_per_l1_set(k, crate::simd::sgemm::avx512::MR) < w / 2
+                }))
             // In u128: an empty weight may claim any `n` (no overflow, no panic).
             && (n.div_ceil(16) as u128) * 160 < (n.div_ceil(32) as u128) * 288
         {
             return Isa::Avx2;
         }
-        let _ = (n, intel);
+        let _ = (k, n, intel, ways);
         self
     }
 
@@ -315,7 +330,12 @@ impl PackedKernel {
     /// [`DenseError::BiasLength`] for a bias of the wrong length;
     /// [`DenseError::AllocationFailed`] if the packed copy cannot be allocated.
     pub fn new(kernel: MatRef<'_, f32>, bias: Option<&[f32]>) -> Result<Self, DenseError> {
-        let isa = Isa::current().for_units(kernel.cols(), crate::simd::is_intel());
+        let isa = Isa::current().for_units(
+            kernel.rows(),
+            kernel.cols(),
+            crate::simd::is_intel(),
+            crate::simd::l1d_ways(),
+        );
         Self::new_for(isa, crate::simd::l2_bytes(), kernel, bias, true)
     }
 
@@ -325,7 +345,12 @@ impl PackedKernel {
         kernel: MatRef<'_, f32>,
         bias: Option<&[f32]>,
     ) -> Result<Self, DenseError> {
-        let isa = Isa::current().for_units(kernel.cols(), crate::simd::is_intel());
+        let isa = Isa::current().for_units(
+            kernel.rows(),
+            kernel.cols(),
+            crate::simd::is_intel(),
+            crate::simd::l1d_ways(),
+        );
         Self::new_for(isa, crate::simd::l2_bytes(), kernel, bias, false)
     }
 
@@ -917,26 +942,39 @@ mod tests {
     fn narrow_layers_take_sixteen_column_panels_on_avx512_amd() {
         #[cfg(target_arch = "x86_64")]
         if SimdPath::Avx512.is_available() && SimdPath::Avx2Fma.is_available() {
-            for (n, amd, intel) in [
-                (1, Isa::Avx2, Isa::Avx512),
-                (10, Isa::Avx2, Isa::Avx512),
-                (16, Isa::Avx2, Isa::Avx512),
-                (17, Isa::Avx512, Isa::Avx512),
-                (32, Isa::Avx512, Isa::Avx512),
-                (40, Isa::Avx2, Isa::Avx512),
-                (64, Isa::Avx512, Isa::Avx512),
-                (100, Isa::Avx2, Isa::Avx512),
-                (1000, Isa::Avx512, Isa::Avx512),
+            // (K, N, AMD's packing with an 8-way L1d, Intel's.)
+            for (k, n, amd, intel) in [
+                (1024, 1, Isa::Avx2, Isa::Avx512),
+                (1024, 10, Isa::Avx2, Isa::Avx512),
+                (784, 10, Isa::Avx512, Isa::Avx512),
+                (300, 16, Isa::Avx512, Isa::Avx512),
+                (512, 16, Isa::Avx2, Isa::Avx512),
+                (784, 17, Isa::Avx512, Isa::Avx512),
+                (784, 32, Isa::Avx512, Isa::Avx512),
+                (784, 40, Isa::Avx2, Isa::Avx512),
+                (784, 64, Isa::Avx512, Isa::Avx512),
+                (784, 100, Isa::Avx2, Isa::Avx512),
+                (784, 1000, Isa::Avx512, Isa::Avx512),
             ] {
-                assert_eq!(Isa::Avx512.for_units(n, false), amd, "N = {n}, AMD");
-                assert_eq!(Isa::Avx512.for_units(n, true), intel, "N = {n}, Intel");
+                assert_eq!(
+                    Isa::Avx512.for_units(k, n, false, Some(8)),
+                    amd,
+                    "{k}x{n}, AMD"
+                );
+                assert_eq!(
+                    Isa::Avx512.for_units(k, n, true, Some(8)),
+                    intel,
+                    "{k}x{n}, Intel"
+                );
             }
+            // Associativity unknown: the padding rule alone.
+            assert_eq!(Isa::Avx512.for_units(784, 10, false, None), Isa::Avx2);
         }
         for n in [1, 10, 1000] {
             for intel in [false, true] {
-                assert_eq!(Isa::None.for_units(n, intel), Isa::None);
+                assert_eq!(Isa::None.for_units(784, n, intel, Some(8)), Isa::None);
                 #[cfg(target_arch = "x86_64")]
-                assert_eq!(Isa::Avx2.for_units(n, intel), Isa::Avx2);
+                assert_eq!(Isa::Avx2.for_units(784, n, intel, Some(8)), Isa::Avx2);
             }
         }
     }
