@@ -1,17 +1,17 @@
 //! The prepared path: a weight packed once into the panel layout of the crate's own
-//! `f32` microkernels ([`crate::simd`]'s `sgemm_12x32_avx512`, and `sgemm_6x16_avx2fma` on
-//! CPUs with AVX2+FMA but not AVX-512, and for narrow layers on AMD AVX-512 CPUs, whose
-//! units pad less to 16 columns than to 32; see `Isa::current` and `Isa::for_units`),
-//! reused by every call, with the bias and (for relu and linear) the activation applied
-//! to the accumulator tile in registers; other element-wise activations run on each
-//! `mc × nc` output block while it is still in L2.
+//! `f32` microkernels ([`crate::simd`]'s `sgemm_12x32_avx512`; on AMD AVX-512 CPUs, for
+//! layers of at most 192 units, `sgemm_8x48_avx512`; and `sgemm_6x16_avx2fma` on CPUs
+//! with AVX2+FMA but not AVX-512; see `Isa::current` and `Isa::for_units`), reused by
+//! every call, with the bias and (for relu and linear) the activation applied to the
+//! accumulator tile in registers; other element-wise activations run on each `mc × nc`
+//! output block while it is still in L2.
 //!
-//! Layout: the kernel's columns in panels of `NR` (32 on AVX-512, 16 on AVX2+FMA); the
-//! weight stored `k` block by `k` block (`K` cut into near-equal blocks of at most `KC`
-//! rows, see `k_blocks`), and inside a block panel after panel (`kc` rows of `NR`
-//! contiguous floats, the last panel zero-padded), 64-byte aligned: the forward pass
-//! then reads each `k` block's panels as one sequential stream. The bias is zero-padded
-//! to whole panels.
+//! Layout: the kernel's columns in panels of `NR` (32 or 48 on AVX-512, 16 on
+//! AVX2+FMA); the weight stored `k` block by `k` block (`K` cut into near-equal blocks
+//! of at most `KC` rows, see `k_blocks`), and inside a block panel after panel (`kc`
+//! rows of `NR` contiguous floats, the last panel zero-padded), 64-byte aligned: the
+//! forward pass then reads each `k` block's panels as one sequential stream. The bias is
+//! zero-padded to whole panels.
 //!
 //! Loop order (GotoBLAS): column chunks of `NC` → `k` blocks of at most `KC` → row
 //! blocks of at most `MC` → panels → row tiles. Blocking, for cores with at least 32 KiB
@@ -189,6 +189,8 @@ fn part(len: usize, parts: usize, i: usize) -> core::ops::Range<usize> {
 enum Isa {
     /// `sgemm_12x32_avx512`.
     Avx512,
+    /// `sgemm_8x48_avx512`.
+    Avx512N48,
     /// `sgemm_6x16_avx2fma`.
     Avx2,
     /// No microkernel on this CPU: the weight kept row-major for matrixmultiply.
@@ -210,50 +212,39 @@ impl Isa {
         }
     }
 
-    /// The packing for a layer of `n` units on this CPU: an AVX-512 CPU runs the
-    /// AVX2+FMA kernel (16-column panels) where narrow layers waste less of each
-    /// register that way (`N = 10`: 16 columns computed instead of 32), weighed by how
-    /// fast that kernel runs against the AVX-512 one on the CPU's vendor (`intel`,
+    /// The packing for a layer of `n` units on this CPU, by the CPU's vendor (`intel`,
     /// [`crate::simd::is_intel`]):
-    /// - AMD (Zen 4 executes a 512-bit FMA as two 256-bit halves, so the 6×16 kernel
-    ///   ran 0.75–0.95× the 12×32 one at full width): when its padding to 16 columns,
-    ///   counted at 10/9, is smaller than the padding to 32. On Zen 4, relu, alternating
-    ///   runs: 100×300×10 and 512×784×10 29–31 → 40–52 GFLOP/s, 64×256×40 63–65 → 82,
-    ///   256×512×100 83–87 → 95.
-    /// - Intel (the Xeon measured has two 512-bit FMA ports, so 256-bit code runs at half
-    ///   the rate): never. On an Emerald Rapids Xeon, relu, one thread, both packings
-    ///   alternated in one process, the 12×32 kernel against the 6×16: 64×256×40 1.20×,
-    ///   1024×1024×48 1.16×, 64×1024×112 and 256×512×100 1.52×, 128×256×200 1.00×; and,
-    ///   once it ran tiles of ≤ 16 columns on one half and read the input in place
-    ///   ([`DIRECT_PANELS`]; before, 0.55× at `N ≤ 16`), 512×784×10 1.64×, 100×300×10
-    ///   1.78×, 32×512×16 and 64×256×16 1.79–1.80×, 1024×1024×10 1.32×, 256×4096×16
-    ///   1.39×.
-    ///
-    ///   Except, on AMD, a layer of at most 16 units whose input rows, `k` floats apart
-    ///   (a contiguous input), share L1 sets little enough for the 12-row kernel to read
-    ///   them in place (`rows_per_l1_set`, with the L1d's `ways`; see `piece`): there the
-    ///   12×32 kernel's 16-column half reads each row once, unpacked. On Zen 4, relu, one
-    ///   thread, both packings alternated in one process: 512×784×10 1.04×, 512×300×10
-    ///   1.07×, 100×300×10 1.10× (but 1024×1024×10, rows 4 KiB apart and packed, 0.83×,
-    ///   and 32×512×16, 2 KiB apart, 0.70×: those keep the 6×16 kernel). Wider narrow
-    ///   layers gained at small batches and lost at large ones (128×256×48 1.15×,
-    ///   64×256×40 1.16×; 512×784×40 0.95×, 256×784×48 0.93×, 256×784×100 0.85×) and
-    ///   keep the 6×16 kernel.
-    fn for_units(self, k: usize, n: usize, intel: bool, ways: Option<usize>) -> Isa {
+    /// - AMD: layers of at most `DIRECT_PANELS · 48` = 192 units take the 8×48 AVX-512
+    ///   kernel, whose pieces read the input in place (see `piece`); wider ones the
+    ///   12×32. The 8×48 tile pads narrow layers only to 16 columns (as the 6×16
+    ///   AVX2+FMA kernel does, which it replaces here: Zen 4 executes a 512-bit FMA as
+    ///   two 256-bit halves, but the 256-bit kernel needs twice the instructions and
+    ///   loads per FMA), covers `N = 40, 48` in one tile, and streams 8 input rows, which
+    ///   Zen 4's 8-way L1d holds where the 12×32 kernel's 12 in-place rows thrashed it.
+    ///   On Zen 4 (32 KiB 8-way L1d, 1 MiB L2), relu, one thread, packings alternated
+    ///   in one process (`examples/tune`-style, median of 21 rounds), against the
+    ///   previous choice: the 6×16 kernel at 64×256×40 1.28×, 128×256×48 1.15×,
+    ///   512×784×40 1.16×, 256×784×48 1.13×, 256×784×100 1.08×, 1024×1024×48 1.17–1.26×,
+    ///   256×512×100 1.09×, 1024×1024×10 1.04×, 32×512×16 1.05×, 512×512×8 1.18×; the
+    ///   12×32 kernel at 256×784×64 1.34×, 256×784×96 1.61×, 256×784×128 1.33×,
+    ///   1024×300×64 1.45×, 512×1024×96 1.10×, 256×784×144 1.04×, 64×256×96 and
+    ///   512×784×10 1.00×. Wider layers measured 0.96–1.03× on it (128×784×256,
+    ///   32×512², 1024³, 256×768², 2048³) and keep the 12×32 kernel, whose 1-row
+    ///   variant reads four panels at once.
+    /// - Intel: always the 12×32 kernel. On an Emerald Rapids Xeon (two 512-bit FMA
+    ///   ports, so 256-bit code runs at half the rate; 48 KiB 12-way L1d), relu, one
+    ///   thread, both packings alternated in one process, it ran against the 6×16:
+    ///   64×256×40 1.20×, 1024×1024×48 1.16×, 64×1024×112 and 256×512×100 1.52×,
+    ///   128×256×200 1.00×; and, once it ran tiles of ≤ 16 columns on one half and read
+    ///   the input in place ([`DIRECT_PANELS`]; before, 0.55× at `N ≤ 16`), 512×784×10
+    ///   1.64×, 100×300×10 1.78×, 32×512×16 and 64×256×16 1.79–1.80×, 1024×1024×10
+    ///   1.32×, 256×4096×16 1.39×. The 8×48 kernel has not been measured there.
+    fn for_units(self, n: usize, intel: bool) -> Isa {
         #[cfg(target_arch = "x86_64")]
-        if self == Isa::Avx512
-            && SimdPath::Avx2Fma.is_available()
-            && !intel
-            && !(n <= 16
-                && ways.is_some_and(|w| {
-                    rows_per_l1_set(k, crate::simd::sgemm::avx512::MR) < w / 2
-                }))
-            // In u128: an empty weight may claim any `n` (no overflow, no panic).
-            && (n.div_ceil(16) as u128) * 160 < (n.div_ceil(32) as u128) * 288
-        {
-            return Isa::Avx2;
+        if self == Isa::Avx512 && !intel && n <= DIRECT_PANELS * crate::simd::sgemm::avx512::NR48 {
+            return Isa::Avx512N48;
         }
-        let _ = (k, n, intel, ways);
+        let _ = (n, intel);
         self
     }
 
@@ -264,6 +255,11 @@ impl Isa {
             Isa::Avx512 => (
                 crate::simd::sgemm::avx512::MR,
                 crate::simd::sgemm::avx512::NR,
+            ),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512N48 => (
+                crate::simd::sgemm::avx512::MR8,
+                crate::simd::sgemm::avx512::NR48,
             ),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => (crate::simd::sgemm::avx2::MR, crate::simd::sgemm::avx2::NR),
@@ -330,12 +326,7 @@ impl PackedKernel {
     /// [`DenseError::BiasLength`] for a bias of the wrong length;
     /// [`DenseError::AllocationFailed`] if the packed copy cannot be allocated.
     pub fn new(kernel: MatRef<'_, f32>, bias: Option<&[f32]>) -> Result<Self, DenseError> {
-        let isa = Isa::current().for_units(
-            kernel.rows(),
-            kernel.cols(),
-            crate::simd::is_intel(),
-            crate::simd::l1d_ways(),
-        );
+        let isa = Isa::current().for_units(kernel.cols(), crate::simd::is_intel());
         Self::new_for(isa, crate::simd::l2_bytes(), kernel, bias, true)
     }
 
@@ -345,12 +336,7 @@ impl PackedKernel {
         kernel: MatRef<'_, f32>,
         bias: Option<&[f32]>,
     ) -> Result<Self, DenseError> {
-        let isa = Isa::current().for_units(
-            kernel.rows(),
-            kernel.cols(),
-            crate::simd::is_intel(),
-            crate::simd::l1d_ways(),
-        );
+        let isa = Isa::current().for_units(kernel.cols(), crate::simd::is_intel());
         Self::new_for(isa, crate::simd::l2_bytes(), kernel, bias, false)
     }
 
@@ -621,6 +607,7 @@ fn piece(
         && rs > 0
         && match isa {
             Isa::Avx2 => cols.len() <= nr,
+            Isa::Avx512N48 => packed.direct_avx512 && cols.len() <= DIRECT_PANELS * nr,
             _ => {
                 !row4
                     && packed.direct_avx512
@@ -635,9 +622,12 @@ fn piece(
             }
         })
     .then(|| input.data());
+    // Whole panels per chunk (the 8×48 kernel's 48 columns do not divide `NC`), so
+    // that every chunk, like every piece, starts on a panel.
+    let nc = (packed.nc / nr).max(1) * nr;
     let mut c0 = cols.start;
     while c0 < cols.end {
-        let c1 = (c0 + packed.nc).min(cols.end);
+        let c1 = (c0 + nc).min(cols.end);
         for ks in k_blocks(k, packed.kc_max) {
             let (k0, kc) = (ks.start, ks.len());
             let (first, last) = (k0 == 0, k0 + kc == k);
@@ -663,7 +653,7 @@ fn piece(
                     // (k0 + kc ≤ K) of this k block are inside the packed body: they
                     // start at `panel_offset` and hold kc·nr floats, and the blocks up
                     // to and including this one hold (k0 + kc)·panels·nr ≤ K·panels·nr.
-                    // Column chunks start at multiples of NC and pieces at multiples of
+                    // Column chunks are whole panels and pieces start at multiples of
                     // nr, so j is a multiple of nr and the tile is the panel's first `w`
                     // columns.
                     let b = unsafe { body.as_ptr().add(panel_offset(k0, kc, panel, panels, nr)) };
@@ -772,7 +762,14 @@ fn pack_input(
             // SAFETY: packings for AVX-512 are made only when the CPU has it; each row
             // pointer starts a checked `kc`-float slice of the input; the tile holds
             // MR·kc floats (mr = MR here) and is a separate buffer.
-            unsafe { crate::simd::sgemm::avx512::pack_12(&src, kc, tile.as_mut_ptr().cast()) };
+            unsafe { crate::simd::sgemm::avx512::pack::<12>(&src, kc, tile.as_mut_ptr().cast()) };
+            continue;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if cs == 1 && isa == Isa::Avx512N48 && kc >= 16 {
+            let src = tile_rows(data, i0, h, rs, ks.clone());
+            // SAFETY: as above, with MR8·kc floats in the tile (mr = MR8 here).
+            unsafe { crate::simd::sgemm::avx512::pack::<8>(&src, kc, tile.as_mut_ptr().cast()) };
             continue;
         }
         #[cfg(target_arch = "x86_64")]
@@ -822,6 +819,10 @@ unsafe fn tile(isa: Isa, rows: usize, t: &Tile) {
         // SAFETY: packings for AVX-512 are made only when the dispatched path is AVX-512
         // (the CPU has it); the operand contract is the caller's.
         Isa::Avx512 => unsafe { crate::simd::sgemm::avx512::run(rows, t) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as for `Isa::Avx512` (the 8×48 packing is made only where that one
+        // would be).
+        Isa::Avx512N48 => unsafe { crate::simd::sgemm::avx512::run48(rows, t) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: AVX2+FMA packings are made only when the CPU has both: when the
         // dispatched path is AVX2+FMA, for narrow layers on AVX-512 CPUs after checking
@@ -914,6 +915,7 @@ mod tests {
         {
             if SimdPath::Avx512.is_available() {
                 v.push(Isa::Avx512);
+                v.push(Isa::Avx512N48);
             }
             if SimdPath::Avx2Fma.is_available() {
                 v.push(Isa::Avx2);
@@ -939,42 +941,77 @@ mod tests {
     }
 
     #[test]
-    fn narrow_layers_take_sixteen_column_panels_on_avx512_amd() {
+    fn layers_of_up_to_192_units_take_the_8x48_kernel_on_avx512_amd() {
         #[cfg(target_arch = "x86_64")]
-        if SimdPath::Avx512.is_available() && SimdPath::Avx2Fma.is_available() {
-            // (K, N, AMD's packing with an 8-way L1d, Intel's.)
-            for (k, n, amd, intel) in [
-                (1024, 1, Isa::Avx2, Isa::Avx512),
-                (1024, 10, Isa::Avx2, Isa::Avx512),
-                (784, 10, Isa::Avx512, Isa::Avx512),
-                (300, 16, Isa::Avx512, Isa::Avx512),
-                (512, 16, Isa::Avx2, Isa::Avx512),
-                (784, 17, Isa::Avx512, Isa::Avx512),
-                (784, 32, Isa::Avx512, Isa::Avx512),
-                (784, 40, Isa::Avx2, Isa::Avx512),
-                (784, 64, Isa::Avx512, Isa::Avx512),
-                (784, 100, Isa::Avx2, Isa::Avx512),
-                (784, 1000, Isa::Avx512, Isa::Avx512),
-            ] {
+        {
+            for n in [0, 1, 10, 16, 17, 40, 48, 100, 144, 191, 192] {
                 assert_eq!(
-                    Isa::Avx512.for_units(k, n, false, Some(8)),
-                    amd,
-                    "{k}x{n}, AMD"
+                    Isa::Avx512.for_units(n, false),
+                    Isa::Avx512N48,
+                    "N = {n}, AMD"
                 );
                 assert_eq!(
-                    Isa::Avx512.for_units(k, n, true, Some(8)),
-                    intel,
-                    "{k}x{n}, Intel"
+                    Isa::Avx512.for_units(n, true),
+                    Isa::Avx512,
+                    "N = {n}, Intel"
                 );
             }
-            // Associativity unknown: the padding rule alone.
-            assert_eq!(Isa::Avx512.for_units(784, 10, false, None), Isa::Avx2);
+            for n in [193, 256, 1000, usize::MAX] {
+                for intel in [false, true] {
+                    assert_eq!(Isa::Avx512.for_units(n, intel), Isa::Avx512, "N = {n}");
+                }
+            }
         }
         for n in [1, 10, 1000] {
             for intel in [false, true] {
-                assert_eq!(Isa::None.for_units(784, n, intel, Some(8)), Isa::None);
+                assert_eq!(Isa::None.for_units(n, intel), Isa::None);
                 #[cfg(target_arch = "x86_64")]
-                assert_eq!(Isa::Avx2.for_units(784, n, intel, Some(8)), Isa::Avx2);
+                assert_eq!(Isa::Avx2.for_units(n, intel), Isa::Avx2);
+            }
+        }
+    }
+
+    #[test]
+    fn every_tile_shape_gives_the_same_bits() {
+        // The kernels differ in tile shape and register width, not in the order of any
+        // output's K-sum (bias, then p = 0, 1, … one FMA each, k blocks added in turn),
+        // so for the in-register activations every packing, packed or read in place,
+        // gives the same bits.
+        let tiles: Vec<Isa> = isas().into_iter().filter(|&i| i != Isa::None).collect();
+        // Widths whose last 48-column panel holds 4, 16, 32, 48, 40 and 1 columns: every
+        // vector count of the 8×48 kernel, with and without its 8-column tail.
+        for &(m, k, n) in &[
+            (37, 300, 100),
+            (21, 700, 64),
+            (13, 1300, 80),
+            (9, 2100, 48),
+            (100, 784, 40),
+            (8, 512, 193),
+        ] {
+            let (x, w, b) = data(m, k, n);
+            let kv = MatRef::from_slice(&w, k, n).unwrap();
+            let xv = MatRef::from_slice(&x, m, k).unwrap();
+            for act in [Activation::Linear, Activation::Relu] {
+                let mut first: Option<(Isa, Vec<u32>)> = None;
+                for &isa in &tiles {
+                    for direct in [false, true] {
+                        let mut p =
+                            PackedKernel::new_for(isa, crate::simd::l2_bytes(), kv, Some(&b), true)
+                                .unwrap();
+                        p.direct_avx512 = direct;
+                        p.l1d_ways = 16;
+                        let mut out = vec![f32::NAN; m * n];
+                        run(xv, &p, act, &mut out);
+                        let bits: Vec<u32> = out.iter().map(|v| v.to_bits()).collect();
+                        match &first {
+                            None => first = Some((isa, bits)),
+                            Some((isa0, bits0)) => assert!(
+                                *bits0 == bits,
+                                "{m}x{k}x{n} {act}: {isa:?} (direct {direct}) vs {isa0:?}"
+                            ),
+                        }
+                    }
+                }
             }
         }
     }

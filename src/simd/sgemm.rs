@@ -4,6 +4,10 @@
 //! - `sgemm_12x32_avx512`: up to 12 rows × 32 columns (24 `zmm` accumulators, two
 //!   weight vectors and a broadcast: 27 of the 32 registers), or, for a tile of at most
 //!   16 valid columns, its first 16 columns alone (12 accumulators, half the FMAs);
+//! - `sgemm_8x48_avx512`: up to 8 rows × 48 columns (24 accumulators, three weight
+//!   vectors and a broadcast), on the 16-column thirds that hold valid columns, the
+//!   last as an 8-column `ymm` tail where 8 suffice (both AVX-512 shapes are one
+//!   generic kernel, `sgemm_avx512`);
 //! - `sgemm_6x16_avx2fma`: up to 6 rows × 16 columns (12 `ymm` accumulators of 16).
 //!
 //! Each computes, for one tile, `C[r][j] = bias[j] + Σ_p A[r][p]·B[p][j]` over the first
@@ -56,7 +60,10 @@ pub(crate) mod avx512 {
     pub(crate) const NR: usize = 32;
     /// Tile height in rows.
     pub(crate) const MR: usize = 12;
-    /// How many steps of the K-sum ahead [`sgemm_12x32_avx512`] prefetches its panel
+    /// The 8×48 tile's width and height (see [`sgemm_avx512`]).
+    pub(crate) const NR48: usize = 48;
+    pub(crate) const MR8: usize = 8;
+    /// How many steps of the K-sum ahead [`sgemm_avx512`] prefetches its panel
     /// (32 rows: 4 KiB ahead) and input tile. On a Xeon with 48 KiB of L1d and 2 MiB of
     /// L2 (relu, one thread, binaries run in turn), against no prefetch: with
     /// `kc = 1024` (a 128 KiB panel) 64×1024² 1.04×, 1024³ 1.10×, 256×1024×4096
@@ -65,41 +72,74 @@ pub(crate) mod avx512 {
     /// measured.
     const PREFETCH: usize = 32;
 
-    /// `R` rows (1..=12) of the 12×32 tile, `H` (1 or 2) of its 16-column halves: a
-    /// tile of at most 16 valid columns (a layer's last panel when `N mod 32` is 1..=16)
-    /// runs `H = 1`, 12 accumulators and half the FMAs, reading the first 16 floats of
-    /// each 32-float panel row. On an Emerald Rapids Xeon, relu, one thread, builds
-    /// without and with `H = 1` run in turn (4 pairs, median ratio): 64×256×40 1.29×,
-    /// 1024×1024×48 1.25×, 64×1024×112 and 256×512×100 1.14×; 32×512² 1.02×.
+    /// `R` rows (1..=`M`) of an `M`-row tile whose panel rows hold `V` 16-float
+    /// vectors, `H` (1..=`V`) of them computed: the 12×32 tile (`M = 12, V = 2`) and
+    /// the 8×48 one (`M = 8, V = 3`), both 24 accumulators at full width.
+    ///
+    /// - 12×32 (`sgemm_12x32_avx512`): a tile of at most 16 valid columns (a layer's
+    ///   last panel when `N mod 32` is 1..=16) runs `H = 1`, 12 accumulators and half the
+    ///   FMAs, reading the first 16 floats of each 32-float panel row. On an Emerald
+    ///   Rapids Xeon, relu, one thread, builds without and with `H = 1` run in turn (4
+    ///   pairs, median ratio): 64×256×40 1.29×, 1024×1024×48 1.25×, 64×1024×112 and
+    ///   256×512×100 1.14×; 32×512² 1.02×.
+    /// - 8×48 (`sgemm_8x48_avx512`): for layers whose width is a multiple of 48 or just
+    ///   under one (`N = 40, 48, 96`) one tile covers what the 12×32 kernel covers with a
+    ///   full tile and a half one (re-reading the input for the second); each step
+    ///   loads three weight vectors and broadcasts eight inputs for its 24 FMAs. A tile
+    ///   whose valid columns end within 8 of a 16-column vector runs `T`: that last
+    ///   vector as a 256-bit tail (`ymm` FMAs on the low half of the broadcast, 512-bit
+    ///   masked loads and stores with the upper lanes masked off). On Zen 4, relu, one
+    ///   thread, against rounding the tail up to a full vector (21 alternated rounds,
+    ///   median ratio): 512×784×40 1.11×, 64×256×40 1.10×, 1024×1024×40 1.08×,
+    ///   256×784×56 1.06×, 1024×300×136 1.05×, 256×784×100 1.03×, 128×512×24 1.04×,
+    ///   256×512×20 1.02×, 512×512×8 1.48×.
+    ///
+    /// `D` (direct): the input is read in place, `t.lda` apart, instead of from a packed
+    /// tile. The sum runs in the same order for either shape (see the module docs), so
+    /// both give the same bits.
     ///
     /// # Safety
-    /// `D` (direct): the input is read in place, `t.lda` apart, instead of from a
-    /// packed tile.
-    ///
-    /// # Safety
-    /// The CPU has AVX-512F. `t.a` is readable for `t.kc × 12` floats (`D`: for `t.kc`
-    /// floats from each of `t.a + r·t.lda`, `r < R`); `t.b` for `t.kc × 32` floats; `t.c`
-    /// readable (for `Init::Load`) and writable for `R` rows of `t.cols ≤ 16·H` floats
-    /// `t.ldc` apart, aliasing neither input; a bias pointer, if not null, is readable
-    /// for 32 floats.
+    /// The CPU has AVX-512F; `R ≤ M`; `16·H + 8·T ≤ 16·V`. `t.a` is readable for
+    /// `t.kc × M` floats (`D`: for `t.kc` floats from each of `t.a + r·t.lda`, `r < R`);
+    /// `t.b` for `t.kc × 16·V` floats; `t.c` readable (for `Init::Load`) and writable
+    /// for `R` rows of `t.cols ≤ 16·H + 8·T` floats `t.ldc` apart, aliasing neither
+    /// input; a bias pointer, if not null, is readable for `16·V` floats.
     #[target_feature(enable = "avx512f")]
-    pub(crate) unsafe fn sgemm_12x32_avx512<const R: usize, const H: usize, const D: bool>(
+    unsafe fn sgemm_avx512<
+        const M: usize,
+        const V: usize,
+        const R: usize,
+        const H: usize,
+        const T: bool,
+        const D: bool,
+    >(
         t: &Tile,
     ) {
-        // Lane masks for the 16-column halves.
+        let nr = 16 * V;
+        // Lane masks for the 16-column vectors, and (`T`) for the 8-column tail after
+        // them (in a 16-lane mask: the tail goes through 512-bit masked loads and stores,
+        // its upper lanes never read or written).
         let mask = |h: usize| -> __mmask16 {
             let left = t.cols.saturating_sub(16 * h).min(16);
             ((1u32 << left) - 1) as u16
         };
         let m: [__mmask16; H] = core::array::from_fn(mask);
+        let mt = mask(H) & 0xff;
         let mut acc = [[_mm512_setzero_ps(); H]; R];
+        let mut tail = [_mm256_setzero_ps(); R];
         match t.init {
             Init::Bias(b) if !b.is_null() => {
-                // SAFETY: a non-null bias row holds 32 readable floats (contract), H ≤ 2.
+                // SAFETY: a non-null bias row holds 16·V readable floats (contract), and
+                // 16·H (+ 8 with a tail) ≤ 16·V.
                 let bv: [__m512; H] =
                     core::array::from_fn(|h| unsafe { _mm512_loadu_ps(b.add(16 * h)) });
                 for row in acc.iter_mut() {
                     *row = bv;
+                }
+                if T {
+                    // SAFETY: as above.
+                    let bt = unsafe { _mm256_loadu_ps(b.add(16 * H)) };
+                    tail = [bt; R];
                 }
             }
             Init::Bias(_) => {}
@@ -110,7 +150,7 @@ pub(crate) mod avx512 {
                 for r in 0..R {
                     let c = t.c.wrapping_add(r * t.ldc);
                     // Prefetches never fault, whatever the address.
-                    for h in 0..H {
+                    for h in 0..H + T as usize {
                         _mm_prefetch::<_MM_HINT_T0>(c.wrapping_add(16 * h).cast());
                     }
                 }
@@ -119,21 +159,30 @@ pub(crate) mod avx512 {
         // `D`: one pointer per input row, each walking its `kc` floats.
         let rows: [*const f32; R] = core::array::from_fn(|r| t.a.wrapping_add(r * t.lda));
         // One step of the K-sum: row p of the panel times group p of the input tile.
-        // SAFETY (every call): p < kc, so row p of the packed panel (32 floats, of
-        // which the first 16·H are read) and group p of the packed input tile (12
-        // floats, R ≤ 12 used), or (`D`) element p of input row r < R, are inside
-        // them (contract).
-        let step = |acc: &mut [[__m512; H]; R], p: usize| unsafe {
+        // SAFETY (every call): p < kc, so row p of the packed panel (16·V floats, of
+        // which the first 16·H, and 8 more with a tail, are read) and group p of the
+        // packed input tile (M floats, R ≤ M used), or (`D`) element p of input row
+        // r < R, are inside them (contract).
+        let step = |acc: &mut [[__m512; H]; R], tail: &mut [__m256; R], p: usize| unsafe {
             let b: [__m512; H] =
-                core::array::from_fn(|h| _mm512_loadu_ps(t.b.add(p * NR + 16 * h)));
-            for (r, row) in acc.iter_mut().enumerate() {
+                core::array::from_fn(|h| _mm512_loadu_ps(t.b.add(p * nr + 16 * h)));
+            let bt = if T {
+                _mm256_loadu_ps(t.b.add(p * nr + 16 * H))
+            } else {
+                _mm256_setzero_ps()
+            };
+            for (r, (row, tr)) in acc.iter_mut().zip(tail.iter_mut()).enumerate() {
                 let a = _mm512_set1_ps(if D {
                     *rows[r].add(p)
                 } else {
-                    *t.a.add(p * MR + r)
+                    *t.a.add(p * M + r)
                 });
                 for h in 0..H {
                     row[h] = _mm512_fmadd_ps(a, b[h], row[h]);
+                }
+                if T {
+                    // The low half of the broadcast: the same value in 8 lanes.
+                    *tr = _mm256_fmadd_ps(_mm512_castps512_ps256(a), bt, *tr);
                 }
             }
         };
@@ -146,58 +195,72 @@ pub(crate) mod avx512 {
             // the hardware prefetchers. Prefetches never fault, whatever the address
             // (past the end of the panel they fetch lines that are not used).
             let (bp, ap) = (
-                t.b.wrapping_add((p + PREFETCH) * NR),
-                t.a.wrapping_add((p + PREFETCH) * MR),
+                t.b.wrapping_add((p + PREFETCH) * nr),
+                t.a.wrapping_add((p + PREFETCH) * M),
             );
             for q in 0..4 {
-                for h in 0..H {
-                    _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(q * NR + 16 * h).cast());
+                for h in 0..H + T as usize {
+                    _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(q * nr + 16 * h).cast());
                 }
             }
-            for q in 0..3 {
-                // 4 steps of the input tile: 48 floats, three lines (read in place,
-                // the rows are left to the hardware prefetchers).
+            for q in 0..(4 * M).div_ceil(16) {
+                // 4 steps of the input tile: 4·M floats, three lines for M = 12, two
+                // for 8 (read in place, the rows are left to the hardware prefetchers).
                 if !D {
                     _mm_prefetch::<_MM_HINT_T0>(ap.wrapping_add(q * 16).cast());
                 }
             }
-            step(&mut acc, p);
-            step(&mut acc, p + 1);
-            step(&mut acc, p + 2);
-            step(&mut acc, p + 3);
+            step(&mut acc, &mut tail, p);
+            step(&mut acc, &mut tail, p + 1);
+            step(&mut acc, &mut tail, p + 2);
+            step(&mut acc, &mut tail, p + 3);
             p += 4;
         }
         while p < t.kc {
-            step(&mut acc, p);
+            step(&mut acc, &mut tail, p);
             p += 1;
         }
         if let Init::Load = t.init {
-            for (r, row) in acc.iter_mut().enumerate() {
-                for h in 0..H {
-                    // SAFETY: row r < R of C is readable for `cols` floats; the masks
-                    // keep the loads inside them.
-                    unsafe {
+            for (r, (row, tr)) in acc.iter_mut().zip(tail.iter_mut()).enumerate() {
+                // SAFETY: row r < R of C is readable for `cols` floats; the masks
+                // keep the loads inside them.
+                unsafe {
+                    for h in 0..H {
                         let c = t.c.add(r * t.ldc + 16 * h);
                         row[h] = _mm512_add_ps(row[h], _mm512_maskz_loadu_ps(m[h], c));
+                    }
+                    if T {
+                        let c = t.c.add(r * t.ldc + 16 * H);
+                        let old = _mm512_castps512_ps256(_mm512_maskz_loadu_ps(mt, c));
+                        *tr = _mm256_add_ps(*tr, old);
                     }
                 }
             }
         }
         if t.relu {
             let z = _mm512_setzero_ps();
-            for row in acc.iter_mut() {
+            for (row, tr) in acc.iter_mut().zip(tail.iter_mut()) {
                 for v in row.iter_mut() {
                     // max(NaN, 0) must stay NaN, as relu(NaN) = NaN: vmaxps returns its
                     // second operand when either is NaN, so put the value second.
                     *v = _mm512_max_ps(z, *v);
                 }
+                if T {
+                    *tr = _mm256_max_ps(_mm256_setzero_ps(), *tr);
+                }
             }
         }
-        for (r, row) in acc.iter().enumerate() {
-            for h in 0..H {
-                // SAFETY: row r < R of C is writable for `cols` floats; masked stores
-                // write nothing past them.
-                unsafe { _mm512_mask_storeu_ps(t.c.add(r * t.ldc + 16 * h), m[h], row[h]) };
+        for (r, (row, tr)) in acc.iter().zip(tail.iter()).enumerate() {
+            // SAFETY: row r < R of C is writable for `cols` floats; masked stores
+            // write nothing past them (the tail's upper 8 lanes are masked off).
+            unsafe {
+                for h in 0..H {
+                    _mm512_mask_storeu_ps(t.c.add(r * t.ldc + 16 * h), m[h], row[h]);
+                }
+                if T {
+                    let c = t.c.add(r * t.ldc + 16 * H);
+                    _mm512_mask_storeu_ps(c, mt, _mm512_castps256_ps512(*tr));
+                }
             }
         }
     }
@@ -205,7 +268,7 @@ pub(crate) mod avx512 {
     /// One input row against `NP` (1..=4) consecutive panels of one `k` block (up to 128
     /// columns, `t.cols` of them valid), panel `q` at `t.b + q·stride`: `NP` weight
     /// streams read side by side (a one-row product is bound by reading the weight) and
-    /// 2·`NP` accumulators, where a 1-row [`sgemm_12x32_avx512`] tile reads one panel
+    /// 2·`NP` accumulators, where a 1-row [`sgemm_avx512`] 12×32 tile reads one panel
     /// and chains two. Each output element sums in
     /// that kernel's order (bias or zero, then `p = 0, 1, …` one FMA each, the earlier
     /// blocks' sum added last), so results are its results, bit for bit.
@@ -288,30 +351,32 @@ pub(crate) mod avx512 {
         }
     }
 
-    /// Packs 12 input rows for [`sgemm_12x32_avx512`]: `dst[p·12 + r] = rows[r][p]` for
-    /// `p < kc`, 16 values of `p` at a time by an in-register transpose (16 loads become
-    /// 16 groups of 12 with 56 shuffles, where element by element it would take 192
-    /// scalar loads and stores).
+    /// Packs `M` (8 or 12) input rows for the `M`-row tile kernels: `dst[p·M + r] =
+    /// rows[r][p]` for `p < kc`, 16 values of `p` at a time by an in-register transpose
+    /// (for 12 rows, 16 loads become 16 groups of 12 with 56 shuffles, where element by
+    /// element it would take 192 scalar loads and stores).
     ///
     /// # Safety
-    /// The CPU has AVX-512F; every `rows[r]` is readable for `kc` floats (callers with
-    /// fewer real rows repeat one: its values land in lanes the kernel does not read);
-    /// `dst` is writable for `kc·12` floats and overlaps no row.
+    /// The CPU has AVX-512F; `M` is 8 or 12; every `rows[r]` is readable for `kc` floats
+    /// (callers with fewer real rows repeat one: its values land in lanes the kernel does
+    /// not read); `dst` is writable for `kc·M` floats and overlaps no row.
     #[target_feature(enable = "avx512f")]
-    pub(crate) unsafe fn pack_12(rows: &[*const f32; MR], kc: usize, dst: *mut f32) {
+    pub(crate) unsafe fn pack<const M: usize>(rows: &[*const f32; M], kc: usize, dst: *mut f32) {
+        let keep = ((1u32 << M) - 1) as __mmask16;
         let mut p = 0;
         while p + 16 <= kc {
             // SAFETY: p + 16 ≤ kc: the 16 floats at rows[r] + p are readable, and the 16
-            // groups at dst + (p + q)·12 (12 floats each, the masked stores write no
-            // more) lie inside dst's kc·12.
+            // groups at dst + (p + q)·M (M floats each, the masked stores write no
+            // more) lie inside dst's kc·M.
             unsafe {
-                let mut r = [_mm512_setzero_ps(); MR];
+                let mut r = [_mm512_setzero_ps(); M];
                 for (v, row) in r.iter_mut().zip(rows) {
                     *v = _mm512_loadu_ps(row.add(p));
                 }
-                // Per 128-bit lane L, u[4i + j] = rows 4i..4i+3 at column 4L + j.
+                // Per 128-bit lane L, u[4i + j] = rows 4i..4i+3 at column 4L + j (zeros
+                // for the groups of rows past M).
                 let mut u = [_mm512_setzero_ps(); 16];
-                for i in 0..3 {
+                for i in 0..M / 4 {
                     let t0 = _mm512_unpacklo_ps(r[4 * i], r[4 * i + 1]);
                     let t1 = _mm512_unpackhi_ps(r[4 * i], r[4 * i + 1]);
                     let t2 = _mm512_unpacklo_ps(r[4 * i + 2], r[4 * i + 3]);
@@ -321,7 +386,7 @@ pub(crate) mod avx512 {
                     u[4 * i + 2] = _mm512_shuffle_ps::<0x44>(t1, t3);
                     u[4 * i + 3] = _mm512_shuffle_ps::<0xEE>(t1, t3);
                 }
-                // Column 4L + j gathers lane L of u[j], u[4 + j], u[8 + j] (rows 12..15
+                // Column 4L + j gathers lane L of u[j], u[4 + j], u[8 + j] (rows M..15
                 // do not exist: zeros, never stored).
                 let z = _mm512_setzero_ps();
                 for j in 0..4 {
@@ -336,7 +401,7 @@ pub(crate) mod avx512 {
                         _mm512_shuffle_f32x4::<0xDD>(x1, x3),
                     ];
                     for (l, c) in cols.iter().enumerate() {
-                        _mm512_mask_storeu_ps(dst.add((p + 4 * l + j) * MR), 0x0fff, *c);
+                        _mm512_mask_storeu_ps(dst.add((p + 4 * l + j) * M), keep, *c);
                     }
                 }
             }
@@ -345,49 +410,89 @@ pub(crate) mod avx512 {
         while p < kc {
             for (r, row) in rows.iter().enumerate() {
                 // SAFETY: p < kc: inside row r and inside dst.
-                unsafe { *dst.add(p * MR + r) = *row.add(p) };
+                unsafe { *dst.add(p * M + r) = *row.add(p) };
             }
             p += 1;
         }
     }
 
-    /// Runs the `rows`-row variant (1..=12), on one 16-column half when `t.cols ≤ 16`.
+    /// Runs the `rows`-row variant (1..=12) of the 12×32 tile, on one 16-column half
+    /// when `t.cols ≤ 16`.
     ///
     /// # Safety
-    /// As [`sgemm_12x32_avx512`] with `R = rows`.
+    /// As [`sgemm_avx512`] with `M = 12, V = 2, R = rows`.
     pub(crate) unsafe fn run(rows: usize, t: &Tile) {
         // SAFETY (every arm): forwarded contract; `cols ≤ 16` is what `H = 1` needs,
         // and `lda > 0` means the input is readable in place (`D`).
         unsafe {
             match (t.cols <= 16, t.lda > 0) {
-                (true, false) => run_h::<1, false>(rows, t),
-                (false, false) => run_h::<2, false>(rows, t),
-                (true, true) => run_h::<1, true>(rows, t),
-                (false, true) => run_h::<2, true>(rows, t),
+                (true, false) => run_h::<MR, 2, 1, false, false>(rows, t),
+                (false, false) => run_h::<MR, 2, 2, false, false>(rows, t),
+                (true, true) => run_h::<MR, 2, 1, false, true>(rows, t),
+                (false, true) => run_h::<MR, 2, 2, false, true>(rows, t),
             }
         }
     }
 
-    /// [`run`] for `H` halves.
+    /// Runs the `rows`-row variant (1..=8) of the 8×48 tile on the fewest 16-column
+    /// vectors, plus an 8-column tail, that hold `t.cols` (a 40-column tile runs two
+    /// vectors and a tail: on Zen 4 a 256-bit FMA takes half the issue of a 512-bit one).
     ///
     /// # Safety
-    /// As [`sgemm_12x32_avx512`] with `R = rows`.
-    unsafe fn run_h<const H: usize, const D: bool>(rows: usize, t: &Tile) {
-        // SAFETY: forwarded contract.
+    /// As [`sgemm_avx512`] with `M = 8, V = 3, R = rows`.
+    pub(crate) unsafe fn run48(rows: usize, t: &Tile) {
+        // SAFETY (every arm): forwarded contract; `H` vectors and the tail cover
+        // `cols ≤ 16·H + 8·T` (≤ 48), and `lda > 0` means the input is readable in
+        // place (`D`).
+        unsafe {
+            match (t.cols.div_ceil(8), t.lda > 0) {
+                (1, false) => run_h::<MR8, 3, 0, true, false>(rows, t),
+                (2, false) => run_h::<MR8, 3, 1, false, false>(rows, t),
+                (3, false) => run_h::<MR8, 3, 1, true, false>(rows, t),
+                (4, false) => run_h::<MR8, 3, 2, false, false>(rows, t),
+                (5, false) => run_h::<MR8, 3, 2, true, false>(rows, t),
+                (6, false) => run_h::<MR8, 3, 3, false, false>(rows, t),
+                (1, true) => run_h::<MR8, 3, 0, true, true>(rows, t),
+                (2, true) => run_h::<MR8, 3, 1, false, true>(rows, t),
+                (3, true) => run_h::<MR8, 3, 1, true, true>(rows, t),
+                (4, true) => run_h::<MR8, 3, 2, false, true>(rows, t),
+                (5, true) => run_h::<MR8, 3, 2, true, true>(rows, t),
+                (6, true) => run_h::<MR8, 3, 3, false, true>(rows, t),
+                _ => {}
+            }
+        }
+    }
+
+    /// [`run`] or [`run48`] for `H` of the `V` vectors (and `T`, the tail) of an
+    /// `M`-row tile.
+    ///
+    /// # Safety
+    /// As [`sgemm_avx512`] with `R = rows`.
+    unsafe fn run_h<
+        const M: usize,
+        const V: usize,
+        const H: usize,
+        const T: bool,
+        const D: bool,
+    >(
+        rows: usize,
+        t: &Tile,
+    ) {
+        // SAFETY: forwarded contract; the arms past M are never taken (rows ≤ M).
         unsafe {
             match rows {
-                12 => sgemm_12x32_avx512::<12, H, D>(t),
-                11 => sgemm_12x32_avx512::<11, H, D>(t),
-                10 => sgemm_12x32_avx512::<10, H, D>(t),
-                9 => sgemm_12x32_avx512::<9, H, D>(t),
-                8 => sgemm_12x32_avx512::<8, H, D>(t),
-                7 => sgemm_12x32_avx512::<7, H, D>(t),
-                6 => sgemm_12x32_avx512::<6, H, D>(t),
-                5 => sgemm_12x32_avx512::<5, H, D>(t),
-                4 => sgemm_12x32_avx512::<4, H, D>(t),
-                3 => sgemm_12x32_avx512::<3, H, D>(t),
-                2 => sgemm_12x32_avx512::<2, H, D>(t),
-                1 => sgemm_12x32_avx512::<1, H, D>(t),
+                12 if M >= 12 => sgemm_avx512::<M, V, 12, H, T, D>(t),
+                11 if M >= 11 => sgemm_avx512::<M, V, 11, H, T, D>(t),
+                10 if M >= 10 => sgemm_avx512::<M, V, 10, H, T, D>(t),
+                9 if M >= 9 => sgemm_avx512::<M, V, 9, H, T, D>(t),
+                8 => sgemm_avx512::<M, V, 8, H, T, D>(t),
+                7 => sgemm_avx512::<M, V, 7, H, T, D>(t),
+                6 => sgemm_avx512::<M, V, 6, H, T, D>(t),
+                5 => sgemm_avx512::<M, V, 5, H, T, D>(t),
+                4 => sgemm_avx512::<M, V, 4, H, T, D>(t),
+                3 => sgemm_avx512::<M, V, 3, H, T, D>(t),
+                2 => sgemm_avx512::<M, V, 2, H, T, D>(t),
+                1 => sgemm_avx512::<M, V, 1, H, T, D>(t),
                 _ => {}
             }
         }
