@@ -91,11 +91,20 @@ pub(crate) const NC: usize = 1024;
 /// 128×784×128 1.19–1.20×, 256×1024×100 1.19×, 1024×1024×48 1.16×, 64×1024×112 1.07×,
 /// 1024×1024×64 1.00–1.02×. Wider pieces read in place only while their input (rows ×
 /// `K` floats) fits in half the L2 and its rows are not a multiple of 4 KiB apart (all
-/// 12 in one L1 set): then, the same way, 256×1000×200 1.12×, 128×784×256 1.09×,
+/// 12 in one L1 set), for sums of at least [`DIRECT_WIDE_MIN_K`]: then, the same way, 256×1000×200 1.12×, 128×784×256 1.09×,
 /// 256×768×768 1.07×, 256×1000×4000 1.06×, 32×512² and 64×512² 1.03–1.05×, 64×784×1024
 /// 1.03–1.05×; but 1024×512×512 (2 MiB of input streaming from L3, re-read for each
 /// of 16 panels) 0.75× and 1024×1024×256 (rows 4 KiB apart) 0.72×.
 const DIRECT_PANELS: usize = 4;
+/// Pieces wider than [`DIRECT_PANELS`] read the input in place only for sums at least
+/// this long. Below it each 12-row input tile is a few short rows, met once per panel:
+/// on Zen 4 (relu, one thread, both ways alternated in one process, medians of 21
+/// rounds) packing ran 1024×16×1024 1.52×, 1024×64×512 1.56×, 2048×32×256 1.42×,
+/// 1000×100×1000 1.47×, 256×128×1024 1.44×, 512×200×512 1.44× the in-place reads;
+/// 1024×256×512 and 512×300×1000 0.996–0.999×; 128×784×256, 64×784×1024 and
+/// 32×784×512 0.98–0.99× (in place ahead by 1–2%). The Xeon's gains above were all at
+/// `K ≥ 512`; shorter sums there are unmeasured and pack.
+const DIRECT_WIDE_MIN_K: usize = 512;
 /// Calls with at most this many multiply-adds (`M·K·N`) run the unpacked paths on a
 /// row-major copy of the weight, kept when `K·N` is at most this: below it the packed
 /// path's fixed costs (input packing, tile set-up) outweigh the products (measured
@@ -113,6 +122,36 @@ fn rows_per_l1_set(rs: usize, rows: usize) -> usize {
         count[(r.wrapping_mul(rs).wrapping_mul(4) % 4096) / 64] += 1;
     }
     count.iter().copied().max().unwrap_or(0)
+}
+
+/// Whether a piece of `rows × cols` outputs reads its input (`rs`, `cs` its strides) in
+/// place rather than packing it (see the comment in `piece`): the AVX2+FMA kernel for
+/// one panel; the 8×48 kernel for up to [`DIRECT_PANELS`]; the 12×32 kernel for up to
+/// `DIRECT_PANELS` where the L1d holds its 12 rows (12 ways or more, or fewer than half
+/// the ways taken by the rows sharing a set), and for wider pieces also where `K` is at
+/// least [`DIRECT_WIDE_MIN_K`], the input fits in `direct_input_bytes` and its rows are
+/// not a multiple of 4 KiB apart.
+fn reads_in_place(packed: &PackedKernel, rows: usize, cols: usize, rs: usize, cs: usize) -> bool {
+    let (mr, nr) = packed.isa.tile();
+    cs == 1
+        && rs > 0
+        && match packed.isa {
+            Isa::Avx2 => cols <= nr,
+            Isa::Avx512N48 => packed.direct_avx512 && cols <= DIRECT_PANELS * nr,
+            Isa::Avx512 => {
+                packed.direct_avx512
+                    && (packed.l1d_ways >= 12
+                        || rows_per_l1_set(rs, rows.min(mr)) < packed.l1d_ways / 2)
+                    && (cols <= DIRECT_PANELS * nr
+                        || (packed.k >= DIRECT_WIDE_MIN_K
+                            && !rs.is_multiple_of(1024)
+                            && (rows as u64)
+                                .saturating_mul(packed.k as u64)
+                                .saturating_mul(4)
+                                <= packed.direct_input_bytes as u64))
+            }
+            Isa::None => false,
+        }
 }
 
 /// Where panel `jp`'s rows `k0..k0 + kc` of one `k` block start in the packed body:
@@ -600,28 +639,12 @@ fn piece(
     // that share a set (`rows_per_l1_set`; Zen 4's 8 ways, AVX-512 packings, one
     // process: rows 1 KiB apart, 3 to a set, 64×256×40 1.16–1.17×; 3136 bytes,
     // 128×784×256 1.02×; 2 KiB, 6 to a set, 256×512×100 0.85×; 4 KiB, all 12 in one,
-    // 1024×1024×10 0.83×), and for wider pieces whose input
-    // sits in L2 and whose rows are not 4 KiB apart.
+    // 1024×1024×10 0.83×), and for wider pieces whose input sits in L2, whose rows
+    // are not 4 KiB apart and whose sum is at least `DIRECT_WIDE_MIN_K` long
+    // (`reads_in_place`).
     let (rs, cs) = (input.row_stride(), input.col_stride());
-    let direct = (cs == 1
-        && rs > 0
-        && match isa {
-            Isa::Avx2 => cols.len() <= nr,
-            Isa::Avx512N48 => packed.direct_avx512 && cols.len() <= DIRECT_PANELS * nr,
-            _ => {
-                !row4
-                    && packed.direct_avx512
-                    && (packed.l1d_ways >= 12
-                        || rows_per_l1_set(rs, rows.len().min(mr)) < packed.l1d_ways / 2)
-                    && (cols.len() <= DIRECT_PANELS * nr
-                        || (rs % 1024 != 0
-                            && (rows.len() as u64)
-                                .saturating_mul(k as u64)
-                                .saturating_mul(4)
-                                <= packed.direct_input_bytes as u64))
-            }
-        })
-    .then(|| input.data());
+    let direct =
+        (!row4 && reads_in_place(packed, rows.len(), cols.len(), rs, cs)).then(|| input.data());
     // Whole panels per chunk (the 8×48 kernel's 48 columns do not divide `NC`), so
     // that every chunk, like every piece, starts on a panel.
     let nc = (packed.nc / nr).max(1) * nr;
@@ -1053,6 +1076,35 @@ mod tests {
             // Chunks start at multiples of the chunk width, which must be whole panels.
             assert_eq!(got % 32, 0);
         }
+    }
+
+    #[test]
+    fn wide_pieces_read_in_place_only_for_long_sums() {
+        // A Zen 4-like core: 8-way L1d, 1 MiB of L2 (half of it for in-place inputs).
+        let pack = |isa: Isa, k: usize, n: usize| {
+            let w = vec![0.5f32; k * n];
+            let kv = MatRef::from_slice(&w, k, n).unwrap();
+            let mut p = PackedKernel::new_for(isa, Some(1 << 20), kv, None, false).unwrap();
+            p.direct_avx512 = true;
+            p.l1d_ways = 8;
+            p.direct_input_bytes = 1 << 19;
+            p
+        };
+        let p = pack(Isa::Avx512, 100, 1000);
+        // Rows 400 bytes apart, 2 to an L1 set: narrow pieces read in place, but the
+        // whole 1000 columns (32 panels) of a 100-long sum pack.
+        assert!(reads_in_place(&p, 256, 4 * 32, 100, 1));
+        assert!(!reads_in_place(&p, 256, 1000, 100, 1));
+        // K = 784 (rows 3136 bytes apart, no two in one set): wide pieces read in place
+        // while the input fits in the budget, and never for strided columns.
+        let p = pack(Isa::Avx512, 784, 256);
+        assert!(reads_in_place(&p, 128, 256, 784, 1));
+        assert!(!reads_in_place(&p, 256, 256, 784, 1));
+        assert!(!reads_in_place(&p, 128, 256, 784, 2));
+        // The 8×48 kernel: up to four panels, whatever K.
+        let p = pack(Isa::Avx512N48, 16, 192);
+        assert!(reads_in_place(&p, 4096, 192, 16, 1));
+        assert!(!reads_in_place(&p, 4096, 193, 16, 1));
     }
 
     #[test]
