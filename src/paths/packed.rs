@@ -29,7 +29,9 @@
 //! - `MC = 24` rows (2 AVX-512 tiles, 4 AVX2 tiles): the input block (`MC × KC`, 96 KiB,
 //!   a stack buffer) stays in L2 while the chunk's panels pass. 12 and 36 rows measured
 //!   the same; 24 re-reads the chunk's weight slice half as often as 12 (every `MC`
-//!   rows), which matters once many cores share L3.
+//!   rows), which matters once many cores share L3. Short sums (`K` in [`SHORT_K`],
+//!   64..512) on the 12×32 kernel take 12-row blocks: there the output's row streams
+//!   are much of the traffic (1000×100×1000 1.10–1.17× on Zen 4).
 //! - On cores with 2 MiB of L2 or more (the Xeons), `KC = 512` and `MC = 48` instead
 //!   ([`blocking`]; the same 96 KiB input block): 1.02–1.05× there, and a 32-row input
 //!   runs as one block of 11-, 11- and 10-row tiles rather than two of 8-row tiles.
@@ -195,13 +197,27 @@ fn chunk_cols(k: usize, kc_max: usize, l2: Option<usize>) -> usize {
 /// 1024 × 24 ran 32×512² 1.019×, 64×1024² 1.034×, 1024³ 1.032–1.036×, 256×1024×4096
 /// 1.029–1.048× (256 × 48 and 256 × 96 within ±2% of it; 1024 × 24 leaves no row
 /// block of 32 rows whole: 32×512² ran as 8-row tiles). On Zen 4 (1 MiB of L2) 1024 ×
-/// 24 ran 1.07–1.14× 256 × 48 and stays.
-fn blocking(l2: Option<usize>) -> (usize, usize) {
+/// 24 ran 1.07–1.14× 256 × 48 and stays, except that there the 12×32 kernel's
+/// packings for sums in [`SHORT_K`] take row blocks of one tile (12 rows; see there).
+fn blocking(l2: Option<usize>, isa: Isa, k: usize) -> (usize, usize) {
     match l2 {
         Some(l2) if l2 >= 2 << 20 => (KC_L2, MC_L2),
+        _ if isa == Isa::Avx512 && SHORT_K.contains(&k) => (KC, isa.tile().0),
         _ => (KC, MC),
     }
 }
+
+/// Sums this long, on the 12×32 kernel with the small-L2 blocking, run row blocks of a
+/// single tile: a row block writes its rows of the output across the whole chunk while
+/// its panels pass, and for a short sum that output is much of the traffic, from one
+/// store stream per row (24 streams against 12). Zen 4 (1 MiB of L2), relu, one thread,
+/// `MC = 12` against 24 alternated in one process (medians of 21 rounds): 1000×100×1000
+/// 1.10–1.17×, 256×100×4096 1.16×, 1024×128×1024 1.09–1.10×, 1024×256×512 1.05×,
+/// 512×200×512 1.03×; 1024×64×512, 2048×32×256, 256×128×1024, 777×333×555,
+/// 512×300×1000, 1024×384×1024 and 4096×100×256 0.995–1.01×; below the range
+/// 1024×16×1024 0.97× and 1024×32×1024 0.99×; above it neutral (64×1024², 1024³,
+/// 0.99–1.00×) but 128×784×256, read in place, 0.69×.
+const SHORT_K: core::ops::Range<usize> = 64..512;
 
 /// The `k` blocks of a `K`-long sum: `K.div_ceil(KC)` near-equal pieces of `0..K`
 /// (`K = 1100` gives 550 + 550 rather than 1024 + 76: no block is left short, and each
@@ -399,7 +415,7 @@ impl PackedKernel {
         }
         let (_, nr) = isa.tile();
         let panels = n.div_ceil(nr);
-        let (kc_max, mc) = blocking(l2);
+        let (kc_max, mc) = blocking(l2, isa, k);
         let len = panels
             .checked_mul(nr)
             .and_then(|c| c.checked_mul(k))
@@ -1158,7 +1174,18 @@ mod tests {
             (Some(2 * mib), (KC_L2, MC_L2)),
             (Some(usize::MAX), (KC_L2, MC_L2)),
         ] {
-            assert_eq!(blocking(l2), want, "L2 = {l2:?}");
+            for isa in [Isa::Avx512, Isa::Avx512N48, Isa::Avx2, Isa::None] {
+                assert_eq!(blocking(l2, isa, 1024), want, "L2 = {l2:?}, {isa:?}");
+            }
+        }
+        // Short sums on the 12×32 kernel with the small-L2 blocking: one-tile row blocks.
+        for k in [64, 100, 511] {
+            assert_eq!(blocking(Some(mib), Isa::Avx512, k), (KC, 12), "K = {k}");
+            assert_eq!(blocking(Some(mib), Isa::Avx512N48, k), (KC, MC), "K = {k}");
+            assert_eq!(blocking(Some(2 * mib), Isa::Avx512, k), (KC_L2, MC_L2));
+        }
+        for k in [0, 63, 512] {
+            assert_eq!(blocking(Some(mib), Isa::Avx512, k), (KC, MC), "K = {k}");
         }
     }
 
@@ -1169,12 +1196,18 @@ mod tests {
         let mib = 1usize << 20;
         for isa in isas() {
             for l2 in [None, Some(2 * mib)] {
-                for &(m, k, n) in &[(50, 1100, 70), (97, 513, 33), (48, 512, 64), (1, 1025, 40)] {
+                for &(m, k, n) in &[
+                    (50, 1100, 70),
+                    (97, 513, 33),
+                    (48, 512, 64),
+                    (1, 1025, 40),
+                    (50, 200, 70),
+                ] {
                     let (x, w, b) = data(m, k, n);
                     let kv = MatRef::from_slice(&w, k, n).unwrap();
                     let xv = MatRef::from_slice(&x, m, k).unwrap();
                     let p = PackedKernel::new_for(isa, l2, kv, Some(&b), true).unwrap();
-                    assert_eq!((p.kc_max, p.mc), blocking(l2));
+                    assert_eq!((p.kc_max, p.mc), blocking(l2, isa, k));
                     for act in [Activation::Relu, Activation::Gelu] {
                         let mut out = vec![f32::NAN; m * n];
                         run(xv, &p, act, &mut out);
