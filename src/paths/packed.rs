@@ -1,6 +1,6 @@
 //! The prepared path: a weight packed once into the panel layout of the crate's own
-//! `f32` microkernels ([`crate::simd`]'s `sgemm_12x32_avx512`; on AMD AVX-512 CPUs, for
-//! layers of at most 192 units, `sgemm_8x48_avx512`; and `sgemm_6x16_avx2fma` on CPUs
+//! `f32` microkernels ([`crate::simd`]'s AVX-512 kernel in its 12×32 shape; on AMD
+//! AVX-512 CPUs, for layers of at most 192 units, its 8×48 shape; and `sgemm_6x16_avx2fma` on CPUs
 //! with AVX2+FMA but not AVX-512; see `Isa::current` and `Isa::for_units`), reused by
 //! every call, with the bias and (for relu and linear) the activation applied to the
 //! accumulator tile in registers; other element-wise activations run on each `mc × nc`
@@ -26,7 +26,7 @@
 //!   `KC = 1024` ran 1.07–1.14× `KC = 256` (with `MC = 48`) at 64×1024², 1024³,
 //!   2048³ and 256×1024×4096, 1.02× at 32×512², on one and two threads; on AVX2+FMA
 //!   1.00–1.04×. `KC = 2048` measured the same as 1024 at 2048³, with twice the stack.
-//! - `MC = 24` rows (2 AVX-512 tiles, 4 AVX2 tiles): the input block (`MC × KC`, 96 KiB,
+//! - `MC = 24` rows (2 12×32 tiles, 3 8×48 tiles, 4 AVX2 tiles): the input block (`MC × KC`, 96 KiB,
 //!   a stack buffer) stays in L2 while the chunk's panels pass. 12 and 36 rows measured
 //!   the same; 24 re-reads the chunk's weight slice half as often as 12 (every `MC`
 //!   rows), which matters once many cores share L3. Short sums (`K` in [`SHORT_K`],
@@ -38,7 +38,8 @@
 //!   The microkernel prefetches its panel 32 steps ahead (`PREFETCH` in
 //!   `simd::sgemm`), since at these `kc` the panel streams from L2.
 //! - `NC = 1024` columns per chunk: the output block the element-wise epilogue runs on
-//!   (`MC × NC`, 96 KiB) is still in L2 when it runs; the input is repacked once per
+//!   (`MC × NC`, 96 KiB, less for 12-row blocks; 48-column panels round `NC` down to
+//!   1008) is still in L2 when it runs; the input is repacked once per
 //!   chunk (a cost of about 1/`NC` of the products). 512 measured the same, 256 and
 //!   2048 (at 256×1024×4096) 3–7% slower. On cores with 2 MiB of L2 or more, chunks
 //!   narrow (to 512 or 256 columns) until the chunk's weight slice fits in half the L2
@@ -49,8 +50,8 @@
 //! 10, 10), so that no tile is left with a few rows: a short tile does few FMAs per
 //! weight load.
 //!
-//! The input is packed too (per block, into the stack buffer; by an in-register 16×16
-//! transpose on AVX-512, 8×8 on AVX2): the kernel's loads are then sequential whatever
+//! The input is packed too (per block, into the stack buffer; by an in-register 16×12
+//! or 16×8 transpose on AVX-512, 8×8 on AVX2): the kernel's loads are then sequential whatever
 //! the input's strides, and input rows a multiple of 4 KiB apart no longer collide in one L1 set.
 //!
 //! The K-sum order is fixed by `K`'s blocks and the tile kernels, never by the thread split
@@ -70,7 +71,8 @@ use core::mem::MaybeUninit;
 
 /// The `k` block each kernel call covers.
 pub(crate) const KC: usize = 1024;
-/// Rows per input block (a multiple of both tile heights, 12 and 6).
+/// Rows per input block (a multiple of every tile height, 12, 8 and 6; short sums on the
+/// 12×32 kernel take 12, see [`SHORT_K`]).
 pub(crate) const MC: usize = 24;
 /// `KC` and `MC` on cores with at least 2 MiB of L2 (see [`blocking`]).
 const KC_L2: usize = 512;
@@ -78,8 +80,13 @@ const MC_L2: usize = 48;
 /// Floats in the input block buffer (before its slack): `MC·KC` rows by steps, which
 /// either blocking fills.
 const A_BLOCK: usize = MC * KC;
-const _: () =
-    assert!(MC_L2 * KC_L2 <= A_BLOCK && MC_L2.is_multiple_of(12) && MC.is_multiple_of(12));
+const _: () = assert!(
+    MC_L2 * KC_L2 <= A_BLOCK
+        && MC_L2.is_multiple_of(12)
+        && MC.is_multiple_of(12)
+        && MC_L2.is_multiple_of(8)
+        && MC.is_multiple_of(8)
+);
 /// Floats of the input block buffer past its `MC·KC`: room for the two that the AVX2
 /// packer's last overlapping store writes past the last tile.
 const PACK_SLACK: usize = 16;
@@ -87,14 +94,15 @@ const PACK_SLACK: usize = 16;
 /// unless the L2 is large enough to hold a narrower chunk's weight: see [`chunk_cols`].
 pub(crate) const NC: usize = 1024;
 /// Pieces of at most this many panels read the input in place on the AVX-512 kernel
-/// (where the L1d has 12 ways or more, `simd::l1d_ways`; see `piece`). On an Emerald
+/// (12×32: where the L1d has 12 ways or more, `simd::l1d_ways`, or its rows share few
+/// sets; 8×48: always; see [`reads_in_place`]). On an Emerald
 /// Rapids Xeon (48 KiB, 12-way L1d), relu, one thread, packings with and without it
 /// alternated in one process: 64×256×40 1.35×, 256×512×100 and
 /// 128×784×128 1.19–1.20×, 256×1024×100 1.19×, 1024×1024×48 1.16×, 64×1024×112 1.07×,
 /// 1024×1024×64 1.00–1.02×. Wider pieces read in place only while their input (rows ×
 /// `K` floats) fits in half the L2 and its rows are not a multiple of 4 KiB apart (all
-/// 12 in one L1 set), for sums of at least [`DIRECT_WIDE_MIN_K`]: then, the same way, 256×1000×200 1.12×, 128×784×256 1.09×,
-/// 256×768×768 1.07×, 256×1000×4000 1.06×, 32×512² and 64×512² 1.03–1.05×, 64×784×1024
+/// 12 in one L1 set), for sums of at least [`DIRECT_WIDE_MIN_K`]: then, the same way,
+/// 256×1000×200 1.12×, 128×784×256 1.09×, 256×768×768 1.07×, 256×1000×4000 1.06×, 32×512² and 64×512² 1.03–1.05×, 64×784×1024
 /// 1.03–1.05×; but 1024×512×512 (2 MiB of input streaming from L3, re-read for each
 /// of 16 panels) 0.75× and 1024×1024×256 (rows 4 KiB apart) 0.72×.
 const DIRECT_PANELS: usize = 4;
@@ -216,7 +224,8 @@ fn blocking(l2: Option<usize>, isa: Isa, k: usize) -> (usize, usize) {
 /// 512×200×512 1.03×; 1024×64×512, 2048×32×256, 256×128×1024, 777×333×555,
 /// 512×300×1000, 1024×384×1024 and 4096×100×256 0.995–1.01×; below the range
 /// 1024×16×1024 0.97× and 1024×32×1024 0.99×; above it neutral (64×1024², 1024³,
-/// 0.99–1.00×) but 128×784×256, read in place, 0.69×.
+/// 0.99–1.00×) but 128×784×256, read in place, 0.69×. Measured on Zen 4 only, it
+/// applies wherever the small-L2 blocking does (an L2 under 2 MiB, or of unknown size).
 const SHORT_K: core::ops::Range<usize> = 64..512;
 
 /// The `k` blocks of a `K`-long sum: `K.div_ceil(KC)` near-equal pieces of `0..K`
@@ -242,9 +251,9 @@ fn part(len: usize, parts: usize, i: usize) -> core::ops::Range<usize> {
 /// Which microkernel a packing was made for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Isa {
-    /// `sgemm_12x32_avx512`.
+    /// The AVX-512 kernel's 12×32 tile.
     Avx512,
-    /// `sgemm_8x48_avx512`.
+    /// The AVX-512 kernel's 8×48 tile.
     Avx512N48,
     /// `sgemm_6x16_avx2fma`.
     Avx2,
@@ -649,7 +658,8 @@ fn piece(
     // A piece a few panels wide meets each input tile a few times, and packing it costs
     // about what those products do: the kernels then read the input in place. The AVX2+FMA
     // kernel (6 row streams) for one panel (on Zen 4 the packing was a quarter of
-    // 512×784×10); the 12-row AVX-512 kernel for up to `DIRECT_PANELS` where the L1d
+    // 512×784×10); the 8-row AVX-512 kernel for up to `DIRECT_PANELS` (8 rows fit Zen
+    // 4's 8 ways even 4 KiB apart); the 12-row one for up to `DIRECT_PANELS` where the L1d
     // has 12 ways or more, enough for 12 rows a multiple of 4 KiB apart, which all fall
     // in one set, or, on a smaller L1d, where fewer than half its ways hold the rows
     // that share a set (`rows_per_l1_set`; Zen 4's 8 ways, AVX-512 packings, one
@@ -864,9 +874,9 @@ unsafe fn tile(isa: Isa, rows: usize, t: &Tile) {
         Isa::Avx512N48 => unsafe { crate::simd::sgemm::avx512::run48(rows, t) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: AVX2+FMA packings are made only when the CPU has both: when the
-        // dispatched path is AVX2+FMA, for narrow layers on AVX-512 CPUs after checking
-        // `SimdPath::Avx2Fma.is_available()` (`Isa::for_units`), or by this module's
-        // tests after checking the CPU; the operand contract is the caller's.
+        // dispatched path is AVX2+FMA (`Isa::current`; `Isa::for_units` never picks it
+        // on an AVX-512 CPU), or by this module's tests after checking the CPU; the
+        // operand contract is the caller's.
         Isa::Avx2 => unsafe { crate::simd::sgemm::avx2::run(rows, t) },
         _ => {}
     }
@@ -1017,10 +1027,11 @@ mod tests {
         // so for the in-register activations every packing, packed or read in place,
         // gives the same bits.
         let tiles: Vec<Isa> = isas().into_iter().filter(|&i| i != Isa::None).collect();
-        // Widths whose last 48-column panel holds 4, 16, 32, 48, 40 and 1 columns: every
-        // vector count of the 8×48 kernel, with and without its 8-column tail.
+        // Widths whose last 48-column panel holds 4, 16, 24, 32, 48, 40 and 1 columns:
+        // every vector count of the 8×48 kernel, with and without its 8-column tail.
         for &(m, k, n) in &[
             (37, 300, 100),
+            (11, 333, 72),
             (21, 700, 64),
             (13, 1300, 80),
             (9, 2100, 48),
@@ -1095,6 +1106,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_arch = "x86_64")] // the tile heights exist only there
     fn wide_pieces_read_in_place_only_for_long_sums() {
         // A Zen 4-like core: 8-way L1d, 1 MiB of L2 (half of it for in-place inputs).
         let pack = |isa: Isa, k: usize, n: usize| {
@@ -1141,7 +1153,7 @@ mod tests {
     #[test]
     fn reading_the_input_in_place_changes_no_bit() {
         // Input rows 3 floats longer than K (a strided view), pieces of 1 to 5 panels
-        // (5 > DIRECT_PANELS: packed either way), both tile widths, 1 to 70 rows.
+        // (5 > DIRECT_PANELS: packed either way), every tile shape, 1 to 70 rows.
         for isa in isas().into_iter().filter(|&i| i != Isa::None) {
             for &(m, k, n) in &[(70, 300, 100), (13, 257, 33), (5, 40, 17), (30, 1024, 160)] {
                 let ld = k + 3;
@@ -1165,6 +1177,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_arch = "x86_64")] // the tile heights exist only there
     fn the_blocking_follows_the_l2() {
         let mib = 1usize << 20;
         for (l2, want) in [

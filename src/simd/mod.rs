@@ -157,9 +157,9 @@ pub(crate) fn l2_bytes() -> Option<usize> {
 }
 
 /// Whether the CPU's vendor string (CPUID leaf 0) is `GenuineIntel`, read once; `false`
-/// off x86-64. It only steers whether narrow layers take the packed path's AVX2+FMA
-/// kernel on an AVX-512 CPU (`Isa::for_units` in `paths::packed`: the Xeons with
-/// AVX-512 run 512-bit FMAs at twice the 256-bit rate, Zen 4 at the same rate).
+/// off x86-64. It only steers which tile of the packed path's AVX-512 kernel narrow
+/// layers take (`Isa::for_units` in `paths::packed`: 12×32 on Intel, 8×48 elsewhere for
+/// layers of at most 192 units).
 pub(crate) fn is_intel() -> bool {
     static INTEL: OnceLock<bool> = OnceLock::new();
     *INTEL.get_or_init(read_is_intel)

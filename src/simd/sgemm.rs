@@ -1,13 +1,12 @@
 //! The packed path's register-blocked `f32` GEMM microkernels, one per instruction set
-//! and tile (XNNPACK style: named for exactly what they compute):
+//! (the AVX-512 one generic over its tile, `avx512::sgemm_avx512`):
 //!
-//! - `sgemm_12x32_avx512`: up to 12 rows × 32 columns (24 `zmm` accumulators, two
+//! - AVX-512, 12×32 (`M = 12, V = 2`): up to 12 rows × 32 columns (24 `zmm` accumulators, two
 //!   weight vectors and a broadcast: 27 of the 32 registers), or, for a tile of at most
 //!   16 valid columns, its first 16 columns alone (12 accumulators, half the FMAs);
-//! - `sgemm_8x48_avx512`: up to 8 rows × 48 columns (24 accumulators, three weight
-//!   vectors and a broadcast), on the 16-column thirds that hold valid columns, the
-//!   last as an 8-column `ymm` tail where 8 suffice (both AVX-512 shapes are one
-//!   generic kernel, `sgemm_avx512`);
+//! - AVX-512, 8×48 (`M = 8, V = 3`): up to 8 rows × 48 columns (24 accumulators, three
+//!   weight vectors and a broadcast), on the 16-column thirds that hold valid columns,
+//!   the last as an 8-column `ymm` tail where 8 suffice;
 //! - `sgemm_6x16_avx2fma`: up to 6 rows × 16 columns (12 `ymm` accumulators of 16).
 //!
 //! Each computes, for one tile, `C[r][j] = bias[j] + Σ_p A[r][p]·B[p][j]` over the first
@@ -25,7 +24,8 @@
 /// How a tile's accumulators start.
 #[derive(Clone, Copy)]
 pub(crate) enum Init {
-    /// From this bias row (`NR` readable floats, zero-padded), or zeros if null.
+    /// From this bias row (the tile's width in readable floats, zero-padded), or zeros
+    /// if null.
     Bias(*const f32),
     /// From the output tile itself (a later `kc` block).
     Load,
@@ -35,7 +35,8 @@ pub(crate) enum Init {
 #[derive(Clone, Copy)]
 pub(crate) struct Tile {
     pub kc: usize,
-    /// The packed input tile, `kc × MR` (element `(r, p)` at `p·MR + r`); or, with
+    /// The packed input tile, `kc × MR` for the kernel's tile height `MR` (element
+    /// `(r, p)` at `p·MR + r`); or, with
     /// `lda > 0`, the input itself: element `(r, p)` at `r·lda + p` (not for the
     /// 1-row kernel).
     pub a: *const f32,
@@ -44,7 +45,7 @@ pub(crate) struct Tile {
     pub b: *const f32,
     pub c: *mut f32,
     pub ldc: usize,
-    /// Valid columns of the tile, 1..=NR.
+    /// Valid columns of the tile, from 1 to its width.
     pub cols: usize,
     pub init: Init,
     /// Apply relu to the result before storing (last `kc` block only).
@@ -76,13 +77,13 @@ pub(crate) mod avx512 {
     /// vectors, `H` (1..=`V`) of them computed: the 12×32 tile (`M = 12, V = 2`) and
     /// the 8×48 one (`M = 8, V = 3`), both 24 accumulators at full width.
     ///
-    /// - 12×32 (`sgemm_12x32_avx512`): a tile of at most 16 valid columns (a layer's
+    /// - 12×32: a tile of at most 16 valid columns (a layer's
     ///   last panel when `N mod 32` is 1..=16) runs `H = 1`, 12 accumulators and half the
     ///   FMAs, reading the first 16 floats of each 32-float panel row. On an Emerald
     ///   Rapids Xeon, relu, one thread, builds without and with `H = 1` run in turn (4
     ///   pairs, median ratio): 64×256×40 1.29×, 1024×1024×48 1.25×, 64×1024×112 and
     ///   256×512×100 1.14×; 32×512² 1.02×.
-    /// - 8×48 (`sgemm_8x48_avx512`): for layers whose width is a multiple of 48 or just
+    /// - 8×48: for layers whose width is a multiple of 48 or just
     ///   under one (`N = 40, 48, 96`) one tile covers what the 12×32 kernel covers with a
     ///   full tile and a half one (re-reading the input for the second); each step
     ///   loads three weight vectors and broadcasts eight inputs for its 24 FMAs. A tile
@@ -115,6 +116,7 @@ pub(crate) mod avx512 {
     >(
         t: &Tile,
     ) {
+        const { assert!(16 * H + 8 * (T as usize) <= 16 * V && H + T as usize >= 1) };
         let nr = 16 * V;
         // Lane masks for the 16-column vectors, and (`T`) for the 8-column tail after
         // them (in a 16-lane mask: the tail goes through 512-bit masked loads and stores,
@@ -353,8 +355,8 @@ pub(crate) mod avx512 {
 
     /// Packs `M` (8 or 12) input rows for the `M`-row tile kernels: `dst[p·M + r] =
     /// rows[r][p]` for `p < kc`, 16 values of `p` at a time by an in-register transpose
-    /// (for 12 rows, 16 loads become 16 groups of 12 with 56 shuffles, where element by
-    /// element it would take 192 scalar loads and stores).
+    /// (for 12 rows, 12 loads of 16 floats become 16 groups of 12 with 56 shuffles, where
+    /// element by element it would take 192 scalar loads and stores).
     ///
     /// # Safety
     /// The CPU has AVX-512F; `M` is 8 or 12; every `rows[r]` is readable for `kc` floats
@@ -362,6 +364,8 @@ pub(crate) mod avx512 {
     /// not read); `dst` is writable for `kc·M` floats and overlaps no row.
     #[target_feature(enable = "avx512f")]
     pub(crate) unsafe fn pack<const M: usize>(rows: &[*const f32; M], kc: usize, dst: *mut f32) {
+        // The transpose works on groups of four rows and 16 lanes.
+        const { assert!(M == 8 || M == 12) };
         let keep = ((1u32 << M) - 1) as __mmask16;
         let mut p = 0;
         while p + 16 <= kc {
@@ -458,7 +462,7 @@ pub(crate) mod avx512 {
                 (4, true) => run_h::<MR8, 3, 2, false, true>(rows, t),
                 (5, true) => run_h::<MR8, 3, 2, true, true>(rows, t),
                 (6, true) => run_h::<MR8, 3, 3, false, true>(rows, t),
-                _ => {}
+                _ => debug_assert!(false, "a tile of 1..=48 columns (the caller's contract)"),
             }
         }
     }
@@ -493,7 +497,7 @@ pub(crate) mod avx512 {
                 3 => sgemm_avx512::<M, V, 3, H, T, D>(t),
                 2 => sgemm_avx512::<M, V, 2, H, T, D>(t),
                 1 => sgemm_avx512::<M, V, 1, H, T, D>(t),
-                _ => {}
+                _ => debug_assert!(false, "a tile of 1..=M rows (the caller's contract)"),
             }
         }
     }
