@@ -98,12 +98,16 @@ fn packed(c: &mut Criterion) {
     shape(c, (256, 1024, 4096), &[Relu, Gelu, Sigmoid]);
     shape(c, (1024, 1024, 1024), &[Relu, Gelu, Sigmoid]);
     // Narrow layers: a last panel of at most 16 columns (one half of a tile), a few
-    // panels read in place where the L1d allows it (see `src/paths/packed.rs`).
+    // panels read in place where the L1d allows it, the 8×48 tile on AMD; and a short
+    // sum with a large output (one-tile row blocks on small-L2 cores; see
+    // `src/paths/packed.rs`).
     for s in [
         (512, 784, 10),
         (64, 256, 40),
+        (512, 784, 40),
         (256, 512, 100),
         (1024, 1024, 48),
+        (1000, 100, 1000),
     ] {
         shape(c, s, &[Relu]);
     }
