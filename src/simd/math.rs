@@ -274,7 +274,7 @@ pub(crate) fn gelu_f32<V: Vector<E = f32>>(x: V) -> V {
 /// formed exactly enough by two FMAs (no rounding of `a²`, which would cost up to ~100
 /// ulps at `a = 13`), `2^(j/16)` (`j = −N mod 16`) from a 16-entry table, and
 /// `e^(−s/2)`, `|s| ≤ ln 2/16`, a degree-3 polynomial. No reciprocal, no rounding
-/// instruction, no separate series near 0: about 30 vector instructions, 8 of them table
+/// instruction, no separate series near 0: about 28 vector instructions, 8 of them table
 /// lookups, where [`gelu_f32`] takes about 60.
 #[inline(always)]
 pub(crate) fn gelu_f32_lut<V: Lut>(x: V) -> V {
@@ -309,9 +309,11 @@ pub(crate) fn gelu_f32_lut<V: Lut>(x: V) -> V {
     }
     // a·Φ(−a) = a·R·2^(j/16)·e^(−s/2)·2^⌊−N/16⌋, the last step rounded once (subnormal
     // results kept, which the crate allows and which is closer to exact than flushing).
-    // x < 0: its negation; otherwise x − a·Φ(−a), which also keeps ±0 and NaN.
+    // x < 0: its negation, as −0 − t (−0 where t underflows to 0); otherwise x − t.
+    // max(−0, x) is x for x ≥ +0, ±0 and NaN (the trait's `a > b ? a : b`) and −0 for
+    // x < 0: one instruction for the compare, negation and blend.
     let t = (a * q.mul_add(ee, q)).ldexp_gradual(nf);
-    V::select(x.lt(V::splat(0.0)), -t, x - t)
+    V::splat(-0.0).max(x) - t
 }
 
 /// [`gelu_f32`]'s function in `f64` lanes, for `f32` outputs on backends without a fused
