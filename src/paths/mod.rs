@@ -8,7 +8,8 @@
 //!   ([`crate::simd`]'s `axpy` kernel for row-contiguous weights, `dot` for
 //!   column-contiguous ones); threads split the columns.
 //! - **gemm**: matrixmultiply's packed GEMM; threads split rows or columns.
-//! - **packed per call** (`f32` narrow layers, see [`PACK_MAX_N_NARROW`]): the weight
+//! - **packed per call** (`f32` narrow layers, see [`PACK_MAX_N_NARROW`] and
+//!   [`PACK_MIN_M_48`]): the weight
 //!   packed for this one call and run on the prepared path ([`packed`]).
 //!
 //! Every path starts each output element from its bias (the GEMM from a bias-filled
@@ -124,11 +125,34 @@ pub(crate) fn choose(m: usize, k: usize, n: usize, layout: Layout) -> ForwardPat
 pub(crate) const PACK_MAX_N_NARROW: usize = 16;
 /// See [`PACK_MAX_N_NARROW`]; single rows stay on the skinny path.
 pub(crate) const PACK_MIN_M_NARROW: usize = 2;
+/// Layers that the packed path runs on its 8×48 tile (AMD AVX-512 CPUs, at most 192
+/// units) are packed per call too from this many rows, and from
+/// [`PACK_MIN_M_48_ROWS`] rows for a Keras-layout weight of at most 48 units:
+/// matrixmultiply's kernel wastes columns on them too, and the skinny kernels fall
+/// behind the packed tile. On Zen 4, relu, one thread, `dense_forward_into` against
+/// packing plus `dense_forward_packed` per call, alternated in one process (median
+/// ratio of 15 rounds), Keras layout: 512×784×40 1.92×, 64×784×40 1.78×, 32×784×40
+/// 1.74×, 16×784×40 2.44×, 8×784×40 1.68×, 1024×1024×48 2.83×, 64×1024×48 2.60×,
+/// 16×1024×48 1.27×, 8×1024×48 1.00×, 16×256×24 2.87×, 64×256×24 1.86×,
+/// 256×512×100 1.35×, 64×512×100 1.24×, 128×784×128 1.23×, 32×784×128 1.09×; but
+/// 16×512×100 1.05×, 8×512×100 0.85×, 16×784×192 0.88×, 8×784×128 0.76×. PyTorch
+/// layout (on the dot kernel up to 16 rows): 512×784×40 1.89×, 32×784×40 1.52×,
+/// 64×512×100 1.24×, 32×784×128 1.14×, 32×512×192 1.12×; but 16×784×40 0.55×,
+/// 8×1024×48 0.34×, 16×512×100 0.67×. (Wider layers, whose packed path's gain over
+/// matrixmultiply is smaller, measured 0.88–1.12× and stay on it: a one-off call is
+/// matrixmultiply's.)
+pub(crate) const PACK_MIN_M_48: usize = 32;
+/// See [`PACK_MIN_M_48`].
+pub(crate) const PACK_MIN_M_48_ROWS: usize = 8;
 
 /// Whether an `f32` GEMM- or skinny-path call packs its weight for the packed path
 /// instead.
-fn pack_per_call(m: usize, k: usize, n: usize) -> bool {
-    n <= PACK_MAX_N_NARROW && m >= PACK_MIN_M_NARROW && k.saturating_mul(n) <= SKINNY_BIG_WEIGHT
+fn pack_per_call(m: usize, k: usize, n: usize, lay: Layout) -> bool {
+    k.saturating_mul(n) <= SKINNY_BIG_WEIGHT
+        && ((n <= PACK_MAX_N_NARROW && m >= PACK_MIN_M_NARROW)
+            || (m >= PACK_MIN_M_48_ROWS
+                && packed::takes_8x48(n)
+                && (m >= PACK_MIN_M_48 || (n <= 48 && lay == Layout::Rows))))
 }
 
 /// [`run`] through a [`packed::PackedKernel`] made for this call, when `T` is `f32` and
@@ -194,7 +218,7 @@ pub(crate) fn run<T: Element>(
     // (A forced path stays what it was asked to be.)
     if auto
         && (path == ForwardPath::Gemm || path == ForwardPath::Skinny)
-        && pack_per_call(m, k, n)
+        && pack_per_call(m, k, n, lay)
         && run_packed_once(input, kernel, bias, act, out)
     {
         return;
@@ -267,5 +291,62 @@ pub(crate) fn run<T: Element>(
     });
     if act.is_row_wise() {
         parallel::apply_rows(act, out, n, macs);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn narrow_layers_pack_per_call_where_the_rule_says() {
+        // The rule itself: N ≤ 16 from 2 rows everywhere; on CPUs with the 8×48 tile,
+        // N ≤ 48 from 8 rows in the Keras layout, N ≤ 192 from 32 rows in any.
+        let t48 = |n| packed::takes_8x48(n);
+        assert!(pack_per_call(2, 784, 10, Layout::Cols));
+        assert!(!pack_per_call(1, 784, 10, Layout::Rows));
+        assert_eq!(pack_per_call(8, 784, 40, Layout::Rows), t48(40));
+        assert!(!pack_per_call(8, 784, 40, Layout::Cols));
+        assert!(!pack_per_call(7, 784, 40, Layout::Rows));
+        assert!(!pack_per_call(16, 512, 100, Layout::Rows));
+        assert_eq!(pack_per_call(32, 784, 40, Layout::Cols), t48(40));
+        assert_eq!(pack_per_call(32, 512, 100, Layout::Rows), t48(100));
+        assert!(!pack_per_call(512, 512, 193, Layout::Rows));
+        assert!(
+            !pack_per_call(512, 1 << 16, 100, Layout::Rows),
+            "weight too big"
+        );
+
+        // And what it runs: where it packs, `dense_forward`'s result is the packed
+        // path's bit for bit; everywhere, within the reference's bound.
+        let values = |len: usize, seed: u32| -> Vec<f32> {
+            (0..len)
+                .map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32)
+                .map(|v| v / (1u32 << 24) as f32 - 0.5)
+                .collect()
+        };
+        for &(m, k, n) in &[(8, 784, 40), (33, 300, 100), (64, 257, 48), (40, 500, 192)] {
+            for torch in [false, true] {
+                let (x, w, b) = (values(m * k, 1), values(k * n, 2), values(n, 3));
+                let kernel = if torch {
+                    MatRef::from_slice(&w, n, k).unwrap().t()
+                } else {
+                    MatRef::from_slice(&w, k, n).unwrap()
+                };
+                let xv = MatRef::from_slice(&x, m, k).unwrap();
+                let act = Activation::Relu;
+                let mut out = vec![f32::NAN; m * n];
+                run(ForwardPath::Auto, xv, kernel, Some(&b), act, &mut out);
+                crate::reference::check_dense(xv, kernel, Some(&b), act, &out)
+                    .unwrap_or_else(|e| panic!("{m}x{k}x{n} torch={torch}: {e}"));
+                if pack_per_call(m, k, n, layout(&xv, &kernel)) && packed::has_microkernels() {
+                    let p = packed::PackedKernel::new(kernel, Some(&b)).unwrap();
+                    let mut want = vec![f32::NAN; m * n];
+                    packed::run(xv, &p, act, &mut want);
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert!(bits(&out) == bits(&want), "{m}x{k}x{n} torch={torch}");
+                }
+            }
+        }
     }
 }

@@ -902,6 +902,11 @@ pub(crate) fn has_microkernels() -> bool {
     Isa::current() != Isa::None
 }
 
+/// Whether a layer of `n` units packs for the 8×48 tile on this CPU.
+pub(crate) fn takes_8x48(n: usize) -> bool {
+    Isa::current().for_units(n, crate::simd::is_intel()) == Isa::Avx512N48
+}
+
 /// The `k` block of [`microkernel_flops`]: short enough for the panel (256·32·4 = 32 KiB)
 /// and the input tile to stay in L1 together.
 const BENCH_KC: usize = 256;
