@@ -505,6 +505,26 @@ pub(crate) unsafe fn apply_f32(act: Activation, data: &mut [f32], cols: usize) {
     unsafe { kernels::apply_f32::<F32x16>(act, data, cols) }
 }
 
+/// Applies `act` to a strided `f32` tile with AVX-512, if it is one the packed path
+/// applies tile by tile ([`kernels::apply_f32_tile`]).
+///
+/// # Safety
+/// The CPU supports `avx512f`, `avx2` and `fma`; every row `r < rows` is readable and
+/// writable for `cols` floats from `p + r·ld`.
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub(crate) unsafe fn apply_f32_tile(
+    act: Activation,
+    p: *mut f32,
+    rows: usize,
+    cols: usize,
+    ld: usize,
+) -> bool {
+    super::record_run(SimdPath::Avx512);
+    // SAFETY: this function's features are enabled, as the kernels require; the rows
+    // are the caller's promise.
+    unsafe { kernels::apply_f32_tile::<F32x16>(act, p, rows, cols, ld) }
+}
+
 /// Applies `act` to an `f64` block with AVX-512.
 ///
 /// # Safety

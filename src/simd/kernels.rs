@@ -51,6 +51,61 @@ pub(crate) unsafe fn map<V: Vector, B: Body<V>>(data: &mut [V::E], f: &B) {
     }
 }
 
+/// [`map`] over a strided block: `rows` rows of `cols` elements, `ld` apart, from `p`
+/// (one call, so the body's constants are set up once for the whole block).
+///
+/// # Safety
+/// Called inside the backend's entry function; every row `r < rows` is readable and
+/// writable for `cols` elements from `p + r·ld`.
+#[inline(always)]
+pub(crate) unsafe fn map_rows<V: Vector, B: Body<V>>(
+    p: *mut V::E,
+    rows: usize,
+    cols: usize,
+    ld: usize,
+    f: &B,
+) {
+    for r in 0..rows {
+        // SAFETY: row r is inside the block (contract).
+        unsafe {
+            let row = p.add(r * ld);
+            let mut i = 0;
+            while i + V::LANES <= cols {
+                f.eval(V::load(row.add(i))).store(row.add(i));
+                i += V::LANES;
+            }
+            if i < cols {
+                let v = V::load_part(row.add(i), cols - i, V::splat(0.0));
+                f.eval(v).store_part(row.add(i), cols - i);
+            }
+        }
+    }
+}
+
+/// Applies `act` to a strided `f32` tile if it is one the packed path applies tile by
+/// tile (the erf gelu and sigmoid, in `f32` lanes); `false` (nothing done) otherwise.
+///
+/// # Safety
+/// As [`map_rows`].
+#[inline(always)]
+pub(crate) unsafe fn apply_f32_tile<V: Vector<E = f32>>(
+    act: Activation,
+    p: *mut f32,
+    rows: usize,
+    cols: usize,
+    ld: usize,
+) -> bool {
+    // SAFETY (both arms): forwarded from the caller.
+    unsafe {
+        match act {
+            Activation::Gelu if V::FUSED => map_rows::<V, _>(p, rows, cols, ld, &GeluF32),
+            Activation::Sigmoid => map_rows::<V, _>(p, rows, cols, ld, &Sigmoid {}),
+            _ => return false,
+        }
+    }
+    true
+}
+
 /// A block an `f64`-lane body runs over.
 trait F64Body {
     /// The `f64` register the body is evaluated in.

@@ -386,6 +386,31 @@ pub(crate) fn apply<T: crate::Element>(act: Activation, data: &mut [T], cols: us
     apply_activation_on(simd_path(), act, data, cols);
 }
 
+/// Whether [`apply_tile_avx512`] applies `act` (the exp-based activations the packed
+/// path's targets name: the erf gelu and sigmoid).
+pub(crate) fn has_tile_epilogue(act: Activation) -> bool {
+    matches!(act, Activation::Gelu | Activation::Sigmoid)
+}
+
+/// Applies `act` (parameters as `f32`) to a strided `f32` tile with the AVX-512
+/// kernels, if [`has_tile_epilogue`] lists it; `false` (nothing done) otherwise. One
+/// call per tile: the body's constants are set up once for all its rows.
+///
+/// # Safety
+/// The CPU supports `avx512f`, `avx2` and `fma`; every row `r < rows` is readable and
+/// writable for `cols` floats from `p + r·ld`, and nothing else accesses them meanwhile.
+#[cfg(target_arch = "x86_64")]
+pub(crate) unsafe fn apply_tile_avx512(
+    act: Activation,
+    p: *mut f32,
+    rows: usize,
+    cols: usize,
+    ld: usize,
+) -> bool {
+    // SAFETY: forwarded from the caller.
+    unsafe { avx512::apply_f32_tile(act, p, rows, cols, ld) }
+}
+
 /// Applies `act` in place to a row-major block whose rows have `cols` elements, on a
 /// given path; `false` (and nothing done) if the CPU lacks it. For tests and benches
 /// that compare paths; `dense_forward` uses [`simd_path`].
