@@ -104,7 +104,10 @@ pub(crate) const NC: usize = 1024;
 /// 12 in one L1 set), for sums of at least [`DIRECT_WIDE_MIN_K`]: then, the same way,
 /// 256×1000×200 1.12×, 128×784×256 1.09×, 256×768×768 1.07×, 256×1000×4000 1.06×, 32×512² and 64×512² 1.03–1.05×, 64×784×1024
 /// 1.03–1.05×; but 1024×512×512 (2 MiB of input streaming from L3, re-read for each
-/// of 16 panels) 0.75× and 1024×1024×256 (rows 4 KiB apart) 0.72×.
+/// of 16 panels) 0.75× and 1024×1024×256 (rows 4 KiB apart) 0.72×. Since Zen 5 (also 12
+/// ways) ran up to 1.7× slower in place with rows 2 KiB apart (`K = 512`), wide pieces
+/// need their rows spread over the L1 sets on every core ([`reads_in_place`]): 32×512² and
+/// 64×512² now pack there too.
 const DIRECT_PANELS: usize = 4;
 /// Pieces wider than [`DIRECT_PANELS`] read the input in place only for sums at least
 /// this long. Below it each 12-row input tile is a few short rows, met once per panel:
@@ -138,9 +141,15 @@ fn rows_per_l1_set(rs: usize, rows: usize) -> usize {
 /// place rather than packing it (see the comment in `piece`): the AVX2+FMA kernel for
 /// one panel; the 8×48 kernel for up to [`DIRECT_PANELS`]; the 12×32 kernel for up to
 /// `DIRECT_PANELS` where the L1d holds its 12 rows (12 ways or more, or fewer than half
-/// the ways taken by the rows sharing a set), and for wider pieces also where `K` is at
-/// least [`DIRECT_WIDE_MIN_K`], the input fits in `direct_input_bytes` and its rows are
-/// not a multiple of 4 KiB apart.
+/// the ways taken by the rows sharing a set), and for wider pieces only where fewer than
+/// half the ways are so taken, whatever the way count, `K` is at least
+/// [`DIRECT_WIDE_MIN_K`], the input fits in `direct_input_bytes` and its rows are not a
+/// multiple of 4 KiB apart. (Zen 5, 48 KiB 12-way L1d, relu, one thread, both ways
+/// alternated in one process: with `K = 512`, rows 2 KiB apart and 6 of 12 to a set,
+/// reading in place ran 256×512×1024 1.69×, 192×512×1024 1.61×, 96×512×1024 1.63×,
+/// 256×512×4096 1.43× slower than packing, where 32×512², 64×512², 288×512×1024 and
+/// 512×512×1024 ran within 2% either way; with rows spread, 128×784×256 1.02–1.03× and
+/// 256×768², 256×1000×4000, 64×784×1024 within 1%, in favour of reading in place.)
 fn reads_in_place(packed: &PackedKernel, rows: usize, cols: usize, rs: usize, cs: usize) -> bool {
     let (mr, nr) = packed.isa.tile();
     cs == 1
@@ -149,11 +158,12 @@ fn reads_in_place(packed: &PackedKernel, rows: usize, cols: usize, rs: usize, cs
             Isa::Avx2 => cols <= nr,
             Isa::Avx512N48 => packed.direct_avx512 && cols <= DIRECT_PANELS * nr,
             Isa::Avx512 => {
+                let spread = rows_per_l1_set(rs, rows.min(mr)) < packed.l1d_ways / 2;
                 packed.direct_avx512
-                    && (packed.l1d_ways >= 12
-                        || rows_per_l1_set(rs, rows.min(mr)) < packed.l1d_ways / 2)
+                    && (packed.l1d_ways >= 12 || spread)
                     && (cols <= DIRECT_PANELS * nr
                         || (packed.k >= DIRECT_WIDE_MIN_K
+                            && spread
                             && !rs.is_multiple_of(1024)
                             && (rows as u64)
                                 .saturating_mul(packed.k as u64)
@@ -1209,6 +1219,18 @@ mod tests {
         let p = pack(Isa::Avx512N48, 16, 192);
         assert!(reads_in_place(&p, 4096, 192, 16, 1));
         assert!(!reads_in_place(&p, 4096, 193, 16, 1));
+        // A 12-way L1d (Zen 5, the Xeons): narrow pieces read in place even 4 KiB
+        // apart; wide ones only with their rows spread over the sets (K = 784, not
+        // K = 512: rows 2 KiB apart, 6 of 12 in one set).
+        let zen5 = |k: usize, n: usize| {
+            let mut p = pack(Isa::Avx512, k, n);
+            p.l1d_ways = 12;
+            p
+        };
+        assert!(reads_in_place(&zen5(1024, 128), 256, 128, 1024, 1));
+        assert!(reads_in_place(&zen5(784, 256), 128, 256, 784, 1));
+        assert!(!reads_in_place(&zen5(512, 1024), 64, 1024, 512, 1));
+        assert!(reads_in_place(&zen5(512, 128), 64, 128, 512, 1));
     }
 
     #[test]
