@@ -150,7 +150,8 @@ fn detect() -> CpuFeatures {
 
 /// This core's L2 size in bytes (CPUID leaf `0x8000_0006`, which Intel and AMD CPUs
 /// both fill: ECX bits 31..16, in KiB), read once; `None` off x86-64 or where the CPU
-/// (or hypervisor) does not report it. It only picks the packed path's chunk width.
+/// (or hypervisor) does not report it. It picks the packed path's blocking, chunk width
+/// and whether large outputs' rows are prefetched (`paths::packed`).
 pub(crate) fn l2_bytes() -> Option<usize> {
     static L2: OnceLock<Option<usize>> = OnceLock::new();
     *L2.get_or_init(read_l2)

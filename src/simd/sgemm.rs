@@ -21,6 +21,31 @@
 //! order for every tile, row and thread: inside a block `p = 0, 1, …` with one fused
 //! multiply-add each, then the block's sum added to the earlier blocks'.
 
+/// Prefetches into L1 the lines holding `rows` rows of `cols` floats, `ld` apart, from
+/// `c`: a tile's output, just before its kernel call on the first `kc` block, where the
+/// output is too large to stay cached from one call to the next (the kernels prefetch
+/// only the running sum that [`Init::Load`] reads). The lines arrive while the call's
+/// products run rather than at its stores. A no-op off x86-64.
+#[inline]
+pub(crate) fn prefetch_rows(c: *const f32, rows: usize, cols: usize, ld: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if cols > 0 {
+        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        for r in 0..rows {
+            let row = c.wrapping_add(r * ld);
+            // One address per 64-byte line from the row's first float to its last.
+            let (first, last) = (row as usize >> 6, row.wrapping_add(cols - 1) as usize >> 6);
+            for line in 0..=last.wrapping_sub(first) {
+                // SAFETY: SSE is part of x86-64; a prefetch never faults, reads nothing
+                // into registers and writes nothing, whatever the address.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(row.wrapping_byte_add(line << 6).cast()) };
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (c, rows, cols, ld);
+}
+
 /// How a tile's accumulators start.
 #[derive(Clone, Copy)]
 pub(crate) enum Init {
