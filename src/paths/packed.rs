@@ -892,10 +892,10 @@ const TILE_EPILOGUE_STRIDE: usize = 8 << 10;
 /// than on the whole `mc × nc` block after its last tile: for the AVX-512 kernels,
 /// the activations [`crate::simd::has_tile_epilogue`] lists (gelu, sigmoid), and
 /// output rows a multiple of 8 KiB apart (`N` a multiple of 2048). There the block's
-/// 48 rows of 2 KiB share few L2 sets (a 2 MiB, 16-way L2 maps addresses 128 KiB
-/// apart to one set: rows 16 KiB apart put 6 of the block's rows in each set the
-/// block touches, beside the 1 MiB weight slice), and the block pass found them
-/// evicted. Zen 5 (48 KiB L1d, 2 MiB L2), one thread, gelu, both ways alternated in one
+/// 24 rows of 4 KiB share few L2 sets (a 1 MiB, 16-way L2 maps addresses 64 KiB apart
+/// to one set: rows 16 KiB apart put 6 of the block's rows in each set the block
+/// touches, beside the weight slice streaming through), and the block pass found them
+/// evicted. Zen 5 (48 KiB L1d, 1 MiB L2), one thread, gelu, both ways alternated in one
 /// process (medians of 21 rounds): 256×1024×4096 1.05–1.08×, 128×1024×4096
 /// 1.06–1.10×, 64×1024×4096 1.06×, 384×1024×2048 1.06×, 512×1024×2048 1.04–1.05×,
 /// 2048³ 1.03×; where rows are not so aligned it gains nothing or loses a little:
