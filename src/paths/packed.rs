@@ -27,11 +27,14 @@
 //!   2048³ and 256×1024×4096, 1.02× at 32×512², on one and two threads; on AVX2+FMA
 //!   1.00–1.04×. `KC = 2048` measured the same as 1024 at 2048³, with twice the stack.
 //! - `MC = 24` rows (2 12×32 tiles, 3 8×48 tiles, 4 AVX2 tiles): the input block (`MC × KC`, 96 KiB,
-//!   a stack buffer) stays in L2 while the chunk's panels pass. 12 and 36 rows measured
+//!   in a stack buffer of 144 KiB) stays in L2 while the chunk's panels pass. 12 and 36 rows measured
 //!   the same; 24 re-reads the chunk's weight slice half as often as 12 (every `MC`
 //!   rows), which matters once many cores share L3. Short sums (`K` in [`SHORT_K`],
 //!   64..512) on the 12×32 kernel take 12-row blocks: there the output's row streams
-//!   are much of the traffic (1000×100×1000 1.10–1.17× on Zen 4).
+//!   are much of the traffic (1000×100×1000 1.10–1.17× on Zen 4). But pieces of at most
+//!   36 rows on the 12×32 kernel run as one block ([`block_rows`], the buffer's 144 KiB):
+//!   the weight then streams in once per call rather than once per block (Zen 5:
+//!   32×2048² 1.20–1.22×, 32×512² 1.02–1.03×).
 //! - On cores with 2 MiB of L2 or more (the Xeons), `KC = 512` and `MC = 48` instead
 //!   ([`blocking`]; the same 96 KiB input block): 1.02–1.05× there, and a 32-row input
 //!   runs as one block of 11-, 11- and 10-row tiles rather than two of 8-row tiles.
@@ -81,17 +84,22 @@ pub(crate) const MC: usize = 24;
 /// `KC` and `MC` on cores with at least 2 MiB of L2 (see [`blocking`]).
 const KC_L2: usize = 512;
 const MC_L2: usize = 48;
-/// Floats in the input block buffer (before its slack): `MC·KC` rows by steps, which
-/// either blocking fills.
-const A_BLOCK: usize = MC * KC;
+/// Pieces of at most this many rows run as one row block on the 12×32 kernel (three
+/// tiles of up to 12 rows; see [`block_rows`]).
+const MC_ONE: usize = 36;
+/// Floats in the input block buffer (before its slack): `MC_ONE·KC` rows by steps (144
+/// KiB), which every blocking's row blocks fit in.
+const A_BLOCK: usize = MC_ONE * KC;
 const _: () = assert!(
     MC_L2 * KC_L2 <= A_BLOCK
+        && MC * KC <= A_BLOCK
+        && MC_ONE.is_multiple_of(12)
         && MC_L2.is_multiple_of(12)
         && MC.is_multiple_of(12)
         && MC_L2.is_multiple_of(8)
         && MC.is_multiple_of(8)
 );
-/// Floats of the input block buffer past its `MC·KC`: room for the two that the AVX2
+/// Floats of the input block buffer past its `A_BLOCK`: room for the two that the AVX2
 /// packer's last overlapping store writes past the last tile.
 const PACK_SLACK: usize = 16;
 /// Columns per chunk (the epilogue's block width; the input is repacked once per chunk),
@@ -241,6 +249,28 @@ fn blocking(l2: Option<usize>, isa: Isa, k: usize) -> (usize, usize) {
 /// 0.99–1.00×) but 128×784×256, read in place, 0.69×. Measured on Zen 4 only, it
 /// applies wherever the small-L2 blocking does (an L2 under 2 MiB, or of unknown size).
 const SHORT_K: core::ops::Range<usize> = 64..512;
+
+/// The rows per input block for a piece of `rows` rows on `isa`'s kernel, from the
+/// packing's `mc`: on the 12×32 kernel, a piece of at most [`MC_ONE`] rows runs as one
+/// block, so that each weight panel streams in once per call and meets all its rows
+/// (three tiles, the first reading the panel from L3 or memory and the others from L2),
+/// where blocks of `mc` rows stream the whole weight once per block. Zen 5 (1 MiB L2),
+/// relu, one thread, both alternated in one process (medians of 21 rounds): 32×2048²
+/// 1.20–1.22×, 26×4096×1024 1.23×, 32×4096² 1.18×, 36×2048² 1.17×, 30×1024×4096 1.13×,
+/// 28×2048×1024 1.04×, 32×512² and 32×1024² 1.02–1.03×, 32×256×4096 1.03×, 32×1000²,
+/// 32×500×2000, 32×300×3000 1.01×, 32×768×3072 and 32×128×1024 1.00×; gelu 32×2048²
+/// 1.20×, 32×512² 1.02×; two threads 32×1024×4096 1.12×, 36×4096×1024 1.11×, 32×2048²
+/// 1.06×. Taller pieces keep `mc`: 36-row blocks for them ran 0.97–1.01× (64×2048²,
+/// 96×2048², 256×1024×4096, 1024³, 2048³), since what gains is one pass over the weight,
+/// not taller blocks. Blocks only group rows: the sums' order, and so every bit, is the
+/// same either way.
+fn block_rows(isa: Isa, rows: usize, mc: usize) -> usize {
+    if isa == Isa::Avx512 && rows <= MC_ONE {
+        mc.max(rows)
+    } else {
+        mc
+    }
+}
 
 /// The `k` blocks of a `K`-long sum: `K.div_ceil(KC)` near-equal pieces of `0..K`
 /// (`K = 1100` gives 550 + 550 rather than 1024 + 76: no block is left short, and each
@@ -681,8 +711,9 @@ pub(crate) fn run(input: MatRef<'_, f32>, packed: &PackedKernel, act: Activation
 }
 
 /// One thread's block, in the module's loop order: for each column chunk (`NC`) and
-/// `k` block (≤ `KC`), each row block (≤ `MC` rows) is packed into row tiles (`kc × MR`
-/// each, k-major) in a 96 KiB stack buffer, then every weight panel of the chunk
+/// `k` block (≤ `KC`), each row block (≤ `MC` rows, or the whole piece: [`block_rows`])
+/// is packed into row tiles (`kc × MR`
+/// each, k-major) in a 144 KiB stack buffer, then every weight panel of the chunk
 /// (`kc × NR`, streamed from L2) meets every row tile. After the last `k`
 /// block, the element-wise epilogue runs on the row block's `mc × nc` output, just
 /// written and still in L2.
@@ -700,7 +731,8 @@ fn piece(
     let ld = block.ld();
     let base = block.as_mut_ptr();
     let body = packed.body();
-    // Left uninitialised: zeroing 96 KiB per call cost more than a whole 32×4×7 product.
+    // Left uninitialised: zeroing it (then 96 KiB) per call cost more than a whole
+    // 32×4×7 product.
     // `pack_input` writes every element a kernel reads (rows < h of each tile).
     let mut a_block = [MaybeUninit::<f32>::uninit(); A_BLOCK + PACK_SLACK];
     let panels = packed.n.div_ceil(nr);
@@ -764,12 +796,14 @@ fn piece(
         for ks in k_blocks(k, packed.kc_max) {
             let (k0, kc) = (ks.start, ks.len());
             let (first, last) = (k0 == 0, k0 + kc == k);
-            let blocks = rows.len().div_ceil(packed.mc);
+            let blocks = rows.len().div_ceil(block_rows(isa, rows.len(), packed.mc));
             for rb in 0..blocks {
                 let rr = part(rows.len(), blocks, rb);
                 let (r0, r1) = (rows.start + rr.start, rows.start + rr.end);
-                // At most `mc` rows, so at most mc / mr tiles of ≤ mr rows each.
+                // At most `block_rows` rows: at most mc / mr tiles of ≤ mr rows each
+                // (mc a multiple of mr), or, on the 12×32 kernel, ≤ MC_ONE / 12 tiles.
                 let tiles = (r1 - r0).div_ceil(mr);
+                debug_assert!(tiles * mr * packed.kc_max <= A_BLOCK);
                 if direct.is_none() {
                     pack_input(isa, input, r0..r1, tiles, k0..k0 + kc, mr, &mut a_block);
                 }
@@ -812,7 +846,7 @@ fn piece(
                         }
                         // SAFETY: row tile `ti` (rows i..i+h, h ≤ mr) was packed at
                         // `ti·mr·kc` in `a_block` (kc·mr floats, inside its A_BLOCK as
-                        // ti < mc / mr and mc·kc ≤ A_BLOCK), and its rows < h, all the kernel reads, were
+                        // ti < tiles ≤ A_BLOCK / (mr·kc), see `tiles`), and its rows < h, all the kernel reads, were
                         // written there; or, `direct`, the kernel reads input rows
                         // i..i+h (< M) at columns k0..k0+kc (≤ K) in place: unit column
                         // stride, so element (i + r, k0 + p) is at (i + r)·rs + k0 + p,
@@ -1259,6 +1293,78 @@ mod tests {
                             ),
                         }
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pieces_of_up_to_36_rows_run_as_one_block_on_the_12x32_kernel() {
+        for rows in 1..=MC_ONE {
+            assert_eq!(
+                rows.div_ceil(block_rows(Isa::Avx512, rows, MC)),
+                1,
+                "{rows}"
+            );
+            // The short-sum and large-L2 blockings too.
+            assert_eq!(
+                rows.div_ceil(block_rows(Isa::Avx512, rows, 12)),
+                1,
+                "{rows}"
+            );
+            assert_eq!(block_rows(Isa::Avx512, rows, MC_L2), MC_L2);
+        }
+        for rows in [MC_ONE + 1, 64, 1000] {
+            assert_eq!(block_rows(Isa::Avx512, rows, MC), MC);
+            assert_eq!(block_rows(Isa::Avx512, rows, 12), 12);
+        }
+        for isa in [Isa::Avx512N48, Isa::Avx2, Isa::None] {
+            for rows in [1, 25, 32, MC_ONE, 100] {
+                assert_eq!(block_rows(isa, rows, MC), MC, "{isa:?} {rows}");
+            }
+        }
+        // Every row block's tiles fit the buffer, for any blocking and tile height.
+        for (mc, kc) in [(MC, KC), (12, KC), (MC_L2, KC_L2)] {
+            for isa in isas().into_iter().filter(|&i| i != Isa::None) {
+                let mr = isa.tile().0;
+                for rows in 1..=200 {
+                    let b = block_rows(isa, rows, mc);
+                    let blocks = rows.div_ceil(b);
+                    let tallest = part(rows, blocks, 0).len();
+                    assert!(tallest.div_ceil(mr) * mr * kc <= A_BLOCK, "{isa:?} {rows}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn one_block_or_several_give_the_same_bits() {
+        // 25..36 rows run as one block on the 12×32 kernel; the same rows inside a
+        // taller batch run in blocks of 24. Sums of two k blocks and a ragged last panel.
+        for isa in isas().into_iter().filter(|&i| i != Isa::None) {
+            for &(m, k, n) in &[(25, 1100, 70), (32, 300, 100), (36, 2100, 33)] {
+                let tall = 2 * m + 3;
+                // Inexact values, so that a change in any sum's order would show.
+                let wave = |len: usize, f: f32| -> Vec<f32> {
+                    (0..len).map(|i| (i as f32 * f).sin()).collect()
+                };
+                let (x, w, b) = (wave(tall * k, 0.37), wave(k * n, 0.71), wave(n, 1.3));
+                let kv = MatRef::from_slice(&w, k, n).unwrap();
+                let p = PackedKernel::new_for(isa, crate::simd::l2_bytes(), kv, Some(&b), true)
+                    .unwrap();
+                for act in [Activation::Relu, Activation::Gelu] {
+                    let mut all = vec![f32::NAN; tall * n];
+                    run(MatRef::from_slice(&x, tall, k).unwrap(), &p, act, &mut all);
+                    let xv = MatRef::from_slice(&x[..m * k], m, k).unwrap();
+                    let mut few = vec![f32::NAN; m * n];
+                    run(xv, &p, act, &mut few);
+                    let same = few
+                        .iter()
+                        .zip(&all[..m * n])
+                        .all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "{isa:?} {m}x{k}x{n} {act}");
+                    crate::reference::check_dense(xv, kv, Some(&b), act, &few)
+                        .unwrap_or_else(|e| panic!("{isa:?} {m}x{k}x{n} {act}: {e}"));
                 }
             }
         }
