@@ -307,9 +307,11 @@ fn check_element(
         // Kinks and jumps, with their f64 neighbours: where an activation is not
         // monotone across one (leaky_relu with a negative slope has its minimum at 0),
         // the extreme value over z ± Δ is there, not at the five evenly spaced samples.
+        // Likewise the smooth minimum of gelu, silu and their kin.
         let kinks = kinks(act)
             .into_iter()
-            .flat_map(|k| [k.next_down(), k, k.next_up()]);
+            .flat_map(|k| [k.next_down(), k, k.next_up()])
+            .chain(stationary_point(act));
         [-1.0, -0.5, 0.0, 0.5, 1.0]
             .iter()
             .map(|t| f(z + t * delta))
@@ -372,6 +374,23 @@ fn kinks(act: Activation) -> [f64; 3] {
         Threshold { threshold, .. } => [0.0, threshold, f64::NAN],
         HardShrink { threshold } | SoftShrink { threshold } => [0.0, -threshold, threshold],
         _ => [0.0, f64::NAN, f64::NAN],
+    }
+}
+
+/// Where a smooth activation that is not monotone takes its minimum (to f64 precision:
+/// `Φ(x) + x·φ(x) = 0` for gelu, `σ(x)·(1 + x·(1 − σ(x))) = 0` for silu, and so on,
+/// solved by bisection); `None` for the monotone ones, whose extremes over an interval
+/// are at its ends, and for those whose turns are kinks ([`kinks`]).
+fn stationary_point(act: Activation) -> Option<f64> {
+    use Activation::*;
+    match act {
+        Gelu => Some(-0.751_791_524_693_564_5),
+        GeluTanh => Some(-0.752_461_422_071_016_2),
+        Silu => Some(-1.278_464_542_761_074),
+        Mish => Some(-1.192_431_214_515_495_2),
+        // x·relu6(x + 3)/6: x(x + 3)/6 on [−3, 3], lowest at −3/2.
+        HardSilu => Some(-1.5),
+        _ => None,
     }
 }
 
@@ -632,4 +651,52 @@ pub fn check_activation_exact<T: Element>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Over `z ± Δ` around a smooth minimum the allowed range reaches down to the
+    /// minimum, though none of the five evenly spaced samples lands on it; below it (by
+    /// more than the rounding budget) stays rejected.
+    #[test]
+    fn the_range_around_a_smooth_minimum_reaches_the_minimum() {
+        let (u, eta) = (unit_roundoff::<f32>(), tiny::<f32>());
+        let max_t = f64::from(f32::MAX);
+        for act in [
+            Activation::Gelu,
+            Activation::GeluTanh,
+            Activation::Silu,
+            Activation::Mish,
+            Activation::HardSilu,
+        ] {
+            let x0 = stationary_point(act).unwrap();
+            let f = |x: f64| scalar::eval(act, x).unwrap();
+            // It is the minimum: lower than its neighbours a little way off.
+            assert!(f(x0) < f(x0 - 1e-3) && f(x0) < f(x0 + 1e-3), "{act}");
+            // Samples at z + {-1, -0.5, 0, 0.5, 1}·Δ: 0.3Δ from z is between them.
+            let (delta, z) = (0.25, x0 + 0.075);
+            let lowest = f(x0);
+            assert!(
+                lowest < f(z) - 1e-6,
+                "{act}: the test needs a dip between samples"
+            );
+            check_element(act, z, delta, lowest, u, eta, max_t)
+                .unwrap_or_else(|e| panic!("{act}: {e}"));
+            let below = lowest - 64.0 * u * lowest.abs();
+            assert!(
+                check_element(act, z, delta, below, u, eta, max_t).is_err(),
+                "{act}: {below:e} accepted"
+            );
+        }
+        // Monotone activations have none.
+        for act in [
+            Activation::Sigmoid,
+            Activation::Tanh,
+            Activation::Elu { alpha: 1.0 },
+        ] {
+            assert_eq!(stationary_point(act), None);
+        }
+    }
 }
