@@ -410,3 +410,35 @@ proptest! {
         check(m, k, n, torch, bias, act);
     }
 }
+
+/// The forward pass packs its input on the calling thread's stack (144 KiB): in an
+/// optimised build a thread with 256 KiB of stack runs it, in the shapes that fill that
+/// buffer (a 36-row block of 1024-step sums; 24 rows; 40; one row) and with an
+/// element-wise epilogue. Unoptimised builds keep every inlined activation body's
+/// temporaries in one frame (about 1 MiB for the AVX-512 block pass), so there the
+/// test runs on Rust's default 2 MiB.
+#[test]
+fn runs_on_a_thread_with_256_kib_of_stack() {
+    let stack = if cfg!(debug_assertions) {
+        2 << 20
+    } else {
+        256 << 10
+    };
+    let (k, n) = (2048, 100);
+    let (x, w, b) = (values(40 * k, 41), values(k * n, 42), values(n, 43));
+    let kernel = MatRef::from_slice(&w, k, n).unwrap();
+    let packed = PackedKernel::new(kernel, Some(&b)).unwrap();
+    for m in [36, 24, 40, 1] {
+        let xv = MatRef::from_slice(&x[..m * k], m, k).unwrap();
+        let out = std::thread::scope(|s| {
+            std::thread::Builder::new()
+                .stack_size(stack)
+                .spawn_scoped(s, || packed_out(xv, &packed, Activation::Gelu))
+                .unwrap()
+                .join()
+                .unwrap()
+        });
+        check_dense(xv, kernel, Some(&b), Activation::Gelu, &out)
+            .unwrap_or_else(|e| panic!("{m}x{k}x{n}: {e}"));
+    }
+}
