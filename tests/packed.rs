@@ -8,7 +8,8 @@
 
 use dense_kernel::reference::check_dense;
 use dense_kernel::{
-    dense_forward_into, dense_forward_packed, Activation, DenseError, MatMut, MatRef, PackedKernel,
+    dense_forward, dense_forward_into, dense_forward_packed, Activation, DenseError, MatMut,
+    MatRef, PackedKernel,
 };
 use proptest::prelude::*;
 
@@ -411,34 +412,42 @@ proptest! {
     }
 }
 
-/// The forward pass packs its input on the calling thread's stack (144 KiB): in an
-/// optimised build a thread with 256 KiB of stack runs it, in the shapes that fill that
-/// buffer (a 36-row block of 1024-step sums; 24 rows; 40; one row) and with an
-/// element-wise epilogue. Unoptimised builds keep every inlined activation body's
-/// temporaries in one frame (about 1 MiB for the AVX-512 block pass), so there the
-/// test runs on Rust's default 2 MiB.
+/// The forward pass packs its input on the calling thread's stack (144 KiB): a thread
+/// with 256 KiB of stack runs it, optimised or not, in the shapes that fill that
+/// buffer (a 36-row block of 1024-step sums; 24 rows; 40; one row), with element-wise
+/// and row-wise epilogues, and so does the unpacked path. (Unoptimised builds once kept
+/// every inlined activation body's temporaries in one frame, about 1 MiB on AVX-512.)
 #[test]
 fn runs_on_a_thread_with_256_kib_of_stack() {
-    let stack = if cfg!(debug_assertions) {
-        2 << 20
-    } else {
-        256 << 10
-    };
     let (k, n) = (2048, 100);
     let (x, w, b) = (values(40 * k, 41), values(k * n, 42), values(n, 43));
     let kernel = MatRef::from_slice(&w, k, n).unwrap();
     let packed = PackedKernel::new(kernel, Some(&b)).unwrap();
-    for m in [36, 24, 40, 1] {
-        let xv = MatRef::from_slice(&x[..m * k], m, k).unwrap();
-        let out = std::thread::scope(|s| {
+    let on_small_stack = |f: &(dyn Fn() -> Vec<f32> + Sync)| {
+        std::thread::scope(|s| {
             std::thread::Builder::new()
-                .stack_size(stack)
-                .spawn_scoped(s, || packed_out(xv, &packed, Activation::Gelu))
+                .stack_size(256 << 10)
+                .spawn_scoped(s, f)
                 .unwrap()
                 .join()
                 .unwrap()
-        });
-        check_dense(xv, kernel, Some(&b), Activation::Gelu, &out)
-            .unwrap_or_else(|e| panic!("{m}x{k}x{n}: {e}"));
+        })
+    };
+    for m in [36, 24, 40, 1] {
+        let xv = MatRef::from_slice(&x[..m * k], m, k).unwrap();
+        for act in [
+            Activation::Gelu,
+            Activation::Mish,
+            Activation::Tanh,
+            Activation::Softmax,
+        ] {
+            let packed_y = on_small_stack(&|| packed_out(xv, &packed, act));
+            check_dense(xv, kernel, Some(&b), act, &packed_y)
+                .unwrap_or_else(|e| panic!("packed {m}x{k}x{n} {act}: {e}"));
+            let y =
+                on_small_stack(&|| dense_forward(xv, kernel, Some(&b), act).unwrap().into_vec());
+            check_dense(xv, kernel, Some(&b), act, &y)
+                .unwrap_or_else(|e| panic!("{m}x{k}x{n} {act}: {e}"));
+        }
     }
 }

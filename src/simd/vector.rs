@@ -4,7 +4,10 @@
 //! A backend type wraps one register of lanes. Its methods are `#[inline(always)]` and
 //! are only ever called from inside a backend's entry function, which is compiled with
 //! the backend's `#[target_feature]` set and entered only after run-time detection: that
-//! is the invariant every backend's `unsafe` relies on.
+//! is the invariant every backend's `unsafe` relies on. (In unoptimised builds the loops
+//! of `kernels` are functions of their own, called from the entry: still only after
+//! that detection; the intrinsics are calls there, and the Rust ABI passes their
+//! vector arguments in memory whatever the caller's features.)
 
 use super::coeffs;
 use core::ops::{Add, Div, Mul, Neg, Sub};
