@@ -156,12 +156,21 @@ fn rows_per_l1_set(rs: usize, rows: usize) -> usize {
 /// the ways taken by the rows sharing a set), and for wider pieces only where fewer than
 /// half the ways are so taken, whatever the way count, `K` is at least
 /// [`DIRECT_WIDE_MIN_K`], the input fits in `direct_input_bytes` and its rows are not a
-/// multiple of 4 KiB apart. (Zen 5, 48 KiB 12-way L1d, relu, one thread, both ways
-/// alternated in one process: with `K = 512`, rows 2 KiB apart and 6 of 12 to a set,
-/// reading in place ran 256×512×1024 1.69×, 192×512×1024 1.61×, 96×512×1024 1.63×,
-/// 256×512×4096 1.43× slower than packing, where 32×512², 64×512², 288×512×1024 and
-/// 512×512×1024 ran within 2% either way; with rows spread, 128×784×256 1.02–1.03× and
-/// 256×768², 256×1000×4000, 64×784×1024 within 1%, in favour of reading in place.)
+/// multiple of 4 KiB apart, and, except on Intel CPUs, whose row tiles all have fewer
+/// than 12 rows ([`tallest_tile`]). (Zen 5, 48 KiB 12-way L1d, relu, one thread, both
+/// ways alternated in one process: with `K = 512`, rows 2 KiB apart and 6 of 12 to a
+/// set, reading in place ran 256×512×1024 1.69×, 192×512×1024 1.61×, 96×512×1024
+/// 1.63×, 256×512×4096 1.43× slower than packing, where 32×512², 64×512², 288×512×1024
+/// and 512×512×1024 ran within 2% either way; with rows spread, 128×784×256 1.01–1.03×
+/// and 64×784×1024 within 1%, in favour of reading in place (11-row tiles). But wide
+/// pieces of 12-row tiles, twelve input row streams beside the panel's, ran 1.5–1.8×
+/// slower in place: 24×1000×4000 1.56×, 36×1000×4000 1.63×, 48×1000×4000 1.62×,
+/// 72×1000×4000 1.53×, 96×1000×4000 1.68×, 24×1000² 1.75×, 48×1000² 1.78×, 12×1000²
+/// 1.55×, 48×2000×1000 1.52×, 24×600×2000 1.71×, 24×784×4000 1.65×, where 32×1000×4000
+/// (11-row tiles) ran 1.02–1.04× ahead in place, 60×1000² (10) level, 11×1000² 0.98–1.00×,
+/// and narrow pieces of 12-row tiles 8–16% ahead (24×1000×128, 48×1000×100,
+/// 96×784×128, 24×1000×64). On an Emerald Rapids Xeon wide pieces of 12-row tiles
+/// gained in place, see [`DIRECT_PANELS`].)
 fn reads_in_place(packed: &PackedKernel, rows: usize, cols: usize, rs: usize, cs: usize) -> bool {
     let (mr, nr) = packed.isa.tile();
     cs == 1
@@ -176,6 +185,7 @@ fn reads_in_place(packed: &PackedKernel, rows: usize, cols: usize, rs: usize, cs
                     && (cols <= DIRECT_PANELS * nr
                         || (packed.k >= DIRECT_WIDE_MIN_K
                             && spread
+                            && (packed.intel || tallest_tile(packed, rows) < mr)
                             && !rs.is_multiple_of(1024)
                             && (rows as u64)
                                 .saturating_mul(packed.k as u64)
@@ -184,6 +194,15 @@ fn reads_in_place(packed: &PackedKernel, rows: usize, cols: usize, rs: usize, cs
             }
             Isa::None => false,
         }
+}
+
+/// The most rows any row tile of a `rows`-row piece gets: the tallest of its row blocks
+/// ([`block_rows`], cut by [`part`]) cut into tiles of at most the kernel's height.
+fn tallest_tile(packed: &PackedKernel, rows: usize) -> usize {
+    let mr = packed.isa.tile().0;
+    let block = block_rows(packed.isa, rows, packed.mc);
+    let tallest = part(rows, rows.div_ceil(block.max(1)), 0).len();
+    part(tallest, tallest.div_ceil(mr), 0).len()
 }
 
 /// Where panel `jp`'s rows `k0..k0 + kc` of one `k` block start in the packed body:
@@ -452,6 +471,9 @@ pub struct PackedKernel {
     direct_input_bytes: usize,
     /// This CPU's L2 in bytes (0 where unknown), for [`prefetches_output`].
     l2_bytes: usize,
+    /// Whether this is an Intel CPU, where wide pieces of 12-row tiles read their input
+    /// in place ([`reads_in_place`]).
+    intel: bool,
 }
 
 impl PackedKernel {
@@ -613,6 +635,7 @@ impl PackedKernel {
             l1d_ways: crate::simd::l1d_ways().unwrap_or(0),
             direct_input_bytes: l2.map_or(0, |b| b / 2),
             l2_bytes: l2.unwrap_or(0),
+            intel: crate::simd::is_intel(),
         })
     }
 
@@ -1449,6 +1472,23 @@ mod tests {
         assert!(reads_in_place(&zen5(784, 256), 128, 256, 784, 1));
         assert!(!reads_in_place(&zen5(512, 1024), 64, 1024, 512, 1));
         assert!(reads_in_place(&zen5(512, 128), 64, 128, 512, 1));
+        // Wide pieces whose row tiles have 12 rows pack, except on Intel; 11-row tiles
+        // read in place; narrow pieces read in place either way.
+        let mut p = zen5(1000, 4000);
+        p.direct_input_bytes = 1 << 20;
+        p.intel = false;
+        for (rows, tallest) in [(24, 12), (36, 12), (48, 12), (12, 12), (35, 12)] {
+            assert_eq!(tallest_tile(&p, rows), tallest, "{rows}");
+            assert!(!reads_in_place(&p, rows, 4000, 1000, 1), "{rows}");
+            assert!(reads_in_place(&p, rows, 128, 1000, 1), "{rows}");
+        }
+        for (rows, tallest) in [(11, 11), (32, 11), (60, 10), (128, 11), (1, 1)] {
+            assert_eq!(tallest_tile(&p, rows), tallest, "{rows}");
+            assert!(reads_in_place(&p, rows, 4000, 1000, 1), "{rows}");
+        }
+        p.intel = true;
+        assert!(reads_in_place(&p, 24, 4000, 1000, 1));
+        assert!(reads_in_place(&p, 48, 4000, 1000, 1));
     }
 
     #[test]
