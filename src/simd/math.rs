@@ -278,7 +278,8 @@ pub(crate) fn gelu_f32<V: Vector<E = f32>>(x: V) -> V {
 /// lookups, where [`gelu_f32`] takes about 60.
 #[inline(always)]
 pub(crate) fn gelu_f32_lut<V: Lut>(x: V) -> V {
-    use super::coeffs::{GELU_EXP2, GELU_EXP2_M1, GELU_EXP_G, GELU_LUT, GELU_LUT_MID};
+    use super::coeffs::GELU_EXP_G;
+    let tab = &GELU_TABLES;
     // Past 14.4 the f32 result is x, or rounds to −0 (14.4·Φ(−14.4) = 3.7e-46 is a
     // quarter of the smallest subnormal). NaN: `min` gives the clamp, and the NaN comes
     // back through `x − t` below.
@@ -304,14 +305,14 @@ pub(crate) fn gelu_f32_lut<V: Lut>(x: V) -> V {
     // 2^(j/16)·e^(−s/2) − 1 = (2^(j/16) − 1) + 2^(j/16)·(e^(−s/2) − 1).
     let em = s * horner(s, &GELU_EXP_G);
     let ee = t
-        .lut16_low(&GELU_EXP2)
-        .mul_add(em, t.lut16_low(&GELU_EXP2_M1));
+        .lut16_low(&tab.exp2)
+        .mul_add(em, t.lut16_low(&tab.exp2_m1));
     // The table index: bits of a + 1 ∈ [1, 15.4].
     let key = a + V::splat(1.0);
-    let u = a - key.lut32(&GELU_LUT_MID);
-    let last = GELU_LUT.len() - 1;
-    let mut q = key.lut32(&GELU_LUT[last]);
-    for c in GELU_LUT[..last].iter().rev() {
+    let u = a - key.lut32(&tab.mid);
+    let last = tab.lut.len() - 1;
+    let mut q = key.lut32(&tab.lut[last]);
+    for c in tab.lut[..last].iter().rev() {
         q = q.mul_add(u, key.lut32(c));
     }
     // a·Φ(−a) = a·R·2^(j/16)·e^(−s/2)·2^⌊−N/16⌋, the last step rounded once (subnormal
@@ -324,6 +325,24 @@ pub(crate) fn gelu_f32_lut<V: Lut>(x: V) -> V {
     let t = aq.mul_add(ee, aq).ldexp_gradual(nf);
     V::splat(-0.0).max(x) - t
 }
+
+/// [`gelu_f32_lut`]'s tables, each starting on a 64-byte boundary: a 32-entry lookup
+/// loads two 64-byte halves, and a half that straddled two lines would cost two loads
+/// (on Zen 5, lookups with a table off the boundary ran at half the rate).
+#[repr(C, align(64))]
+pub(crate) struct GeluTables {
+    mid: [f32; 32],
+    lut: [[f32; 32]; 5],
+    exp2: [f32; 16],
+    exp2_m1: [f32; 16],
+}
+
+pub(crate) static GELU_TABLES: GeluTables = GeluTables {
+    mid: super::coeffs::GELU_LUT_MID,
+    lut: super::coeffs::GELU_LUT,
+    exp2: super::coeffs::GELU_EXP2,
+    exp2_m1: super::coeffs::GELU_EXP2_M1,
+};
 
 /// [`gelu_f32`]'s function in `f64` lanes, for `f32` outputs on backends without a fused
 /// multiply-add: `x²` is exact in `f64`, the polynomial (in `f64` coefficients) and the
@@ -363,4 +382,19 @@ pub(crate) fn gelu_tanh<V: Vector>(x: V) -> V {
     let y = (xc / d).ldexp_ftz(-n);
     let y = V::select(x.gt(V::splat(SIGMOID_ONE)), x, y);
     V::select(x.is_nan(), x, y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GELU_TABLES;
+
+    #[test]
+    fn the_gelu_tables_start_on_cache_lines() {
+        let t = &GELU_TABLES;
+        let mut starts = vec![t.mid.as_ptr(), t.exp2.as_ptr(), t.exp2_m1.as_ptr()];
+        starts.extend(t.lut.iter().map(|c| c.as_ptr()));
+        for p in starts {
+            assert_eq!(p as usize % 64, 0, "{p:p}");
+        }
+    }
 }
