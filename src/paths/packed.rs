@@ -157,7 +157,14 @@ fn rows_per_l1_set(rs: usize, rows: usize) -> usize {
 /// half the ways are so taken, whatever the way count, `K` is at least
 /// [`DIRECT_WIDE_MIN_K`], the input fits in `direct_input_bytes` and its rows are not a
 /// multiple of 4 KiB apart, and, except on Intel CPUs, whose row tiles all have fewer
-/// than 12 rows ([`tallest_tile`]). (Zen 5, 48 KiB 12-way L1d, relu, one thread, both
+/// than 12 rows ([`tallest_tile`]); narrow pieces of 12-row tiles, too, read in place
+/// only where no other piece reads the same rows (`shared`: the call is split by
+/// columns across threads). Two threads on Zen 5, each piece of four panels reading
+/// the same rows in place, ran 1.5–2.0× slower than packing (24×1000×256 1.53–1.97×,
+/// 24×2000×256 1.97×, 12×2000×256 1.97×, 36×1000×256 1.76×, 24×1000×200 1.47×,
+/// 48×256×256 1.77×), against 0.93–0.96× with 10- or 11-row tiles (20, 22 and 11
+/// rows) and with the 8×48 kernel (24×1000×192, 16×784×144); alone, a narrow piece of
+/// 12-row tiles reads in place 6–15% faster (24×2000×128, 24×1000×128, 12×2000×128). (Zen 5, 48 KiB 12-way L1d, relu, one thread, both
 /// ways alternated in one process: with `K = 512`, rows 2 KiB apart and 6 of 12 to a
 /// set, reading in place ran 256×512×1024 1.69×, 192×512×1024 1.61×, 96×512×1024
 /// 1.63×, 256×512×4096 1.43× slower than packing, where 32×512², 64×512², 288×512×1024
@@ -171,7 +178,14 @@ fn rows_per_l1_set(rs: usize, rows: usize) -> usize {
 /// and narrow pieces of 12-row tiles 8–16% ahead (24×1000×128, 48×1000×100,
 /// 96×784×128, 24×1000×64). On an Emerald Rapids Xeon wide pieces of 12-row tiles
 /// gained in place, see [`DIRECT_PANELS`].)
-fn reads_in_place(packed: &PackedKernel, rows: usize, cols: usize, rs: usize, cs: usize) -> bool {
+fn reads_in_place(
+    packed: &PackedKernel,
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+    shared: bool,
+) -> bool {
     let (mr, nr) = packed.isa.tile();
     cs == 1
         && rs > 0
@@ -180,12 +194,13 @@ fn reads_in_place(packed: &PackedKernel, rows: usize, cols: usize, rs: usize, cs
             Isa::Avx512N48 => packed.direct_avx512 && cols <= DIRECT_PANELS * nr,
             Isa::Avx512 => {
                 let spread = rows_per_l1_set(rs, rows.min(mr)) < packed.l1d_ways / 2;
+                let short_tiles = packed.intel || tallest_tile(packed, rows) < mr;
                 packed.direct_avx512
                     && (packed.l1d_ways >= 12 || spread)
-                    && (cols <= DIRECT_PANELS * nr
+                    && ((cols <= DIRECT_PANELS * nr && (short_tiles || !shared))
                         || (packed.k >= DIRECT_WIDE_MIN_K
                             && spread
-                            && (packed.intel || tallest_tile(packed, rows) < mr)
+                            && short_tiles
                             && !rs.is_multiple_of(1024)
                             && (rows as u64)
                                 .saturating_mul(packed.k as u64)
@@ -725,6 +740,7 @@ pub(crate) fn run(input: MatRef<'_, f32>, packed: &PackedKernel, act: Activation
             act,
             in_register_relu,
             elementwise,
+            pieces > 1 && !by_rows,
             &mut block,
         );
     });
@@ -746,6 +762,7 @@ fn piece(
     act: Activation,
     in_register_relu: bool,
     elementwise: bool,
+    shared_rows: bool,
     block: &mut Block<'_, f32>,
 ) {
     let (k, isa) = (packed.k, packed.isa);
@@ -777,8 +794,8 @@ fn piece(
     // are not 4 KiB apart and whose sum is at least `DIRECT_WIDE_MIN_K` long
     // (`reads_in_place`).
     let (rs, cs) = (input.row_stride(), input.col_stride());
-    let direct =
-        (!row4 && reads_in_place(packed, rows.len(), cols.len(), rs, cs)).then(|| input.data());
+    let direct = (!row4 && reads_in_place(packed, rows.len(), cols.len(), rs, cs, shared_rows))
+        .then(|| input.data());
     // Whole panels per chunk (the 8×48 kernel's 48 columns do not divide `NC`), so
     // that every chunk, like every piece, starts on a panel.
     let nc = (packed.nc / nr).max(1) * nr;
@@ -1448,18 +1465,18 @@ mod tests {
         let p = pack(Isa::Avx512, 100, 1000);
         // Rows 400 bytes apart, 2 to an L1 set: narrow pieces read in place, but the
         // whole 1000 columns (32 panels) of a 100-long sum pack.
-        assert!(reads_in_place(&p, 256, 4 * 32, 100, 1));
-        assert!(!reads_in_place(&p, 256, 1000, 100, 1));
+        assert!(reads_in_place(&p, 256, 4 * 32, 100, 1, false));
+        assert!(!reads_in_place(&p, 256, 1000, 100, 1, false));
         // K = 784 (rows 3136 bytes apart, no two in one set): wide pieces read in place
         // while the input fits in the budget, and never for strided columns.
         let p = pack(Isa::Avx512, 784, 256);
-        assert!(reads_in_place(&p, 128, 256, 784, 1));
-        assert!(!reads_in_place(&p, 256, 256, 784, 1));
-        assert!(!reads_in_place(&p, 128, 256, 784, 2));
+        assert!(reads_in_place(&p, 128, 256, 784, 1, false));
+        assert!(!reads_in_place(&p, 256, 256, 784, 1, false));
+        assert!(!reads_in_place(&p, 128, 256, 784, 2, false));
         // The 8×48 kernel: up to four panels, whatever K.
         let p = pack(Isa::Avx512N48, 16, 192);
-        assert!(reads_in_place(&p, 4096, 192, 16, 1));
-        assert!(!reads_in_place(&p, 4096, 193, 16, 1));
+        assert!(reads_in_place(&p, 4096, 192, 16, 1, false));
+        assert!(!reads_in_place(&p, 4096, 193, 16, 1, false));
         // A 12-way L1d (Zen 5, the Xeons): narrow pieces read in place even 4 KiB
         // apart; wide ones only with their rows spread over the sets (K = 784, not
         // K = 512: rows 2 KiB apart, 6 of 12 in one set).
@@ -1468,10 +1485,10 @@ mod tests {
             p.l1d_ways = 12;
             p
         };
-        assert!(reads_in_place(&zen5(1024, 128), 256, 128, 1024, 1));
-        assert!(reads_in_place(&zen5(784, 256), 128, 256, 784, 1));
-        assert!(!reads_in_place(&zen5(512, 1024), 64, 1024, 512, 1));
-        assert!(reads_in_place(&zen5(512, 128), 64, 128, 512, 1));
+        assert!(reads_in_place(&zen5(1024, 128), 256, 128, 1024, 1, false));
+        assert!(reads_in_place(&zen5(784, 256), 128, 256, 784, 1, false));
+        assert!(!reads_in_place(&zen5(512, 1024), 64, 1024, 512, 1, false));
+        assert!(reads_in_place(&zen5(512, 128), 64, 128, 512, 1, false));
         // Wide pieces whose row tiles have 12 rows pack, except on Intel; 11-row tiles
         // read in place; narrow pieces read in place either way.
         let mut p = zen5(1000, 4000);
@@ -1479,16 +1496,21 @@ mod tests {
         p.intel = false;
         for (rows, tallest) in [(24, 12), (36, 12), (48, 12), (12, 12), (35, 12)] {
             assert_eq!(tallest_tile(&p, rows), tallest, "{rows}");
-            assert!(!reads_in_place(&p, rows, 4000, 1000, 1), "{rows}");
-            assert!(reads_in_place(&p, rows, 128, 1000, 1), "{rows}");
+            assert!(!reads_in_place(&p, rows, 4000, 1000, 1, false), "{rows}");
+            assert!(reads_in_place(&p, rows, 128, 1000, 1, false), "{rows}");
         }
         for (rows, tallest) in [(11, 11), (32, 11), (60, 10), (128, 11), (1, 1)] {
             assert_eq!(tallest_tile(&p, rows), tallest, "{rows}");
-            assert!(reads_in_place(&p, rows, 4000, 1000, 1), "{rows}");
+            assert!(reads_in_place(&p, rows, 4000, 1000, 1, false), "{rows}");
         }
+        // Narrow pieces of 12-row tiles whose rows another piece reads too (a call
+        // split by columns) pack; of 11-row tiles they still read in place.
+        assert!(!reads_in_place(&p, 24, 128, 1000, 1, true));
+        assert!(reads_in_place(&p, 22, 128, 1000, 1, true));
         p.intel = true;
-        assert!(reads_in_place(&p, 24, 4000, 1000, 1));
-        assert!(reads_in_place(&p, 48, 4000, 1000, 1));
+        assert!(reads_in_place(&p, 24, 4000, 1000, 1, false));
+        assert!(reads_in_place(&p, 48, 4000, 1000, 1, false));
+        assert!(reads_in_place(&p, 24, 128, 1000, 1, true));
     }
 
     #[test]
