@@ -715,8 +715,8 @@ pub(crate) fn run(input: MatRef<'_, f32>, packed: &PackedKernel, act: Activation
     let (mr, nr) = packed.isa.tile();
     let panels = n.div_ceil(nr);
     // Split whole row tiles if there are at least as many rows as columns, else whole
-    // panels (the operand each piece re-reads is the smaller one).
-    let by_rows = m >= n;
+    // panels (the operand each piece re-reads is the smaller one); see `splits_by_rows`.
+    let by_rows = splits_by_rows(packed.isa, m, n, rayon::current_num_threads());
     let pieces = if by_rows {
         parallel::pieces(macs, m.div_ceil(mr))
     } else {
@@ -747,6 +747,23 @@ pub(crate) fn run(input: MatRef<'_, f32>, packed: &PackedKernel, act: Activation
     if act.is_row_wise() {
         parallel::apply_rows(act, out, n, macs);
     }
+}
+
+/// Whether a call of `m × n` outputs on `isa`'s kernel, on `threads` threads, is split
+/// by row tiles (each piece reading the whole weight) rather than by panels (each
+/// reading the whole input): where `m ≥ n`, and also where whole row tiles share out
+/// more evenly than whole panels (the slowest piece's share of tiles against of
+/// panels). A layer of three 48-column panels split two ways gave one thread one panel
+/// and the other two; two threads on Zen 5, by rows against by panels, alternated in
+/// one process: 48×2000×128 1.48×, 64×2000×128 1.68×, 96×1000×128 1.72×,
+/// 100×1024×128 1.37×, 36×784×128 1.08×; where both split as evenly, by panels stays
+/// (24×2000×128, three 8-row tiles, 0.75× by rows; 48×1000×96 0.97×, 24×1024×64 0.99×).
+fn splits_by_rows(isa: Isa, m: usize, n: usize, threads: usize) -> bool {
+    let (mr, nr) = isa.tile();
+    // The speed-up a split into whole units allows: units over the largest piece.
+    let speedup =
+        |units: usize| units as f64 / units.div_ceil(threads.clamp(1, units.max(1))) as f64;
+    m >= n || speedup(m.div_ceil(mr)) > speedup(n.div_ceil(nr))
 }
 
 /// One thread's block, in the module's loop order: for each column chunk (`NC`) and
@@ -1375,6 +1392,24 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn calls_split_by_rows_where_row_tiles_share_out_more_evenly() {
+        // m ≥ n: rows.
+        assert!(splits_by_rows(Isa::Avx512, 128, 100, 2));
+        // Three 48-column panels on two threads: 2 + 1; six 8-row tiles: 3 + 3.
+        assert!(splits_by_rows(Isa::Avx512N48, 48, 128, 2));
+        assert!(splits_by_rows(Isa::Avx512N48, 36, 128, 2));
+        // Three tiles against three panels: as even, panels stay.
+        assert!(!splits_by_rows(Isa::Avx512N48, 24, 128, 2));
+        // Two panels, or eight: even either way.
+        assert!(!splits_by_rows(Isa::Avx512N48, 48, 96, 2));
+        assert!(!splits_by_rows(Isa::Avx512, 24, 256, 2));
+        // Wide layers keep the panel split; one thread never splits at all.
+        assert!(!splits_by_rows(Isa::Avx512, 100, 1000, 2));
+        assert!(!splits_by_rows(Isa::Avx512, 512, 1024, 16));
+        assert!(!splits_by_rows(Isa::Avx512N48, 48, 128, 1));
     }
 
     #[test]
