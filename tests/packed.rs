@@ -210,6 +210,23 @@ fn a_row_alone_gets_the_bits_it_gets_in_a_batch() {
                         .zip(&all[i * n..(i + 1) * n])
                         .all(|(a, b)| a.to_bits() == b.to_bits());
                     assert!(same, "{k}x{n} {act}: row {i} alone differs from its batch");
+                    // The same row as views a single row is read through: in place
+                    // (mid-slice, with row stride 0 or k), or, its elements m apart
+                    // (a column of the transposed storage), packed first.
+                    let xt: Vec<f32> = (0..k * m).map(|q| x[(q % m) * k + q / m]).collect();
+                    let views = [
+                        MatRef::from_strided(&x[i * k..], 1, k, 0, 1).unwrap(),
+                        MatRef::from_strided(&x[i * k..], 1, k, k, 1).unwrap(),
+                        MatRef::from_strided(&xt[i..], 1, k, 1, m).unwrap(),
+                    ];
+                    for (v, view) in views.into_iter().enumerate() {
+                        let got = packed_out(view, &packed, act);
+                        let same = got
+                            .iter()
+                            .zip(&one)
+                            .all(|(a, b)| a.to_bits() == b.to_bits());
+                        assert!(same, "{k}x{n} {act}: row {i}, view {v} differs");
+                    }
                 }
             }
         }

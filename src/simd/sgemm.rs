@@ -62,8 +62,8 @@ pub(crate) struct Tile {
     pub kc: usize,
     /// The packed input tile, `kc × MR` for the kernel's tile height `MR` (element
     /// `(r, p)` at `p·MR + r`); or, with
-    /// `lda > 0`, the input itself: element `(r, p)` at `r·lda + p` (not for the
-    /// 1-row kernel).
+    /// `lda > 0`, the input itself: element `(r, p)` at `r·lda + p` (for the 1-row
+    /// kernel, its one row at `p`).
     pub a: *const f32,
     /// 0 for a packed input tile, else the input's row stride (see `a`).
     pub lda: usize,
@@ -301,7 +301,8 @@ pub(crate) mod avx512 {
     /// blocks' sum added last), so results are its results, bit for bit.
     ///
     /// # Safety
-    /// The CPU has AVX-512F. `t.a` is readable for `t.kc × 12` floats (row 0 used);
+    /// The CPU has AVX-512F. `t.a` is readable for `t.kc` floats if `t.lda > 0` (the
+    /// row in place), else for `t.kc × 12` (a packed tile, row 0 used);
     /// each of the `NP` panels at `t.b + q·stride` for `t.kc × 32` floats; `t.c`
     /// readable (for `Init::Load`) and writable for `t.cols ≤ 32·NP` floats, aliasing
     /// neither input; a bias pointer, if not null, is readable for `32·NP` floats.
@@ -327,11 +328,13 @@ pub(crate) mod avx512 {
                 }
             }
         }
+        // The row in place (lda > 0: consecutive floats) or packed (every MR-th).
+        let step = if t.lda > 0 { 1 } else { MR };
         for p in 0..t.kc {
-            // SAFETY: p < kc: element (0, p) of the packed input tile and row p of each
-            // of the NP panels are inside them (contract).
+            // SAFETY: p < kc: element (0, p) of the input row (in place or packed) and
+            // row p of each of the NP panels are inside them (contract).
             unsafe {
-                let a = _mm512_set1_ps(*t.a.add(p * MR));
+                let a = _mm512_set1_ps(*t.a.add(p * step));
                 for (q, pair) in acc.iter_mut().enumerate() {
                     let b = t.b.add(q * stride + p * NR);
                     pair[0] = _mm512_fmadd_ps(a, _mm512_loadu_ps(b), pair[0]);
