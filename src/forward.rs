@@ -141,8 +141,8 @@ pub fn dense_forward_into_on<T: Element>(
 
 /// `act(input · W + b)` with a weight and bias packed once ([`PackedKernel`]): the
 /// prepared path for a layer called many times. Writes `out` (`(M, N)`, overwritten);
-/// allocates nothing (each thread packs the input into a 144 KiB buffer on its own
-/// stack: it runs on threads with 256 KiB of stack, Rust's default being 2 MiB; tested
+/// allocates nothing (each thread packs the input into a buffer of up to 144 KiB on its
+/// own stack: it runs on threads with 256 KiB of stack, Rust's default being 2 MiB; tested
 /// with a counting allocator, `tests/no_alloc.rs`). The one exception is a CPU with
 /// neither microkernel ([`PackedKernel::uses_microkernels`] false), where matrixmultiply
 /// runs on a row-major copy and allocates its packing buffers per call.

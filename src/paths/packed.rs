@@ -87,6 +87,9 @@ const MC_L2: usize = 48;
 /// Pieces of at most this many rows run as one row block on the 12×32 kernel (three
 /// tiles of up to 12 rows; see [`block_rows`]).
 const MC_ONE: usize = 36;
+/// Floats in the small input block buffer (before its slack), for pieces that need at
+/// most this much (`input_block_floats`): 16 KiB, four stack pages.
+const SMALL_BLOCK: usize = 4096;
 /// Floats in the input block buffer (before its slack): `MC_ONE·KC` rows by steps (144
 /// KiB), which every blocking's row blocks fit in.
 const A_BLOCK: usize = MC_ONE * KC;
@@ -769,7 +772,7 @@ fn splits_by_rows(isa: Isa, m: usize, n: usize, threads: usize) -> bool {
 /// One thread's block, in the module's loop order: for each column chunk (`NC`) and
 /// `k` block (≤ `KC`), each row block (≤ `MC` rows, or the whole piece: [`block_rows`])
 /// is packed into row tiles (`kc × MR`
-/// each, k-major) in a 144 KiB stack buffer, then every weight panel of the chunk
+/// each, k-major) in a stack buffer of up to 144 KiB, then every weight panel of the chunk
 /// (`kc × NR`, streamed from L2) meets every row tile. After the last `k`
 /// block, the element-wise epilogue runs on the row block's `mc × nc` output, just
 /// written and still in L2.
@@ -788,10 +791,6 @@ fn piece(
     let ld = block.ld();
     let base = block.as_mut_ptr();
     let body = packed.body();
-    // Left uninitialised: zeroing it (then 96 KiB) per call cost more than a whole
-    // 32×4×7 product.
-    // `pack_input` writes every element a kernel reads (rows < h of each tile).
-    let mut a_block = [MaybeUninit::<f32>::uninit(); A_BLOCK + PACK_SLACK];
     let panels = packed.n.div_ceil(nr);
     // One row alone runs the 1-row, 4-panel kernel: four weight streams at once, where
     // a 1-row tile reads one panel at a time (memory-bound; relu on Zen 4, alternating
@@ -822,152 +821,201 @@ fn piece(
         reads_in_place(packed, rows.len(), cols.len(), rs, cs, shared_rows)
     }
     .then(|| input.data());
-    // Whole panels per chunk (the 8×48 kernel's 48 columns do not divide `NC`), so
-    // that every chunk, like every piece, starts on a panel.
-    let nc = (packed.nc / nr).max(1) * nr;
-    // Gelu and sigmoid on output rows a multiple of 8 KiB apart run tile by tile
-    // (`epilogue_per_tile`), each tile's just after the next tile's products.
-    let per_tile = elementwise && !in_register_relu && epilogue_per_tile(isa, act, ld);
-    let act32 = act.params_as::<f32>();
-    let prefetch_out = matches!(isa, Isa::Avx512 | Isa::Avx512N48)
-        && prefetches_output(
-            rows.len()
-                .saturating_mul(cols.len())
-                .saturating_mul(core::mem::size_of::<f32>()),
-            ld.saturating_mul(core::mem::size_of::<f32>()),
-            packed.l2_bytes,
-        );
-    let apply_tile = |(i, h, j, w): (usize, usize, usize, usize)| {
-        // SAFETY: `per_tile` holds only for the AVX-512 kernels, which run only where
-        // the CPU has AVX-512 (`Isa::current`); the tile (rows i..i+h, columns j..j+w,
-        // as the kernel call that wrote it) lies inside this piece's block, `ld` apart,
-        // and no other reference to those elements is live while this runs.
-        #[cfg(target_arch = "x86_64")]
-        unsafe {
-            let done = crate::simd::apply_tile_avx512(
-                act32,
-                base.add((i - rows.start) * ld + (j - cols.start)),
-                h,
-                w,
-                ld,
-            );
-            debug_assert!(done, "{act} has no tile epilogue");
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = (i, h, j, w, act32);
+    // The input block buffer, on this thread's stack, as large as this piece needs
+    // (`input_block_floats`): none where the kernels read the input in place, 16 KiB
+    // for short blocks, else the whole 144 KiB, each in its own frame (`on_stack`).
+    let need = if direct.is_some() {
+        0
+    } else {
+        input_block_floats(packed, rows.len())
     };
-    let mut c0 = cols.start;
-    while c0 < cols.end {
-        let c1 = (c0 + nc).min(cols.end);
-        for ks in k_blocks(k, packed.kc_max) {
-            let (k0, kc) = (ks.start, ks.len());
-            let (first, last) = (k0 == 0, k0 + kc == k);
-            let blocks = rows.len().div_ceil(block_rows(isa, rows.len(), packed.mc));
-            for rb in 0..blocks {
-                let rr = part(rows.len(), blocks, rb);
-                let (r0, r1) = (rows.start + rr.start, rows.start + rr.end);
-                // At most `block_rows` rows: at most mc / mr tiles of ≤ mr rows each
-                // (mc a multiple of mr), or, on the 12×32 kernel, ≤ MC_ONE / 12 tiles.
-                let tiles = (r1 - r0).div_ceil(mr);
-                debug_assert!(tiles * mr * packed.kc_max <= A_BLOCK);
-                if direct.is_none() {
-                    pack_input(isa, input, r0..r1, tiles, k0..k0 + kc, mr, &mut a_block);
-                }
-                let mut pending: Option<(usize, usize, usize, usize)> = None;
-                let mut j = c0;
-                while j < c1 {
-                    // A single row takes up to four panels per kernel call (`row4`).
-                    let w = if row4 {
-                        (4 * nr).min(c1 - j)
-                    } else {
-                        nr.min(c1 - j)
-                    };
-                    let panel = j / nr;
-                    // SAFETY: j < N, so panel `j / nr` exists, and its rows k0..k0+kc
-                    // (k0 + kc ≤ K) of this k block are inside the packed body: they
-                    // start at `panel_offset` and hold kc·nr floats, and the blocks up
-                    // to and including this one hold (k0 + kc)·panels·nr ≤ K·panels·nr.
-                    // Column chunks are whole panels and pieces start at multiples of
-                    // nr, so j is a multiple of nr and the tile is the panel's first `w`
-                    // columns.
-                    let b = unsafe { body.as_ptr().add(panel_offset(k0, kc, panel, panels, nr)) };
-                    let bias = if packed.has_bias {
-                        // SAFETY: the padded bias holds `panels·nr` floats.
-                        unsafe { packed.bias.as_ptr().add(panel * nr) }
-                    } else {
-                        core::ptr::null()
-                    };
-                    for ti in 0..tiles {
-                        let tr = part(r1 - r0, tiles, ti);
-                        let (i, h) = (r0 + tr.start, tr.len());
-                        if first && prefetch_out {
-                            // The tile's output, not cached since the last call (later
-                            // `k` blocks' kernels prefetch the running sum themselves).
-                            crate::simd::sgemm::prefetch_rows(
-                                base.wrapping_add((i - rows.start) * ld + (j - cols.start)),
-                                h,
-                                w,
-                                ld,
-                            );
-                        }
-                        // SAFETY: row tile `ti` (rows i..i+h, h ≤ mr) was packed at
-                        // `ti·mr·kc` in `a_block` (kc·mr floats, inside its A_BLOCK as
-                        // ti < tiles ≤ A_BLOCK / (mr·kc), see `tiles`), and its rows < h, all the kernel reads, were
-                        // written there; or, `direct`, the kernel reads input rows
-                        // i..i+h (< M) at columns k0..k0+kc (≤ K) in place: unit column
-                        // stride, so element (i + r, k0 + p) is at (i + r)·rs + k0 + p,
-                        // inside the validated view's slice; the output tile (rows i..i+h, columns j..j+w)
-                        // lies inside this piece's block (`base` is its first element;
-                        // rows and columns relative to it), which no other piece touches.
-                        unsafe {
-                            let t = Tile {
-                                kc,
-                                a: match direct {
-                                    Some(x) => x.as_ptr().add(i * rs + k0),
-                                    None => a_block.as_ptr().add(ti * mr * kc).cast::<f32>(),
-                                },
-                                lda: if direct.is_some() { rs } else { 0 },
-                                b,
-                                c: base.add((i - rows.start) * ld + (j - cols.start)),
-                                ldc: ld,
-                                cols: w,
-                                init: if first { Init::Bias(bias) } else { Init::Load },
-                                relu: last && in_register_relu,
-                            };
-                            if row4 {
-                                // (As above, for the w ≤ 4·nr columns: they span the
-                                // w.div_ceil(nr) panels from `panel`, kc·nr floats
-                                // apart in this k block, and the padded bias holds
-                                // as many panels' floats from `panel·nr`.)
-                                row_tile(&t, kc * nr);
-                            } else {
-                                tile(isa, h, &t);
-                            }
-                        }
-                        if per_tile && last {
-                            // The tile before this one (its output final), while this
-                            // one's products are still in flight.
-                            if let Some(prev) = pending.replace((i, h, j, w)) {
-                                apply_tile(prev);
-                            }
-                        }
+    let run = |a_block: &mut [MaybeUninit<f32>]| {
+        // Whole panels per chunk (the 8×48 kernel's 48 columns do not divide `NC`), so
+        // that every chunk, like every piece, starts on a panel.
+        let nc = (packed.nc / nr).max(1) * nr;
+        // Gelu and sigmoid on output rows a multiple of 8 KiB apart run tile by tile
+        // (`epilogue_per_tile`), each tile's just after the next tile's products.
+        let per_tile = elementwise && !in_register_relu && epilogue_per_tile(isa, act, ld);
+        let act32 = act.params_as::<f32>();
+        let prefetch_out = matches!(isa, Isa::Avx512 | Isa::Avx512N48)
+            && prefetches_output(
+                rows.len()
+                    .saturating_mul(cols.len())
+                    .saturating_mul(core::mem::size_of::<f32>()),
+                ld.saturating_mul(core::mem::size_of::<f32>()),
+                packed.l2_bytes,
+            );
+        let apply_tile = |(i, h, j, w): (usize, usize, usize, usize)| {
+            // SAFETY: `per_tile` holds only for the AVX-512 kernels, which run only where
+            // the CPU has AVX-512 (`Isa::current`); the tile (rows i..i+h, columns j..j+w,
+            // as the kernel call that wrote it) lies inside this piece's block, `ld` apart,
+            // and no other reference to those elements is live while this runs.
+            #[cfg(target_arch = "x86_64")]
+            unsafe {
+                let done = crate::simd::apply_tile_avx512(
+                    act32,
+                    base.add((i - rows.start) * ld + (j - cols.start)),
+                    h,
+                    w,
+                    ld,
+                );
+                debug_assert!(done, "{act} has no tile epilogue");
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = (i, h, j, w, act32);
+        };
+        let mut c0 = cols.start;
+        while c0 < cols.end {
+            let c1 = (c0 + nc).min(cols.end);
+            for ks in k_blocks(k, packed.kc_max) {
+                let (k0, kc) = (ks.start, ks.len());
+                let (first, last) = (k0 == 0, k0 + kc == k);
+                let blocks = rows.len().div_ceil(block_rows(isa, rows.len(), packed.mc));
+                for rb in 0..blocks {
+                    let rr = part(rows.len(), blocks, rb);
+                    let (r0, r1) = (rows.start + rr.start, rows.start + rr.end);
+                    // At most `block_rows` rows: at most mc / mr tiles of ≤ mr rows each
+                    // (mc a multiple of mr), or, on the 12×32 kernel, ≤ MC_ONE / 12 tiles.
+                    let tiles = (r1 - r0).div_ceil(mr);
+                    debug_assert!(
+                        direct.is_some() || tiles * mr * kc <= a_block.len() - PACK_SLACK
+                    );
+                    if direct.is_none() {
+                        pack_input(isa, input, r0..r1, tiles, k0..k0 + kc, mr, a_block);
                     }
-                    j += w;
-                }
-                if let Some(prev) = pending.take() {
-                    apply_tile(prev);
-                }
-                if last && elementwise && !in_register_relu && !per_tile {
-                    // The mc × nc block just finished is still in L2.
-                    // SAFETY: rows r0..r1 and columns c0..c1 lie inside this piece's
-                    // block; the sub-block is used alone while it lives.
-                    let mut sub = unsafe { block.sub(r0..r1, c0..c1) };
-                    sub.apply_elementwise(act);
+                    let mut pending: Option<(usize, usize, usize, usize)> = None;
+                    let mut j = c0;
+                    while j < c1 {
+                        // A single row takes up to four panels per kernel call (`row4`).
+                        let w = if row4 {
+                            (4 * nr).min(c1 - j)
+                        } else {
+                            nr.min(c1 - j)
+                        };
+                        let panel = j / nr;
+                        // SAFETY: j < N, so panel `j / nr` exists, and its rows k0..k0+kc
+                        // (k0 + kc ≤ K) of this k block are inside the packed body: they
+                        // start at `panel_offset` and hold kc·nr floats, and the blocks up
+                        // to and including this one hold (k0 + kc)·panels·nr ≤ K·panels·nr.
+                        // Column chunks are whole panels and pieces start at multiples of
+                        // nr, so j is a multiple of nr and the tile is the panel's first `w`
+                        // columns.
+                        let b =
+                            unsafe { body.as_ptr().add(panel_offset(k0, kc, panel, panels, nr)) };
+                        let bias = if packed.has_bias {
+                            // SAFETY: the padded bias holds `panels·nr` floats.
+                            unsafe { packed.bias.as_ptr().add(panel * nr) }
+                        } else {
+                            core::ptr::null()
+                        };
+                        for ti in 0..tiles {
+                            let tr = part(r1 - r0, tiles, ti);
+                            let (i, h) = (r0 + tr.start, tr.len());
+                            if first && prefetch_out {
+                                // The tile's output, not cached since the last call (later
+                                // `k` blocks' kernels prefetch the running sum themselves).
+                                crate::simd::sgemm::prefetch_rows(
+                                    base.wrapping_add((i - rows.start) * ld + (j - cols.start)),
+                                    h,
+                                    w,
+                                    ld,
+                                );
+                            }
+                            // SAFETY: row tile `ti` (rows i..i+h, h ≤ mr) was packed at
+                            // `ti·mr·kc` in `a_block` (kc·mr floats, inside the buffer:
+                            // `pack_input` wrote them through bounds-checked slices of it,
+                            // which `input_block_floats` sized), and its rows < h, all the
+                            // kernel reads, were written there; or, `direct`, the kernel reads input rows
+                            // i..i+h (< M) at columns k0..k0+kc (≤ K) in place: unit column
+                            // stride, so element (i + r, k0 + p) is at (i + r)·rs + k0 + p,
+                            // inside the validated view's slice; the output tile (rows i..i+h, columns j..j+w)
+                            // lies inside this piece's block (`base` is its first element;
+                            // rows and columns relative to it), which no other piece touches.
+                            unsafe {
+                                let t = Tile {
+                                    kc,
+                                    a: match direct {
+                                        Some(x) => x.as_ptr().add(i * rs + k0),
+                                        None => a_block.as_ptr().add(ti * mr * kc).cast::<f32>(),
+                                    },
+                                    lda: if direct.is_some() { rs } else { 0 },
+                                    b,
+                                    c: base.add((i - rows.start) * ld + (j - cols.start)),
+                                    ldc: ld,
+                                    cols: w,
+                                    init: if first { Init::Bias(bias) } else { Init::Load },
+                                    relu: last && in_register_relu,
+                                };
+                                if row4 {
+                                    // (As above, for the w ≤ 4·nr columns: they span the
+                                    // w.div_ceil(nr) panels from `panel`, kc·nr floats
+                                    // apart in this k block, and the padded bias holds
+                                    // as many panels' floats from `panel·nr`.)
+                                    row_tile(&t, kc * nr);
+                                } else {
+                                    tile(isa, h, &t);
+                                }
+                            }
+                            if per_tile && last {
+                                // The tile before this one (its output final), while this
+                                // one's products are still in flight.
+                                if let Some(prev) = pending.replace((i, h, j, w)) {
+                                    apply_tile(prev);
+                                }
+                            }
+                        }
+                        j += w;
+                    }
+                    if let Some(prev) = pending.take() {
+                        apply_tile(prev);
+                    }
+                    if last && elementwise && !in_register_relu && !per_tile {
+                        // The mc × nc block just finished is still in L2.
+                        // SAFETY: rows r0..r1 and columns c0..c1 lie inside this piece's
+                        // block; the sub-block is used alone while it lives.
+                        let mut sub = unsafe { block.sub(r0..r1, c0..c1) };
+                        sub.apply_elementwise(act);
+                    }
                 }
             }
+            c0 = c1;
         }
-        c0 = c1;
+    };
+    if need == 0 {
+        on_stack::<PACK_SLACK>(run);
+    } else if need <= SMALL_BLOCK {
+        on_stack::<{ SMALL_BLOCK + PACK_SLACK }>(run);
+    } else {
+        debug_assert!(need <= A_BLOCK);
+        on_stack::<{ A_BLOCK + PACK_SLACK }>(run);
     }
+}
+
+/// Floats of packed input a piece of `rows` rows needs at most: its tallest row
+/// block's tiles ([`block_rows`]), `mr` rows each, by its longest `k` block
+/// ([`k_blocks`]). At most [`A_BLOCK`].
+fn input_block_floats(packed: &PackedKernel, rows: usize) -> usize {
+    let mr = packed.isa.tile().0;
+    let blocks = rows.div_ceil(block_rows(packed.isa, rows, packed.mc).max(1));
+    // `part` makes the first block the tallest.
+    let block = part(rows, blocks.max(1), 0).len();
+    let kc = k_blocks(packed.k, packed.kc_max)
+        .map(|b| b.len())
+        .max()
+        .unwrap_or(0);
+    block.div_ceil(mr) * mr * kc
+}
+
+/// Runs `f` on an uninitialised buffer of `B` floats in a frame of its own. Touching a
+/// frame's pages costs whatever the frame's size, not what is used of it: the stack probes
+/// of a 144 KiB frame, one store per 4 KiB page, all in one L1 set, took about 220 ns a
+/// call on Zen 4, the whole time of a 1×64×100 product. Left uninitialised: zeroing it
+/// (then 96 KiB) per call cost more than a whole 32×4×7 product; `pack_input` writes
+/// every element a kernel reads (rows < h of each tile).
+#[inline(never)]
+fn on_stack<const B: usize>(f: impl FnOnce(&mut [MaybeUninit<f32>])) {
+    let mut buf = [MaybeUninit::<f32>::uninit(); B];
+    f(&mut buf);
 }
 
 /// Whether a piece writing `out_bytes` of output, its rows `ld_bytes` apart, prefetches
@@ -1419,6 +1467,36 @@ mod tests {
         assert!(!splits_by_rows(Isa::Avx512, 100, 1000, 2));
         assert!(!splits_by_rows(Isa::Avx512, 512, 1024, 16));
         assert!(!splits_by_rows(Isa::Avx512N48, 48, 128, 1));
+    }
+
+    #[test]
+    fn the_input_block_buffer_holds_every_row_block() {
+        // `piece` sizes its stack buffer by `input_block_floats`: every row block's
+        // tiles by every `k` block fit it, and it never exceeds the largest buffer.
+        for isa in isas().into_iter().filter(|&i| i != Isa::None) {
+            let mr = isa.tile().0;
+            for l2 in [Some(1 << 20), Some(2 << 20), None] {
+                for k in [1, 15, 16, 64, 100, 511, 512, 1024, 1025, 2049, 3000] {
+                    let w = vec![0.5f32; k * 40];
+                    let kv = MatRef::from_slice(&w, k, 40).unwrap();
+                    let p = PackedKernel::new_for(isa, l2, kv, None, true).unwrap();
+                    for rows in 1..=120 {
+                        let need = input_block_floats(&p, rows);
+                        assert!(need <= A_BLOCK, "{isa:?} k={k} rows={rows}: {need}");
+                        let blocks = rows.div_ceil(block_rows(isa, rows, p.mc));
+                        let mut largest = 0;
+                        for rb in 0..blocks {
+                            let tiles = part(rows, blocks, rb).len().div_ceil(mr);
+                            for ks in k_blocks(k, p.kc_max) {
+                                largest = largest.max(tiles * mr * ks.len());
+                            }
+                        }
+                        // Enough, and no more than the tallest block needs.
+                        assert_eq!(largest, need, "{isa:?} k={k} rows={rows}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
