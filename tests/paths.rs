@@ -57,14 +57,16 @@ fn run_case<T: Element>(
     Ok(out)
 }
 
-/// Shapes around every kernel edge: the axpy kernel's 4-row k groups and row pairs, the
-/// dot kernel's 4-column groups and lane tails (8 and 16 lanes), the skinny/GEMM
-/// threshold (M = 16), on the three weight layouts the kernels tell apart.
+/// Shapes around every kernel edge: the axpy kernel's 4-row k groups and row pairs, its
+/// register-resident form for outputs of up to four vectors (whole and partial last
+/// vectors of 4, 8 and 16 lanes: N = 16, 32, 40, 64), the dot kernel's 4-column groups
+/// and lane tails (8 and 16 lanes), the skinny/GEMM threshold (M = 16), on the three
+/// weight layouts the kernels tell apart.
 #[test]
 fn kernel_edges_every_path() {
     let ms = [1, 2, 3, 16, 17];
     let ks = [0, 1, 3, 4, 5, 8, 9, 17, 33];
-    let ns = [1, 3, 8, 9, 17, 65];
+    let ns = [1, 3, 8, 9, 16, 17, 32, 40, 64, 65];
     let layouts = [
         (Layout::RowMajor, Layout::RowMajor),
         (Layout::RowMajor, Layout::Transposed),

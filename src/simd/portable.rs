@@ -72,6 +72,7 @@ macro_rules! vector_impl {
             // wide fuses only where the compile target has FMA (not the x86-64
             // baseline), so nothing here relies on it.
             const FUSED: bool = false;
+            const AXPY_NARROW: usize = 2;
 
             #[inline(always)]
             unsafe fn load(p: *const $e) -> Self {

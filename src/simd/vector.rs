@@ -107,6 +107,12 @@ pub(crate) trait Vector:
     /// exact products from it (`a·b − fl(a·b)`) need it; `wide` on x86 without FMA
     /// multiplies and adds.
     const FUSED: bool;
+    /// The widest output row, in vectors, that the skinny axpy kernel keeps in
+    /// registers for a whole sum (two rows at a time, beside the weight vectors): 4
+    /// where there are 16 or 32 full-width registers. `wide`'s 8-lane vectors are two
+    /// SSE registers each on x86-64's baseline, where 4 spilled (1×784×32 ran 0.82×
+    /// the sweep through memory): 2 there.
+    const AXPY_NARROW: usize = 4;
 
     /// Loads `LANES` elements.
     ///
