@@ -39,12 +39,14 @@ pub trait Element:
 impl Element for f32 {
     const NAME: &'static str = "f32";
 
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn widen(self) -> f64 {
         f64::from(self)
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn narrow(x: f64) -> Self {
         x as f32
     }
@@ -61,12 +63,14 @@ impl Element for f32 {
 impl Element for f64 {
     const NAME: &'static str = "f64";
 
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn widen(self) -> f64 {
         self
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn narrow(x: f64) -> Self {
         x
     }

@@ -74,6 +74,13 @@ pub enum DenseError {
         /// Columns of the output.
         cols: usize,
     },
+    /// A thread's reusable scratch buffer (the packed path's input block, allocated on a
+    /// thread's first packed call and kept for the thread's life) could not be
+    /// allocated.
+    ScratchAllocation {
+        /// Bytes asked for.
+        bytes: usize,
+    },
     /// The string is not a Keras activation name (see [`Activation`](crate::Activation)).
     UnknownActivation {
         /// The string given.
@@ -103,6 +110,14 @@ pub enum DenseError {
         len: usize,
         /// The last-axis size the layer was built for, if it is built.
         expected_last: Option<usize>,
+    },
+    /// A tensor shape whose element count (or a layer output's, `units` per row) does
+    /// not fit in `usize`.
+    ShapeOverflow {
+        /// The shape given (batch axis first).
+        shape: Vec<usize>,
+        /// The layer's units, for an output's count (`None`: the shape's own).
+        units: Option<usize>,
     },
     /// `set_weights` given the wrong number of arrays or an array of the wrong shape.
     WeightShape {
@@ -163,6 +178,12 @@ impl fmt::Display for DenseError {
             DenseError::AllocationFailed { rows, cols } => {
                 write!(f, "could not allocate a {rows}x{cols} output")
             }
+            DenseError::ScratchAllocation { bytes } => {
+                write!(
+                    f,
+                    "could not allocate a {bytes}-byte scratch buffer for this thread"
+                )
+            }
             DenseError::UnknownActivation { name } => {
                 write!(
                     f,
@@ -191,6 +212,14 @@ impl fmt::Display for DenseError {
                     ),
                 }
             }
+            DenseError::ShapeOverflow { shape, units } => match units {
+                Some(u) => write!(
+                    f,
+                    "the output of a {u}-unit layer for an input of shape {shape:?} has more \
+                     elements than usize can count"
+                ),
+                None => write!(f, "shape {shape:?} has more elements than usize can count"),
+            },
             DenseError::WeightShape {
                 name,
                 expected,

@@ -76,7 +76,7 @@ pub fn dense_forward<T: Element>(
         bias,
         act,
         out.as_mut_slice(),
-    );
+    )?;
     Ok(out)
 }
 
@@ -135,17 +135,18 @@ pub fn dense_forward_into_on<T: Element>(
             actual: (out.rows(), out.cols()),
         });
     }
-    paths::run(path, input, kernel, bias, act, out.into_slice());
-    Ok(())
+    paths::run(path, input, kernel, bias, act, out.into_slice())
 }
 
 /// `act(input · W + b)` with a weight and bias packed once ([`PackedKernel`]): the
-/// prepared path for a layer called many times. Writes `out` (`(M, N)`, overwritten);
-/// allocates nothing (each thread packs the input into a buffer of up to 144 KiB on its
-/// own stack: it runs on threads with 256 KiB of stack, Rust's default being 2 MiB; tested
-/// with a counting allocator, `tests/no_alloc.rs`). The one exception is a CPU with
-/// neither microkernel ([`PackedKernel::uses_microkernels`] false), where matrixmultiply
-/// runs on a row-major copy and allocates its packing buffers per call.
+/// prepared path for a layer called many times. Writes `out` (`(M, N)`, overwritten).
+/// Each thread packs the input into a 144 KiB heap buffer of its own, allocated on the
+/// thread's first packed call and kept until the thread exits; after that a call
+/// allocates nothing (tested with a counting allocator, `tests/no_alloc.rs`). The one
+/// exception is a CPU with neither microkernel ([`PackedKernel::uses_microkernels`]
+/// false), where matrixmultiply runs on a row-major copy and allocates its packing
+/// buffers per call. Like every call into the crate, it needs little of its caller's
+/// stack (see the crate docs, "Stack").
 ///
 /// Runs the crate's own register-blocked AVX-512 or AVX2+FMA microkernel (chosen at run
 /// time; with neither, matrixmultiply on a row-major copy) with the bias loaded into the
@@ -158,7 +159,9 @@ pub fn dense_forward_into_on<T: Element>(
 ///
 /// # Errors
 /// [`DenseError::InnerDimMismatch`] if `input.cols()` is not the packed kernel's
-/// `in_features`, [`DenseError::OutputShape`] if `out` is not `(M, units)`.
+/// `in_features`, [`DenseError::OutputShape`] if `out` is not `(M, units)`,
+/// [`DenseError::ScratchAllocation`] if a thread's first call cannot allocate its buffer
+/// (`out` is then partly written).
 pub fn dense_forward_packed(
     input: MatRef<'_, f32>,
     packed: &PackedKernel,
@@ -178,8 +181,7 @@ pub fn dense_forward_packed(
             actual: (out.rows(), out.cols()),
         });
     }
-    crate::paths::packed::run(input, packed, act, out.into_slice());
-    Ok(())
+    crate::paths::packed::run(input, packed, act, out.into_slice())
 }
 
 /// `act` applied in place to a row-major buffer of rows of `cols` elements (row-wise

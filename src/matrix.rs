@@ -19,11 +19,14 @@ fn required_len(
         col_stride,
     };
     rows.checked_mul(cols).ok_or_else(|| overflow.clone())?;
-    if rows == 0 || cols == 0 {
-        return Ok(0);
-    }
+    // Strides must fit `isize` (pointer offsets are `isize`), even for an empty view.
     if row_stride > isize::MAX as usize || col_stride > isize::MAX as usize {
         return Err(overflow);
+    }
+    if rows == 0 || cols == 0 {
+        // An empty view reaches nothing: its furthest offset is not checked, and no
+        // offset of it is ever formed (see `MatRef::strides_isize`).
+        return Ok(0);
     }
     (rows - 1)
         .checked_mul(row_stride)
@@ -61,7 +64,9 @@ fn check_len(
 ///
 /// Built with [`from_slice`](MatRef::from_slice) (row-major) or
 /// [`from_strided`](MatRef::from_strided); [`t`](MatRef::t) gives the transposed view
-/// without copying. Stride 0 (broadcast) is allowed. A PyTorch-layout weight
+/// without copying. Stride 0 (broadcast) is allowed; strides above `isize::MAX` are
+/// not. An empty view (0 rows or 0 columns) takes any shape and strides within that
+/// limit: it has no element, and no offset of it is ever formed. A PyTorch-layout weight
 /// `(units, in)` is used as a Keras-layout kernel `(in, units)` with
 /// `MatRef::from_slice(w, units, in)?.t()`.
 ///
@@ -173,9 +178,18 @@ impl<'a, T: Element> MatRef<'a, T> {
         self.data
     }
 
-    /// Strides as `isize`, which `from_strided` proved lossless for any non-empty view.
-    /// (An empty view never reaches the GEMM.)
+    /// Strides as `isize` (lossless: `from_strided` checked that they fit), for forming
+    /// offsets. Only for a non-empty view: an empty one can claim any shape (say `2⁶²`
+    /// rows of 0 columns) with strides whose furthest offset was never checked, so the
+    /// paths return before reading one (`M`, `N` or `K` = 0: the output is empty, or
+    /// the bias).
     pub(crate) fn strides_isize(&self) -> (isize, isize) {
+        debug_assert!(
+            self.rows > 0 && self.cols > 0,
+            "offsets of an empty {}x{} view",
+            self.rows,
+            self.cols
+        );
         (self.row_stride as isize, self.col_stride as isize)
     }
 }

@@ -35,12 +35,17 @@ pub(crate) fn split(len: usize, pieces: usize, p: usize, align: usize) -> Range<
     start..end
 }
 
-/// Runs `f(p)` for every piece `p`, inline when there is one.
-pub(crate) fn for_each(pieces: usize, f: impl Fn(usize) + Sync + Send) {
+/// Runs `f(p)` for every piece `p`, inline when there is one; the first error (of
+/// pieces that fail, in no set order) is returned once every piece has finished or been
+/// skipped.
+pub(crate) fn try_for_each<E: Send>(
+    pieces: usize,
+    f: impl Fn(usize) -> Result<(), E> + Sync + Send,
+) -> Result<(), E> {
     if pieces <= 1 {
-        f(0);
+        f(0)
     } else {
-        (0..pieces).into_par_iter().for_each(f);
+        (0..pieces).into_par_iter().try_for_each(f)
     }
 }
 

@@ -145,6 +145,55 @@ fn size_overflow() {
 }
 
 #[test]
+fn empty_views_take_any_shape_but_no_stride_past_isize() {
+    // An empty view's strides are still pointer offsets' kind: above isize::MAX they
+    // are refused like anyone else's (they used to be accepted unchecked).
+    let none: [f32; 0] = [];
+    for (rows, cols) in [(0, 5), (5, 0), (0, 0), (1 << 62, 0)] {
+        for (rs, cs) in [(isize::MAX as usize + 1, 1), (1, usize::MAX)] {
+            let err = MatRef::from_strided(&none, rows, cols, rs, cs).unwrap_err();
+            assert!(
+                matches!(err, DenseError::SizeOverflow { .. }),
+                "{rows}x{cols} ({rs}, {cs}): {err:?}"
+            );
+        }
+    }
+    // Within it, any strides: an empty view reaches nothing. K = 0 through huge strides
+    // gives the bias (or zeros), M = 0 or N = 0 an empty result, on every path.
+    let big = isize::MAX as usize;
+    let x = MatRef::from_strided(&none, 3, 0, big, big).unwrap();
+    let w = MatRef::from_strided(&none, 0, 4, big, big).unwrap();
+    let b = [1.0f32, -2.0, 0.5, 0.0];
+    let y = dense_forward(x, w, Some(&b), Activation::Relu).unwrap();
+    assert_eq!(y.as_slice(), [1.0, 0.0, 0.5, 0.0].repeat(3));
+    let y = dense_forward(x, w, None, Activation::Sigmoid).unwrap();
+    assert_eq!(y.as_slice(), [0.5; 12]);
+    let packed = dense_kernel::PackedKernel::new(w, Some(&b)).unwrap();
+    let mut out = [f32::NAN; 12];
+    dense_kernel::dense_forward_packed(
+        x,
+        &packed,
+        Activation::Linear,
+        MatMut::from_slice(&mut out, 3, 4).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        out,
+        [1.0, -2.0, 0.5, 0.0, 1.0, -2.0, 0.5, 0.0, 1.0, -2.0, 0.5, 0.0]
+    );
+    let tall = MatRef::from_strided(&none, 1 << 40, 0, big, big).unwrap();
+    let wide = MatRef::from_strided(&none, 0, 0, big, big).unwrap();
+    let y = dense_forward(tall, wide, None, Activation::Relu).unwrap();
+    assert_eq!((y.rows(), y.cols()), (1 << 40, 0));
+    let no_rows = MatRef::from_strided(&none, 0, 7, big, big).unwrap();
+    let w7 = MatRef::from_strided(&none, 7, 2, big, big);
+    assert!(w7.is_err(), "a non-empty view must fit its slice");
+    let w7 = MatRef::from_slice(&[0.0f32; 14], 7, 2).unwrap();
+    let y = dense_forward(no_rows, w7, None, Activation::Relu).unwrap();
+    assert_eq!((y.rows(), y.cols()), (0, 2));
+}
+
+#[test]
 fn data_length() {
     let err = Mat::from_vec(vec![0.0f32; 7], 2, 3).unwrap_err();
     assert_eq!(

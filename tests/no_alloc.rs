@@ -1,7 +1,9 @@
 //! `dense_forward_packed` allocates nothing: a counting global allocator around calls
 //! that take every route of the prepared path (the 12×32 and 8×48 AVX-512 tiles, the
 //! AVX2+FMA tile, single rows, the tiny route, K = 0, strided and transposed inputs,
-//! element-wise and row-wise activations, one thread and several). `harness = false`
+//! element-wise and row-wise activations, one thread and several), once every thread of
+//! the pool has made its first packed call (which allocates that thread's scratch
+//! buffer, kept for the thread's life). `harness = false`
 //! (Cargo.toml): a plain `main`, so no test harness thread allocates beside the calls.
 //! `.ci/run` runs it once per SIMD path. Where the CPU has neither microkernel, the
 //! packed kernel is a row-major copy for matrixmultiply, which allocates its packing
@@ -115,6 +117,25 @@ fn main() {
                 .unwrap()
         })
         .collect();
+    // Each thread's first call that packs its input allocates the thread's scratch
+    // buffer: one such call on every thread of every pool, before anything is counted
+    // (a transposed input is always packed; one piece, so it runs on the calling thread).
+    for pool in &pools {
+        pool.broadcast(|_| {
+            let w = values(64 * 64, 2);
+            let packed = PackedKernel::new(MatRef::from_slice(&w, 64, 64).unwrap(), None).unwrap();
+            let x = values(64 * 12, 1);
+            let mut out = vec![0.0f32; 12 * 64];
+            let input = MatRef::from_slice(&x, 64, 12).unwrap().t();
+            dense_forward_packed(
+                input,
+                &packed,
+                Activation::Relu,
+                MatMut::from_slice(&mut out, 12, 64).unwrap(),
+            )
+            .unwrap();
+        });
+    }
     // (m, k, n): the 12×32 tile (M, N off the tile), the 8×48 tile (N ≤ 192 on AMD),
     // single rows, the tiny route (M·K·N ≤ 4096), K = 0, M = 0, several k blocks.
     let shapes = [

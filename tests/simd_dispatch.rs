@@ -127,3 +127,44 @@ fn names_and_features_display() {
         cpu_features().avx512f && cpu_features().avx2 && cpu_features().fma
     );
 }
+
+/// `Element`'s kernel entry, reachable from safe code through the trait bound, takes
+/// any row length: 0 (and lengths that do not divide the data) mean one row, as in
+/// `apply_activation_on`; it used to panic (`chunks_exact_mut(0)`) for the row-wise
+/// activations.
+#[test]
+fn the_element_entry_takes_any_row_length() {
+    fn apply<T: dense_kernel::Element>(
+        path: SimdPath,
+        act: Activation,
+        d: &mut [T],
+        cols: usize,
+    ) -> bool {
+        T::apply_on(path, act, d, cols)
+    }
+    for path in SimdPath::ALL {
+        for act in [
+            Activation::Softmax,
+            Activation::LogSoftmax,
+            Activation::Sparsemax,
+            Activation::Relu,
+        ] {
+            for cols in [0, 3, 5, 7] {
+                let mut a = [1.0f32, 2.0, 3.0, -1.0, 0.5, 2.5];
+                let mut b = [1.0f64, 2.0, 3.0, -1.0, 0.5, 2.5];
+                let ran = apply(path, act, &mut a, cols);
+                assert_eq!(ran, path.is_available());
+                assert_eq!(apply(path, act, &mut b, cols), ran);
+                let mut e: [f32; 0] = [];
+                assert_eq!(apply(path, act, &mut e, cols), ran);
+                if ran && act != Activation::Relu && cols != 3 {
+                    // One row of 6: it sums to 1 (softmax, sparsemax).
+                    if act != Activation::LogSoftmax {
+                        let s: f64 = b.iter().sum();
+                        assert!((s - 1.0).abs() < 1e-12, "{path} {act} {cols}: {s}");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -19,7 +19,8 @@ use std::f64::consts::FRAC_1_SQRT_2;
 /// `sqrt(2/π)`, the tanh-GELU constant.
 const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
 
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn relu(x: f64) -> f64 {
     // `x < 0` is false for NaN, so NaN passes through (as jnp.maximum does).
     if x < 0.0 {
@@ -29,14 +30,16 @@ fn relu(x: f64) -> f64 {
     }
 }
 
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn relu6(x: f64) -> f64 {
     x.clamp(0.0, 6.0) // NaN stays NaN
 }
 
 /// `slope·x`, with the limit `±0` (the sign `0·x` has for finite `x`) instead of
 /// `0·∞ = NaN` when the slope is zero.
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn scale_limit(slope: f64, x: f64) -> f64 {
     if slope == 0.0 && x.is_infinite() {
         slope * x.signum()
@@ -45,7 +48,8 @@ fn scale_limit(slope: f64, x: f64) -> f64 {
     }
 }
 
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn leaky_relu(x: f64, negative_slope: f64) -> f64 {
     if x >= 0.0 {
         x
@@ -55,7 +59,8 @@ fn leaky_relu(x: f64, negative_slope: f64) -> f64 {
 }
 
 /// Keras 3's `ReLU.static_call`, operation for operation.
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn relu_with(x: f64, negative_slope: f64, max_value: Option<f64>, threshold: f64) -> f64 {
     if negative_slope != 0.0 && max_value.is_none() && threshold == 0.0 {
         return leaky_relu(x, negative_slope);
@@ -85,7 +90,8 @@ fn relu_with(x: f64, negative_slope: f64, max_value: Option<f64>, threshold: f64
     y
 }
 
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn elu(x: f64, alpha: f64) -> f64 {
     if x > 0.0 {
         x
@@ -94,7 +100,8 @@ fn elu(x: f64, alpha: f64) -> f64 {
     }
 }
 
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn celu(x: f64, alpha: f64) -> f64 {
     if x > 0.0 {
         x
@@ -103,7 +110,8 @@ fn celu(x: f64, alpha: f64) -> f64 {
     }
 }
 
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn sigmoid(x: f64) -> f64 {
     if x >= 0.0 {
         1.0 / (1.0 + (-x).exp())
@@ -114,7 +122,8 @@ fn sigmoid(x: f64) -> f64 {
     }
 }
 
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn gelu(x: f64) -> f64 {
     if x == f64::NEG_INFINITY {
         return -0.0; // the limit; the formula gives -∞·0
@@ -147,7 +156,8 @@ fn erfc_log_slope(a: f64) -> f64 {
     }
 }
 
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn gelu_tanh(x: f64) -> f64 {
     if x == f64::NEG_INFINITY {
         return -0.0;
@@ -157,12 +167,14 @@ fn gelu_tanh(x: f64) -> f64 {
     x * sigmoid(2.0 * u)
 }
 
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn hard_sigmoid(x: f64) -> f64 {
     relu6(x + 3.0) / 6.0
 }
 
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn silu(x: f64) -> f64 {
     if x == f64::NEG_INFINITY {
         return -0.0;
@@ -170,7 +182,8 @@ fn silu(x: f64) -> f64 {
     x * sigmoid(x)
 }
 
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn hard_silu(x: f64) -> f64 {
     if x == f64::NEG_INFINITY {
         return -0.0;
@@ -179,7 +192,8 @@ fn hard_silu(x: f64) -> f64 {
 }
 
 /// `ln(1 + eˣ)` as `max(x, 0) + ln(1 + e^−|x|)`: no overflow, no cancellation.
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn softplus(x: f64) -> f64 {
     if x.is_nan() {
         return x;
@@ -187,7 +201,8 @@ fn softplus(x: f64) -> f64 {
     relu(x) + (-x.abs()).exp().ln_1p()
 }
 
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn softsign(x: f64) -> f64 {
     if x.is_infinite() {
         return x.signum(); // the limit; the formula gives ∞/∞
@@ -195,7 +210,8 @@ fn softsign(x: f64) -> f64 {
     x / (1.0 + x.abs())
 }
 
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn mish(x: f64) -> f64 {
     if x == f64::NEG_INFINITY {
         return -0.0;
@@ -203,7 +219,8 @@ fn mish(x: f64) -> f64 {
     x * softplus(x).tanh()
 }
 
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn hard_tanh(x: f64) -> f64 {
     x.clamp(-1.0, 1.0)
 }
@@ -230,7 +247,8 @@ pub(crate) const TANH_SHRINK_SERIES: [f64; 14] = [
 /// `x − tanh(x)`. Near 0 the subtraction cancels (`x³/3` left of `x`), so |x| < 0.4
 /// uses the series (14 terms: truncation < 3e-17 relative); beyond, the difference
 /// keeps all but a few bits.
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn tanh_shrink(x: f64) -> f64 {
     if x.abs() < 0.4 {
         let x2 = x * x;
@@ -244,7 +262,8 @@ fn tanh_shrink(x: f64) -> f64 {
     }
 }
 
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn squareplus(x: f64, b: f64) -> f64 {
     // s = √(x² + b) without x² overflowing (hypot for b ≥ 0; for b < 0, NaN where
     // x² + b < 0, as in Keras). For x < 0 the conjugate b/(2(s − x)) avoids the
@@ -264,7 +283,8 @@ fn squareplus(x: f64, b: f64) -> f64 {
     }
 }
 
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn sparse_plus(x: f64) -> f64 {
     if x <= -1.0 {
         0.0
@@ -276,7 +296,8 @@ fn sparse_plus(x: f64) -> f64 {
     }
 }
 
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn soft_shrink(x: f64, threshold: f64) -> f64 {
     if x > threshold {
         x - threshold
@@ -287,7 +308,8 @@ fn soft_shrink(x: f64, threshold: f64) -> f64 {
     }
 }
 
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn hard_shrink(x: f64, threshold: f64) -> f64 {
     if x.abs() > threshold {
         x
@@ -296,12 +318,14 @@ fn hard_shrink(x: f64, threshold: f64) -> f64 {
     }
 }
 
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn sparse_sigmoid(x: f64) -> f64 {
     0.5 * (x + 1.0).clamp(0.0, 2.0)
 }
 
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn threshold(x: f64, threshold: f64, default_value: f64) -> f64 {
     if x > threshold {
         x
@@ -368,7 +392,8 @@ struct EvalAt(f64);
 
 impl ElementwiseVisitor for EvalAt {
     type Output = f64;
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn visit<F: Fn(f64) -> f64>(self, f: F) -> f64 {
         f(self.0)
     }
@@ -383,7 +408,8 @@ struct MapSlice<'a, T>(&'a mut [T]);
 
 impl<T: Element> ElementwiseVisitor for MapSlice<'_, T> {
     type Output = ();
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn visit<F: Fn(f64) -> f64>(self, f: F) {
         for v in self.0.iter_mut() {
             *v = T::narrow(f(v.widen()));

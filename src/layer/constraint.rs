@@ -105,7 +105,7 @@ impl Constraint {
     /// ```
     pub fn apply<T: Element>(&self, w: &mut [T], shape: &[usize]) -> Result<(), DenseError> {
         let bad = |what: String| Err(DenseError::InvalidConfig { what });
-        if shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) != Some(w.len()) {
+        if super::numel(shape).ok() != Some(w.len()) {
             return bad(format!(
                 "constraint on a weight of {} elements given shape {shape:?}",
                 w.len()
@@ -124,6 +124,11 @@ impl Constraint {
         if !params_ok {
             return bad(format!("{self:?}: parameters must be finite"));
         }
+        if w.is_empty() {
+            // Nothing to constrain (and the shape's partial products, unused, may not
+            // fit in usize: `[0, 2⁴⁰, 2⁴⁰]`).
+            return Ok(());
+        }
         let Some(axis) = self.axis() else {
             for v in w.iter_mut() {
                 // Keras 3's `maximum(w, 0)`: negatives and −0 become +0, NaN stays NaN.
@@ -137,9 +142,10 @@ impl Constraint {
             return bad(format!("axis {axis} is not an axis of shape {shape:?}"));
         }
         // View as (outer, len, inner) with the norm running over the middle axis.
+        // Every partial product of a shape with `w.len() > 0` elements is at most that.
         let len = shape.get(axis).copied().unwrap_or(w.len());
         let inner: usize = shape.get(axis + 1..).map_or(1, |s| s.iter().product());
-        let outer = w.len().checked_div(len * inner).unwrap_or(0);
+        let outer = w.len() / (len * inner);
         for o in 0..outer {
             for i in 0..inner {
                 let idx = |p: usize| (o * len + p) * inner + i;

@@ -288,12 +288,12 @@ impl<T: Element> Dense<T> {
         let k = self.built_in()?;
         let mut w = vec![Tensor {
             shape: vec![k, self.units],
-            data: self.kernel.clone(),
+            data: super::try_copy(&self.kernel, k, self.units)?,
         }];
         if self.use_bias {
             w.push(Tensor {
                 shape: vec![self.units],
-                data: self.bias.clone(),
+                data: super::try_copy(&self.bias, 1, self.units)?,
             });
         }
         Ok(w)
@@ -322,7 +322,7 @@ impl<T: Element> Dense<T> {
             });
         self.check_config()?;
         let check = |name: &'static str, t: &Tensor<T>, shape: Vec<usize>| {
-            let n = t.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+            let n = super::numel(&t.shape).ok();
             if t.shape != shape || n != Some(t.data.len()) {
                 let mut actual = t.shape.clone();
                 if n != Some(t.data.len()) {
@@ -341,9 +341,9 @@ impl<T: Element> Dense<T> {
         if self.use_bias {
             check("bias", &weights[1], vec![self.units])?;
         }
-        self.kernel = weights[0].data.clone();
+        self.kernel = super::try_copy(&weights[0].data, k, self.units)?;
         self.bias = if self.use_bias {
-            weights[1].data.clone()
+            super::try_copy(&weights[1].data, 1, self.units)?
         } else {
             Vec::new()
         };
@@ -400,14 +400,9 @@ impl<T: Element> Dense<T> {
     /// data whose length is not the shape's product; the build's errors.
     pub fn call(&mut self, input: &[T], shape: &[usize]) -> Result<Tensor<T>, DenseError> {
         let out_shape = self.prepare(input, shape)?;
-        let len = out_shape.iter().product();
+        let (rows, len) = super::output_len(shape, self.units)?;
         let mut data = Vec::new();
-        data.try_reserve_exact(len)
-            .map_err(|_| DenseError::AllocationFailed {
-                rows: len / self.units,
-                cols: self.units,
-            })?;
-        data.resize(len, T::zero());
+        super::try_grow(&mut data, len, rows, self.units)?;
         self.call_into(input, shape, &mut data)?;
         Ok(Tensor {
             shape: out_shape,
@@ -422,9 +417,8 @@ impl<T: Element> Dense<T> {
             len: input.len(),
             expected_last,
         };
-        let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
         let (&last, lead) = shape.split_last().ok_or_else(|| bad(self.in_features()))?;
-        if lead.is_empty() || n != Some(input.len()) {
+        if lead.is_empty() || super::numel(shape)? != input.len() {
             return Err(bad(self.in_features()));
         }
         if self.in_features().is_some_and(|k| k != last) {
@@ -448,10 +442,10 @@ impl<T: Element> Dense<T> {
         shape: &[usize],
         out: &mut [T],
     ) -> Result<(), DenseError> {
-        let out_shape = self.prepare(input, shape)?;
+        self.prepare(input, shape)?;
         let k = self.in_features.unwrap_or(0);
-        let m: usize = out_shape[..out_shape.len() - 1].iter().product();
-        if out.len() != m * self.units {
+        let (m, len) = super::output_len(shape, self.units)?;
+        if out.len() != len {
             return Err(DenseError::OutputShape {
                 expected: (m, self.units),
                 actual: (out.len() / self.units.max(1), self.units),

@@ -169,8 +169,11 @@ pub fn fans(shape: &[usize]) -> (usize, usize) {
         [a, b] => (a, b),
         // Keras: receptive field × channels; not used by Dense, kept for completeness.
         [.., a, b] => {
-            let rf: usize = shape[..shape.len() - 2].iter().product();
-            (a * rf, b * rf)
+            // Saturating: a shape this large has no weight, but its fans are asked for.
+            let rf = shape[..shape.len() - 2]
+                .iter()
+                .fold(1usize, |p, &d| p.saturating_mul(d));
+            (a.saturating_mul(rf), b.saturating_mul(rf))
         }
     }
 }
@@ -244,12 +247,9 @@ impl Initializer {
     /// ```
     pub fn sample<T: Element>(self, shape: &[usize], seed: u64) -> Result<Vec<T>, DenseError> {
         self.validate()?;
-        let len = shape
-            .iter()
-            .try_fold(1usize, |a, &d| a.checked_mul(d))
-            .ok_or_else(|| DenseError::InvalidConfig {
-                what: format!("weight shape {shape:?} overflows usize"),
-            })?;
+        let len = super::numel(shape).map_err(|_| DenseError::InvalidConfig {
+            what: format!("weight shape {shape:?} overflows usize"),
+        })?;
         let mut out = Vec::new();
         out.try_reserve_exact(len)
             .map_err(|_| DenseError::InvalidConfig {
@@ -295,6 +295,9 @@ impl Initializer {
             Initializer::Constant { value } => out.resize(len, T::narrow(value)),
             Initializer::Orthogonal { gain } => out.extend(
                 orthogonal(shape, len, gain, &mut rng)
+                    .ok_or_else(|| DenseError::InvalidConfig {
+                        what: format!("cannot allocate an orthogonal weight of shape {shape:?}"),
+                    })?
                     .into_iter()
                     .map(T::narrow),
             ),
@@ -308,10 +311,17 @@ impl Initializer {
 /// last; draw a normal matrix of the taller orientation, take `Q` of its QR
 /// decomposition (modified Gram–Schmidt in `f64`), flip each column by the sign of
 /// `R`'s diagonal, transpose back if it was wide, times `gain`.
-fn orthogonal(shape: &[usize], len: usize, gain: f64, rng: &mut Rng) -> Vec<f64> {
+/// `None` if its two `len`-element work buffers cannot be allocated.
+fn orthogonal(shape: &[usize], len: usize, gain: f64, rng: &mut Rng) -> Option<Vec<f64>> {
+    let zeros = |len: usize| {
+        let mut v = Vec::new();
+        v.try_reserve_exact(len).ok()?;
+        v.resize(len, 0.0f64);
+        Some(v)
+    };
     let cols = shape.last().copied().unwrap_or(1);
     if len == 0 || cols == 0 {
-        return vec![0.0; len];
+        return zeros(len);
     }
     let rows = len / cols;
     let (r, c) = if rows < cols {
@@ -319,8 +329,9 @@ fn orthogonal(shape: &[usize], len: usize, gain: f64, rng: &mut Rng) -> Vec<f64>
     } else {
         (rows, cols)
     };
-    // Column-major r × c, columns orthonormalised in turn.
-    let mut a: Vec<f64> = (0..r * c).map(|_| rng.normal()).collect();
+    // Column-major r × c (r·c = len), columns orthonormalised in turn.
+    let mut a = zeros(len)?;
+    a.iter_mut().for_each(|v| *v = rng.normal());
     for j in 0..c {
         let (done, rest) = a.split_at_mut(j * r);
         let col = &mut rest[..r];
@@ -339,7 +350,7 @@ fn orthogonal(shape: &[usize], len: usize, gain: f64, rng: &mut Rng) -> Vec<f64>
             }
         }
     }
-    let mut out = vec![0.0; len];
+    let mut out = zeros(len)?;
     for i in 0..rows {
         for j in 0..cols {
             // Tall: element (i, j) of Q (column j); wide: element (j, i) of Q, transposed.
@@ -351,5 +362,5 @@ fn orthogonal(shape: &[usize], len: usize, gain: f64, rng: &mut Rng) -> Vec<f64>
             out[i * cols + j] = gain * v;
         }
     }
-    out
+    Some(out)
 }

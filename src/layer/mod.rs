@@ -41,6 +41,75 @@ pub use init::{fans, Distribution, FanMode, Initializer, TRUNCATION_STD};
 pub use model::{ActivationLayer, Input, Layer, Sequential};
 pub use regularizer::Regularizer;
 
+use crate::{DenseError, Element};
+
+/// The number of elements of `shape` (0 if any axis is 0, however large the others).
+///
+/// # Errors
+/// [`DenseError::ShapeOverflow`] if it does not fit in `usize`.
+pub(crate) fn numel(shape: &[usize]) -> Result<usize, DenseError> {
+    if shape.contains(&0) {
+        return Ok(0);
+    }
+    shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| DenseError::ShapeOverflow {
+            shape: shape.to_vec(),
+            units: None,
+        })
+}
+
+/// `(rows, elements)` of a `units`-wide layer's output for an input of `shape` (rank ≥ 1):
+/// the rows are every axis but the last.
+///
+/// # Errors
+/// [`DenseError::ShapeOverflow`] if either does not fit in `usize`.
+pub(crate) fn output_len(shape: &[usize], units: usize) -> Result<(usize, usize), DenseError> {
+    let lead = shape.split_last().map_or(&[][..], |(_, l)| l);
+    let overflow = || DenseError::ShapeOverflow {
+        shape: shape.to_vec(),
+        units: Some(units),
+    };
+    let rows = numel(lead).map_err(|_| overflow())?;
+    Ok((rows, rows.checked_mul(units).ok_or_else(overflow)?))
+}
+
+/// Grows `buf` to at least `len` elements (new ones `T::zero()`), fallibly.
+///
+/// # Errors
+/// [`DenseError::AllocationFailed`] (naming the `rows × cols` it was for) if the memory
+/// cannot be had.
+pub(crate) fn try_grow<T: Element>(
+    buf: &mut Vec<T>,
+    len: usize,
+    rows: usize,
+    cols: usize,
+) -> Result<(), DenseError> {
+    if buf.len() < len {
+        buf.try_reserve(len - buf.len())
+            .map_err(|_| DenseError::AllocationFailed { rows, cols })?;
+        buf.resize(len, T::zero());
+    }
+    Ok(())
+}
+
+/// A copy of `data`, fallibly (the weights a layer hands out or takes in).
+///
+/// # Errors
+/// [`DenseError::AllocationFailed`] (naming the `rows × cols` it was for).
+pub(crate) fn try_copy<T: Element>(
+    data: &[T],
+    rows: usize,
+    cols: usize,
+) -> Result<Vec<T>, DenseError> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(data.len())
+        .map_err(|_| DenseError::AllocationFailed { rows, cols })?;
+    v.extend_from_slice(data);
+    Ok(v)
+}
+
 /// An owned tensor: row-major data and its shape (batch axis first for activations;
 /// `[in, units]` / `[units]` for weights).
 #[derive(Clone, Debug, PartialEq)]

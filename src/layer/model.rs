@@ -40,8 +40,7 @@ impl ActivationLayer {
         data: &mut [T],
         shape: &[usize],
     ) -> Result<(), DenseError> {
-        let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-        if shape.is_empty() || n != Some(data.len()) {
+        if shape.is_empty() || super::numel(shape).ok() != Some(data.len()) {
             return Err(DenseError::InputShape {
                 shape: shape.to_vec(),
                 len: data.len(),
@@ -330,7 +329,7 @@ impl<T: Element> Sequential<T> {
         input: &[T],
         shape: &[usize],
     ) -> Result<(&[T], &[usize]), DenseError> {
-        if shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) != Some(input.len()) {
+        if super::numel(shape)? != input.len() {
             return Err(DenseError::InputShape {
                 shape: shape.to_vec(),
                 len: input.len(),
@@ -363,7 +362,7 @@ impl<T: Element> Sequential<T> {
                                 len: src_len,
                                 expected_last: d.in_features(),
                             })?;
-                    let len: usize = out_shape.iter().product();
+                    let (rows, len) = super::output_len(&out_shape, d.units())?;
                     let dst_i = cur.map_or(0, |i| 1 - i);
                     let [b0, b1] = &mut self.bufs;
                     let (src, dst): (&[T], &mut Vec<T>) = match cur {
@@ -371,21 +370,19 @@ impl<T: Element> Sequential<T> {
                         Some(0) => (&b0[..], b1),
                         Some(_) => (&b1[..], b0),
                     };
-                    let in_len: usize = cur_shape.iter().product();
+                    let in_len = super::numel(&cur_shape)?;
                     let src = if cur.is_some() {
                         &src[..in_len.min(src.len())]
                     } else {
                         src
                     };
-                    if dst.len() < len {
-                        dst.resize(len, T::zero());
-                    }
+                    super::try_grow(dst, len, rows, d.units())?;
                     d.call_into(src, &cur_shape, &mut dst[..len])?;
                     cur = Some(dst_i);
                     cur_shape = out_shape;
                 }
                 Layer::Activation(a) => {
-                    let len: usize = cur_shape.iter().product();
+                    let len = super::numel(&cur_shape)?;
                     let i = match cur {
                         Some(i) => i,
                         None => {
@@ -396,9 +393,7 @@ impl<T: Element> Sequential<T> {
                                     expected_last: None,
                                 });
                             }
-                            let b = &mut self.bufs[0];
-                            b.clear();
-                            b.extend_from_slice(input);
+                            copy_into(&mut self.bufs[0], input, &cur_shape)?;
                             0
                         }
                     };
@@ -407,17 +402,16 @@ impl<T: Element> Sequential<T> {
                 }
             }
         }
-        self.out_shape = cur_shape;
-        let len: usize = self.out_shape.iter().product();
+        let len = super::numel(&cur_shape)?;
         let i = match cur {
             Some(i) => i,
             None => {
                 // No layers: the output is the input, copied into the model's buffer.
-                self.bufs[0].clear();
-                self.bufs[0].extend_from_slice(input);
+                copy_into(&mut self.bufs[0], input, &cur_shape)?;
                 0
             }
         };
+        self.out_shape = cur_shape;
         Ok((&self.bufs[i][..len], &self.out_shape))
     }
 
@@ -427,9 +421,12 @@ impl<T: Element> Sequential<T> {
     /// As [`forward`](Self::forward).
     pub fn predict(&mut self, input: &[T], shape: &[usize]) -> Result<Tensor<T>, DenseError> {
         let (d, s) = self.forward(input, shape)?;
+        let (rows, cols) = s
+            .split_last()
+            .map_or((1, 0), |(&c, _)| (d.len() / c.max(1), c));
         Ok(Tensor {
             shape: s.to_vec(),
-            data: d.to_vec(),
+            data: super::try_copy(d, rows, cols)?,
         })
     }
 
@@ -511,6 +508,19 @@ impl<T: Element> Sequential<T> {
         s += " Non-trainable params: 0 (0.00 B)\n";
         s
     }
+}
+
+/// `buf` ← a copy of `input` (of `shape`), fallibly.
+fn copy_into<T: Element>(buf: &mut Vec<T>, input: &[T], shape: &[usize]) -> Result<(), DenseError> {
+    buf.clear();
+    let cols = shape.last().copied().unwrap_or(1);
+    buf.try_reserve(input.len())
+        .map_err(|_| DenseError::AllocationFailed {
+            rows: input.len() / cols.max(1),
+            cols,
+        })?;
+    buf.extend_from_slice(input);
+    Ok(())
 }
 
 /// `1234567` → `"1,234,567"`, as Python's `f"{n:,}"`.

@@ -45,10 +45,16 @@ impl<'a, T: Element> SharedOut<'a, T> {
             cols.start <= cols.end && cols.end <= self.n,
             "cols in range"
         );
+        // An empty block touches nothing: it keeps the output's first address rather
+        // than forming one that may lie past the output's end.
+        let ptr = if rows.is_empty() || cols.is_empty() {
+            self.ptr
+        } else {
+            // SAFETY: (rows.start, cols.start) is an element of the m·n output.
+            unsafe { self.ptr.add(rows.start * self.n + cols.start) }
+        };
         Block {
-            // SAFETY: (rows.start, cols.start) is within the m·n elements (or one past
-            // the end for an empty block), so the offset stays in the allocation.
-            ptr: unsafe { self.ptr.add(rows.start * self.n + cols.start) },
+            ptr,
             rows: rows.clone(),
             cols: cols.clone(),
             ld: self.n,
@@ -94,13 +100,18 @@ impl<T: Element> Block<'_, T> {
             self.cols.start <= cols.start && cols.start <= cols.end && cols.end <= self.cols.end,
             "sub-block cols in range"
         );
-        Block {
-            // SAFETY: the sub-block's first element lies inside this block (or one past
-            // its last row for an empty sub-block), so the offset stays in the output.
-            ptr: unsafe {
+        let ptr = if rows.is_empty() || cols.is_empty() {
+            // As in `SharedOut::block`: no address past the output for an empty block.
+            self.ptr
+        } else {
+            // SAFETY: the sub-block's first element is an element of this block.
+            unsafe {
                 self.ptr
                     .add((rows.start - self.rows.start) * self.ld + (cols.start - self.cols.start))
-            },
+            }
+        };
+        Block {
+            ptr,
             rows,
             cols,
             ld: self.ld,

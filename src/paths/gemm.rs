@@ -11,7 +11,7 @@ use crate::matrix::MatRef;
 
 /// The per-type hook into matrixmultiply. Public in a private module: it seals
 /// [`Element`](crate::Element) to `f32` and `f64`.
-pub trait GemmOps: Sized {
+pub trait GemmOps: Sized + super::scratch::ScratchSlot {
     /// `C ← A·B + beta·C`.
     ///
     /// # Safety

@@ -23,11 +23,12 @@
 pub(crate) mod block;
 pub(crate) mod gemm;
 pub(crate) mod packed;
+pub(crate) mod scratch;
 pub(crate) mod skinny;
 
 use crate::matrix::MatRef;
 use crate::parallel;
-use crate::{Activation, Element};
+use crate::{Activation, DenseError, Element};
 use block::SharedOut;
 
 /// Which path computes the product (a testing and benchmarking override; the default,
@@ -156,7 +157,7 @@ fn pack_per_call(m: usize, k: usize, n: usize, lay: Layout) -> bool {
 }
 
 /// [`run`] through a [`packed::PackedKernel`] made for this call, when `T` is `f32` and
-/// the CPU has the packed microkernels; `false` (nothing written) otherwise, or if the
+/// the CPU has the packed microkernels; `None` (nothing written) otherwise, or if the
 /// packed copy cannot be allocated.
 fn run_packed_once<T: Element>(
     input: MatRef<'_, T>,
@@ -164,39 +165,33 @@ fn run_packed_once<T: Element>(
     bias: Option<&[T]>,
     act: Activation,
     out: &mut [T],
-) -> bool {
+) -> Option<Result<(), DenseError>> {
     fn as32<'a, T: Element>(v: MatRef<'a, T>) -> Option<MatRef<'a, f32>> {
         T::as_f32s(v.data()).and_then(|d| {
             MatRef::from_strided(d, v.rows(), v.cols(), v.row_stride(), v.col_stride()).ok()
         })
     }
-    let (Some(x), Some(w)) = (as32(input), as32(kernel)) else {
-        return false;
-    };
+    let (x, w) = (as32(input)?, as32(kernel)?);
     let b = match bias {
-        Some(b) => match T::as_f32s(b) {
-            Some(b) => Some(b),
-            None => return false,
-        },
+        Some(b) => Some(T::as_f32s(b)?),
         None => None,
     };
-    let Some(out) = T::as_f32s_mut(out) else {
-        return false;
-    };
+    let out = T::as_f32s_mut(out)?;
     if !packed::has_microkernels() {
-        return false; // no copy made just to learn that
+        return None; // no copy made just to learn that
     }
     match packed::PackedKernel::for_one_call(w, b) {
-        Ok(p) if p.uses_microkernels() => {
-            packed::run(x, &p, act, out);
-            true
-        }
-        _ => false,
+        Ok(p) if p.uses_microkernels() => Some(packed::run(x, &p, act, out)),
+        _ => None,
     }
 }
 
 /// The validated call: `out ← act(input·kernel + bias)` on `path` (`Auto` resolved
 /// here), `out` row-major `M × N`.
+///
+/// # Errors
+/// Only [`DenseError::ScratchAllocation`], from a narrow layer packed for the call
+/// (`out` is then partly written).
 pub(crate) fn run<T: Element>(
     path: ForwardPath,
     input: MatRef<'_, T>,
@@ -204,10 +199,10 @@ pub(crate) fn run<T: Element>(
     bias: Option<&[T]>,
     act: Activation,
     out: &mut [T],
-) {
+) -> Result<(), DenseError> {
     let (m, k, n) = (input.rows(), input.cols(), kernel.cols());
     if m == 0 || n == 0 {
-        return;
+        return Ok(());
     }
     let lay = layout(&input, &kernel);
     let auto = path == ForwardPath::Auto;
@@ -219,9 +214,10 @@ pub(crate) fn run<T: Element>(
     if auto
         && (path == ForwardPath::Gemm || path == ForwardPath::Skinny)
         && pack_per_call(m, k, n, lay)
-        && run_packed_once(input, kernel, bias, act, out)
     {
-        return;
+        if let Some(done) = run_packed_once(input, kernel, bias, act, out) {
+            return done;
+        }
     }
     let elementwise = !act.is_row_wise() && act != Activation::Linear;
     let macs = (m as u64).saturating_mul(k as u64).saturating_mul(n as u64);
@@ -256,7 +252,7 @@ pub(crate) fn run<T: Element>(
         _ => (1, true, 1),
     };
     let shared = SharedOut::new(out, m, n);
-    parallel::for_each(pieces, |p| {
+    parallel::try_for_each(pieces, |p| {
         let (rows, cols) = if by_rows {
             (parallel::split(m, pieces, p, align), 0..n)
         } else {
@@ -283,15 +279,17 @@ pub(crate) fn run<T: Element>(
             // SAFETY: `split` gives the pieces disjoint ranges of rows (or of columns),
             // so no two blocks overlap.
             let mut block = unsafe { shared.block(rows, cols) };
-            skinny::run_block(input, kernel, bias, lay, &mut block);
+            skinny::run_block(input, kernel, bias, lay, &mut block)?;
             if elementwise {
                 block.apply_elementwise(act);
             }
         }
-    });
+        Ok(())
+    })?;
     if act.is_row_wise() {
         parallel::apply_rows(act, out, n, macs);
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -336,13 +334,13 @@ mod tests {
                 let xv = MatRef::from_slice(&x, m, k).unwrap();
                 let act = Activation::Relu;
                 let mut out = vec![f32::NAN; m * n];
-                run(ForwardPath::Auto, xv, kernel, Some(&b), act, &mut out);
+                run(ForwardPath::Auto, xv, kernel, Some(&b), act, &mut out).unwrap();
                 crate::reference::check_dense(xv, kernel, Some(&b), act, &out)
                     .unwrap_or_else(|e| panic!("{m}x{k}x{n} torch={torch}: {e}"));
                 if pack_per_call(m, k, n, layout(&xv, &kernel)) && packed::has_microkernels() {
                     let p = packed::PackedKernel::new(kernel, Some(&b)).unwrap();
                     let mut want = vec![f32::NAN; m * n];
-                    packed::run(xv, &p, act, &mut want);
+                    packed::run(xv, &p, act, &mut want).unwrap();
                     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                     assert!(bits(&out) == bits(&want), "{m}x{k}x{n} torch={torch}");
                 }

@@ -25,9 +25,9 @@
 //!   rows of lines that are by then out of L1) and the per-call set-up: on Zen 4,
 //!   `KC = 1024` ran 1.07–1.14× `KC = 256` (with `MC = 48`) at 64×1024², 1024³,
 //!   2048³ and 256×1024×4096, 1.02× at 32×512², on one and two threads; on AVX2+FMA
-//!   1.00–1.04×. `KC = 2048` measured the same as 1024 at 2048³, with twice the stack.
+//!   1.00–1.04×. `KC = 2048` measured the same as 1024 at 2048³, with twice the input buffer.
 //! - `MC = 24` rows (2 12×32 tiles, 3 8×48 tiles, 4 AVX2 tiles): the input block (`MC × KC`, 96 KiB,
-//!   in a stack buffer of 144 KiB) stays in L2 while the chunk's panels pass. 12 and 36 rows measured
+//!   in a buffer of 144 KiB) stays in L2 while the chunk's panels pass. 12 and 36 rows measured
 //!   the same; 24 re-reads the chunk's weight slice half as often as 12 (every `MC`
 //!   rows), which matters once many cores share L3. Short sums (`K` in [`SHORT_K`],
 //!   64..512) on the 12×32 kernel take 12-row blocks: there the output's row streams
@@ -57,7 +57,7 @@
 //! 10, 10), so that no tile is left with a few rows: a short tile does few FMAs per
 //! weight load.
 //!
-//! The input is packed too (per block, into the stack buffer; by an in-register 16×12
+//! The input is packed too (per block, into the thread's scratch buffer; by an in-register 16×12
 //! or 16×8 transpose on AVX-512, 8×8 on AVX2): the kernel's loads are then sequential whatever
 //! the input's strides, and input rows a multiple of 4 KiB apart no longer collide in one L1 set.
 //!
@@ -73,6 +73,7 @@ use super::block::{Block, SharedOut};
 use crate::matrix::MatRef;
 use crate::parallel;
 use crate::simd::sgemm::{Init, Tile};
+use crate::simd::K_BLOCK;
 use crate::{Activation, DenseError, SimdPath};
 use core::mem::MaybeUninit;
 
@@ -87,11 +88,10 @@ const MC_L2: usize = 48;
 /// Pieces of at most this many rows run as one row block on the 12×32 kernel (three
 /// tiles of up to 12 rows; see [`block_rows`]).
 const MC_ONE: usize = 36;
-/// Floats in the small input block buffer (before its slack), for pieces that need at
-/// most this much (`input_block_floats`): 16 KiB, four stack pages.
-const SMALL_BLOCK: usize = 4096;
 /// Floats in the input block buffer (before its slack): `MC_ONE·KC` rows by steps (144
-/// KiB), which every blocking's row blocks fit in.
+/// KiB), which every blocking's row blocks fit in. It is each thread's heap scratch
+/// (`super::scratch`), not a stack buffer: no call may need more than a few KiB of
+/// its caller's stack.
 const A_BLOCK: usize = MC_ONE * KC;
 const _: () = assert!(
     MC_L2 * KC_L2 <= A_BLOCK
@@ -105,6 +105,8 @@ const _: () = assert!(
 /// Floats of the input block buffer past its `A_BLOCK`: room for the two that the AVX2
 /// packer's last overlapping store writes past the last tile.
 const PACK_SLACK: usize = 16;
+/// The most floats a piece asks of its thread's scratch buffer.
+pub(crate) const INPUT_BLOCK_FLOATS: usize = A_BLOCK + PACK_SLACK;
 /// Columns per chunk (the epilogue's block width; the input is repacked once per chunk),
 /// unless the L2 is large enough to hold a narrower chunk's weight: see [`chunk_cols`].
 pub(crate) const NC: usize = 1024;
@@ -459,7 +461,7 @@ impl Isa {
 /// assert_eq!(y, [4.5, 0.0, 10.5, 0.0]);
 /// # Ok::<(), dense_kernel::DenseError>(())
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct PackedKernel {
     k: usize,
     n: usize,
@@ -492,6 +494,27 @@ pub struct PackedKernel {
     /// Whether this is an Intel CPU, where wide pieces of 12-row tiles read their input
     /// in place ([`reads_in_place`]).
     intel: bool,
+}
+
+/// A copy with its own buffer, its panels 64-byte aligned in it as in the original (a
+/// derived `clone` kept the original's offset, so the copy's panels started wherever the
+/// new allocation put them).
+impl Clone for PackedKernel {
+    fn clone(&self) -> Self {
+        let body = self.body();
+        let mut data = Vec::with_capacity(body.len() + 16);
+        data.resize(body.len() + 16, 0.0);
+        let start = data.as_ptr().align_offset(64).min(15);
+        data[start..start + body.len()].copy_from_slice(body);
+        data.truncate(start + body.len());
+        PackedKernel {
+            data,
+            start,
+            bias: self.bias.clone(),
+            small: self.small.clone(),
+            ..*self
+        }
+    }
 }
 
 impl PackedKernel {
@@ -690,10 +713,19 @@ impl PackedKernel {
 
 /// The packed forward pass into the row-major `out` (`M × N`), shapes checked by the
 /// caller.
-pub(crate) fn run(input: MatRef<'_, f32>, packed: &PackedKernel, act: Activation, out: &mut [f32]) {
+///
+/// # Errors
+/// [`DenseError::ScratchAllocation`] if a thread's scratch buffer cannot be allocated
+/// (`out` is then partly written).
+pub(crate) fn run(
+    input: MatRef<'_, f32>,
+    packed: &PackedKernel,
+    act: Activation,
+    out: &mut [f32],
+) -> Result<(), DenseError> {
     let (m, k, n) = (input.rows(), packed.k, packed.n);
     if m == 0 || n == 0 {
-        return;
+        return Ok(());
     }
     let bias = packed.has_bias.then(|| &packed.bias[..n]);
     let elementwise = !act.is_row_wise() && act != Activation::Linear;
@@ -703,17 +735,13 @@ pub(crate) fn run(input: MatRef<'_, f32>, packed: &PackedKernel, act: Activation
         // No microkernel on this CPU (the weight was kept row-major), or nothing to sum:
         // the unpacked paths (an empty K = 0 view reads nothing).
         let len = if packed.isa == Isa::None { k * n } else { 0 };
-        if let Ok(kv) = MatRef::from_slice(&packed.body()[..len], k, n) {
-            super::run(super::ForwardPath::Auto, input, kv, bias, act, out);
-        }
-        return;
+        let kv = MatRef::from_slice(&packed.body()[..len], k, n)?;
+        return super::run(super::ForwardPath::Auto, input, kv, bias, act, out);
     }
     if macs <= TINY_MACS && !packed.small.is_empty() {
         // Tiny: the unpacked paths on the row-major copy (bitwise their results).
-        if let Ok(kv) = MatRef::from_slice(&packed.small, k, n) {
-            super::run(super::ForwardPath::Auto, input, kv, bias, act, out);
-        }
-        return;
+        let kv = MatRef::from_slice(&packed.small, k, n)?;
+        return super::run(super::ForwardPath::Auto, input, kv, bias, act, out);
     }
     let (mr, nr) = packed.isa.tile();
     let panels = n.div_ceil(nr);
@@ -726,14 +754,14 @@ pub(crate) fn run(input: MatRef<'_, f32>, packed: &PackedKernel, act: Activation
         parallel::pieces(macs, panels)
     };
     let shared = SharedOut::new(out, m, n);
-    parallel::for_each(pieces, |p| {
+    parallel::try_for_each(pieces, |p| {
         let (rows, cols) = if by_rows {
             (parallel::split(m, pieces, p, mr), 0..n)
         } else {
             (0..m, parallel::split(n, pieces, p, nr))
         };
         if rows.is_empty() || cols.is_empty() {
-            return;
+            return Ok(());
         }
         // SAFETY: `split` gives the pieces disjoint ranges of rows (or of columns).
         let mut block = unsafe { shared.block(rows, cols) };
@@ -745,11 +773,12 @@ pub(crate) fn run(input: MatRef<'_, f32>, packed: &PackedKernel, act: Activation
             elementwise,
             pieces > 1 && !by_rows,
             &mut block,
-        );
-    });
+        )
+    })?;
     if act.is_row_wise() {
         parallel::apply_rows(act, out, n, macs);
     }
+    Ok(())
 }
 
 /// Whether a call of `m × n` outputs on `isa`'s kernel, on `threads` threads, is split
@@ -772,7 +801,7 @@ fn splits_by_rows(isa: Isa, m: usize, n: usize, threads: usize) -> bool {
 /// One thread's block, in the module's loop order: for each column chunk (`NC`) and
 /// `k` block (≤ `KC`), each row block (≤ `MC` rows, or the whole piece: [`block_rows`])
 /// is packed into row tiles (`kc × MR`
-/// each, k-major) in a stack buffer of up to 144 KiB, then every weight panel of the chunk
+/// each, k-major) in this thread's scratch buffer (up to 144 KiB), then every weight panel of the chunk
 /// (`kc × NR`, streamed from L2) meets every row tile. After the last `k`
 /// block, the element-wise epilogue runs on the row block's `mc × nc` output, just
 /// written and still in L2.
@@ -784,8 +813,11 @@ fn piece(
     elementwise: bool,
     shared_rows: bool,
     block: &mut Block<'_, f32>,
-) {
+) -> Result<(), DenseError> {
     let (k, isa) = (packed.k, packed.isa);
+    // `run` took K = 0 (the bias) and empty outputs elsewhere: every view here is
+    // non-empty, so each offset below names an element.
+    debug_assert!(k > 0 && !block.rows.is_empty() && !block.cols.is_empty());
     let (mr, nr) = isa.tile();
     let (rows, cols) = (block.rows.clone(), block.cols.clone());
     let ld = block.ld();
@@ -821,15 +853,14 @@ fn piece(
         reads_in_place(packed, rows.len(), cols.len(), rs, cs, shared_rows)
     }
     .then(|| input.data());
-    // The input block buffer, on this thread's stack, as large as this piece needs
-    // (`input_block_floats`): none where the kernels read the input in place, 16 KiB
-    // for short blocks, else the whole 144 KiB, each in its own frame (`on_stack`).
+    // The input block buffer, as much of this thread's scratch as this piece needs
+    // (`input_block_floats`; none where the kernels read the input in place).
     let need = if direct.is_some() {
         0
     } else {
         input_block_floats(packed, rows.len())
     };
-    let run = |a_block: &mut [MaybeUninit<f32>]| {
+    let mut run = |a_block: &mut [MaybeUninit<f32>]| {
         // Whole panels per chunk (the 8×48 kernel's 48 columns do not divide `NC`), so
         // that every chunk, like every piece, starts on a panel.
         let nc = (packed.nc / nr).max(1) * nr;
@@ -921,40 +952,63 @@ fn piece(
                                     ld,
                                 );
                             }
-                            // SAFETY: row tile `ti` (rows i..i+h, h ≤ mr) was packed at
-                            // `ti·mr·kc` in `a_block` (kc·mr floats, inside the buffer:
-                            // `pack_input` wrote them through bounds-checked slices of it,
-                            // which `input_block_floats` sized), and its rows < h, all the
-                            // kernel reads, were written there; or, `direct`, the kernel reads input rows
-                            // i..i+h (< M) at columns k0..k0+kc (≤ K) in place: unit column
-                            // stride, so element (i + r, k0 + p) is at (i + r)·rs + k0 + p,
-                            // inside the validated view's slice; the output tile (rows i..i+h, columns j..j+w)
-                            // lies inside this piece's block (`base` is its first element;
-                            // rows and columns relative to it), which no other piece touches.
-                            unsafe {
-                                let t = Tile {
-                                    kc,
-                                    a: match direct {
-                                        Some(x) => x.as_ptr().add(i * rs + k0),
-                                        None => a_block.as_ptr().add(ti * mr * kc).cast::<f32>(),
-                                    },
-                                    lda: if direct.is_some() { rs } else { 0 },
-                                    b,
-                                    c: base.add((i - rows.start) * ld + (j - cols.start)),
-                                    ldc: ld,
-                                    cols: w,
-                                    init: if first { Init::Bias(bias) } else { Init::Load },
-                                    relu: last && in_register_relu,
-                                };
-                                if row4 {
-                                    // (As above, for the w ≤ 4·nr columns: they span the
-                                    // w.div_ceil(nr) panels from `panel`, kc·nr floats
-                                    // apart in this k block, and the padded bias holds
-                                    // as many panels' floats from `panel·nr`.)
-                                    row_tile(&t, kc * nr);
-                                } else {
-                                    tile(isa, h, &t);
+                            // One kernel call per block of the crate's K-sum
+                            // (`K_BLOCK` steps at fixed offsets of K): each sums its
+                            // block from zero and adds the bias (the first) or the sum
+                            // so far (later ones) as it stores.
+                            let mut s0 = k0;
+                            while s0 < k0 + kc {
+                                let s1 = ((s0 / K_BLOCK + 1) * K_BLOCK).min(k0 + kc);
+                                let off = s0 - k0;
+                                // SAFETY: row tile `ti` (rows i..i+h, h ≤ mr) was packed
+                                // at `ti·mr·kc` in `a_block` (kc·mr floats, inside the
+                                // buffer: `pack_input` wrote them through bounds-checked
+                                // slices of it, which `input_block_floats` sized), and its
+                                // rows < h, all the kernel reads, were written there; the
+                                // call reads its steps off..off + (s1 − s0) ≤ kc, from
+                                // `off·mr`. Or, `direct`, the kernel reads input rows
+                                // i..i+h (< M) at columns s0..s1 (≤ K) in place: unit
+                                // column stride, so element (i + r, s0 + p) is at
+                                // (i + r)·rs + s0 + p, inside the validated view's slice.
+                                // The panel's rows off.. of this k block follow `b` at
+                                // `off·nr`. The output tile (rows i..i+h, columns j..j+w)
+                                // lies inside this piece's block (`base` is its first
+                                // element; rows and columns relative to it), which no
+                                // other piece touches.
+                                unsafe {
+                                    let t = Tile {
+                                        kc: s1 - s0,
+                                        a: match direct {
+                                            Some(x) => x.as_ptr().add(i * rs + s0),
+                                            None => a_block
+                                                .as_ptr()
+                                                .add(ti * mr * kc + off * mr)
+                                                .cast::<f32>(),
+                                        },
+                                        lda: if direct.is_some() { rs } else { 0 },
+                                        b: b.add(off * nr),
+                                        c: base.add((i - rows.start) * ld + (j - cols.start)),
+                                        ldc: ld,
+                                        cols: w,
+                                        init: if s0 == 0 {
+                                            Init::Bias(bias)
+                                        } else {
+                                            Init::Load
+                                        },
+                                        relu: s1 == k && in_register_relu,
+                                    };
+                                    if row4 {
+                                        // (As above, for the w ≤ 4·nr columns: they span
+                                        // the w.div_ceil(nr) panels from `panel`, kc·nr
+                                        // floats apart in this k block, and the padded
+                                        // bias holds as many panels' floats from
+                                        // `panel·nr`.)
+                                        row_tile(&t, kc * nr);
+                                    } else {
+                                        tile(isa, h, &t);
+                                    }
                                 }
+                                s0 = s1;
                             }
                             if per_tile && last {
                                 // The tile before this one (its output final), while this
@@ -982,12 +1036,11 @@ fn piece(
         }
     };
     if need == 0 {
-        on_stack::<PACK_SLACK>(run);
-    } else if need <= SMALL_BLOCK {
-        on_stack::<{ SMALL_BLOCK + PACK_SLACK }>(run);
+        run(&mut []);
+        Ok(())
     } else {
         debug_assert!(need <= A_BLOCK);
-        on_stack::<{ A_BLOCK + PACK_SLACK }>(run);
+        super::scratch::with_buffer::<f32, _>(need + PACK_SLACK, INPUT_BLOCK_FLOATS, run)
     }
 }
 
@@ -1004,18 +1057,6 @@ fn input_block_floats(packed: &PackedKernel, rows: usize) -> usize {
         .max()
         .unwrap_or(0);
     block.div_ceil(mr) * mr * kc
-}
-
-/// Runs `f` on an uninitialised buffer of `B` floats in a frame of its own. Touching a
-/// frame's pages costs whatever the frame's size, not what is used of it: the stack probes
-/// of a 144 KiB frame, one store per 4 KiB page, all in one L1 set, took about 220 ns a
-/// call on Zen 4, the whole time of a 1×64×100 product. Left uninitialised: zeroing it
-/// (then 96 KiB) per call cost more than a whole 32×4×7 product; `pack_input` writes
-/// every element a kernel reads (rows < h of each tile).
-#[inline(never)]
-fn on_stack<const B: usize>(f: impl FnOnce(&mut [MaybeUninit<f32>])) {
-    let mut buf = [MaybeUninit::<f32>::uninit(); B];
-    f(&mut buf);
 }
 
 /// Whether a piece writing `out_bytes` of output, its rows `ld_bytes` apart, prefetches
@@ -1291,6 +1332,72 @@ mod tests {
         v
     }
 
+    /// Every kernel at the edges of its tiles, with the output exactly `M × N` long:
+    /// `N ≡ 1..=31 (mod 32)` and past the 48-column tiles at one row (the 1-row 4-panel
+    /// kernel) and a few, `N < 8` and `N = 8, 9`, sums of one and of several `K` blocks
+    /// and `k` blocks (later ones load the running sum), with and without a bias, input
+    /// packed and read in place. Debug builds check every output address a kernel forms
+    /// (`Tile::c_at`: never past a row's last valid column); the results are checked
+    /// against the reference.
+    #[test]
+    fn kernels_form_no_address_past_the_output_at_any_edge() {
+        let widths = (1..=33).chain([40, 47, 48, 49, 63, 65, 95, 96, 97, 100]);
+        for isa in isas().into_iter().filter(|&i| i != Isa::None) {
+            for n in widths.clone() {
+                for &(m, k) in &[(1, 300), (2, 1100), (7, 600)] {
+                    let (x, w, b) = data(m, k, n);
+                    let kv = MatRef::from_slice(&w, k, n).unwrap();
+                    let xv = MatRef::from_slice(&x, m, k).unwrap();
+                    for bias in [Some(&b[..]), None] {
+                        let mut p =
+                            PackedKernel::new_for(isa, Some(1 << 20), kv, bias, false).unwrap();
+                        for direct in [false, true] {
+                            p.direct_avx512 = direct;
+                            p.l1d_ways = 16;
+                            let act = [Activation::Relu, Activation::Linear][n % 2];
+                            {
+                                let mut out = Vec::with_capacity(m * n);
+                                out.resize(m * n, f32::NAN);
+                                run(xv, &p, act, &mut out).unwrap();
+                                crate::reference::check_dense(xv, kv, bias, act, &out)
+                                    .unwrap_or_else(|e| {
+                                        panic!("{isa:?} {m}x{k}x{n} direct {direct}: {e}")
+                                    });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn clones_keep_their_panels_64_byte_aligned_and_their_results() {
+        for isa in isas() {
+            let (m, k, n) = (5, 300, 70);
+            let (x, w, b) = data(m, k, n);
+            let kv = MatRef::from_slice(&w, k, n).unwrap();
+            let xv = MatRef::from_slice(&x, m, k).unwrap();
+            let p = PackedKernel::new_for(isa, Some(1 << 20), kv, Some(&b), true).unwrap();
+            let mut want = vec![f32::NAN; m * n];
+            run(xv, &p, Activation::Gelu, &mut want).unwrap();
+            // Clones of clones, with allocations of other sizes in between so that the
+            // allocator hands out differently aligned blocks.
+            let mut c = p.clone();
+            let mut keep = Vec::new();
+            for i in 0..16 {
+                keep.push(vec![0u8; 4 * i + 4]);
+                c = c.clone();
+                assert_eq!(c.body().as_ptr() as usize % 64, 0, "{isa:?} clone {i}");
+                assert_eq!(c.body(), p.body());
+                let mut got = vec![f32::NAN; m * n];
+                run(xv, &c, Activation::Gelu, &mut got).unwrap();
+                let bits = |v: &[f32]| v.iter().map(|y| y.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "{isa:?} clone {i}");
+            }
+        }
+    }
+
     #[test]
     fn parts_cover_the_range_in_near_equal_pieces() {
         for len in 0..100 {
@@ -1397,7 +1504,7 @@ mod tests {
                         p.direct_avx512 = direct;
                         p.l1d_ways = 16;
                         let mut out = vec![f32::NAN; m * n];
-                        run(xv, &p, act, &mut out);
+                        run(xv, &p, act, &mut out).unwrap();
                         let bits: Vec<u32> = out.iter().map(|v| v.to_bits()).collect();
                         match &first {
                             None => first = Some((isa, bits)),
@@ -1471,7 +1578,7 @@ mod tests {
 
     #[test]
     fn the_input_block_buffer_holds_every_row_block() {
-        // `piece` sizes its stack buffer by `input_block_floats`: every row block's
+        // `piece` sizes its scratch request by `input_block_floats`: every row block's
         // tiles by every `k` block fit it, and it never exceeds the largest buffer.
         for isa in isas().into_iter().filter(|&i| i != Isa::None) {
             let mr = isa.tile().0;
@@ -1516,10 +1623,10 @@ mod tests {
                     .unwrap();
                 for act in [Activation::Relu, Activation::Gelu] {
                     let mut all = vec![f32::NAN; tall * n];
-                    run(MatRef::from_slice(&x, tall, k).unwrap(), &p, act, &mut all);
+                    run(MatRef::from_slice(&x, tall, k).unwrap(), &p, act, &mut all).unwrap();
                     let xv = MatRef::from_slice(&x[..m * k], m, k).unwrap();
                     let mut few = vec![f32::NAN; m * n];
-                    run(xv, &p, act, &mut few);
+                    run(xv, &p, act, &mut few).unwrap();
                     let same = few
                         .iter()
                         .zip(&all[..m * n])
@@ -1666,7 +1773,7 @@ mod tests {
                 for direct in [false, true] {
                     p.direct_avx512 = direct;
                     let mut out = vec![f32::NAN; m * n];
-                    run(xv, &p, Activation::Relu, &mut out);
+                    run(xv, &p, Activation::Relu, &mut out).unwrap();
                     crate::reference::check_dense(xv, kv, Some(&b), Activation::Relu, &out)
                         .unwrap_or_else(|e| panic!("{isa:?} {m}x{k}x{n} direct {direct}: {e}"));
                     outs.push(out.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
@@ -1723,7 +1830,7 @@ mod tests {
                     assert_eq!((p.kc_max, p.mc), blocking(l2, isa, k));
                     for act in [Activation::Relu, Activation::Gelu] {
                         let mut out = vec![f32::NAN; m * n];
-                        run(xv, &p, act, &mut out);
+                        run(xv, &p, act, &mut out).unwrap();
                         crate::reference::check_dense(xv, kv, Some(&b), act, &out)
                             .unwrap_or_else(|e| panic!("{isa:?} {l2:?} {m}x{k}x{n} {act}: {e}"));
                     }
@@ -1767,8 +1874,8 @@ mod tests {
                 let pb = PackedKernel::new_for(isa, Some(large), kv, Some(&b), true).unwrap();
                 for act in [Activation::Relu, Activation::Gelu] {
                     let (mut ya, mut yb) = (vec![f32::NAN; m * n], vec![f32::NAN; m * n]);
-                    run(xv, &pa, act, &mut ya);
-                    run(xv, &pb, act, &mut yb);
+                    run(xv, &pa, act, &mut ya).unwrap();
+                    run(xv, &pb, act, &mut yb).unwrap();
                     crate::reference::check_dense(xv, kv, Some(&b), act, &ya)
                         .unwrap_or_else(|e| panic!("{isa:?} {m}x{k}x{n} {act}: {e}"));
                     let bits = |v: &[f32]| v.iter().map(|y| y.to_bits()).collect::<Vec<_>>();
@@ -1791,7 +1898,7 @@ mod tests {
             for nc in [NC, 256, 64] {
                 p.nc = nc;
                 let mut out = vec![f32::NAN; m * n];
-                run(xv, &p, Activation::Gelu, &mut out);
+                run(xv, &p, Activation::Gelu, &mut out).unwrap();
                 outs.push(out.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
             }
             assert!(outs[0] == outs[1] && outs[0] == outs[2], "{isa:?}");
@@ -1819,7 +1926,7 @@ mod tests {
                 let xv = MatRef::from_slice(&x, m, k).unwrap();
                 let p = PackedKernel::new_for(isa, Some(1 << 20), kv, Some(&b), true).unwrap();
                 let mut linear = vec![f32::NAN; m * n];
-                run(xv, &p, Activation::Linear, &mut linear);
+                run(xv, &p, Activation::Linear, &mut linear).unwrap();
                 for act in [Activation::Gelu, Activation::Sigmoid] {
                     // The tile pass runs the AVX-512 kernels (the packings that take it
                     // run only where they are dispatched); the block pass the
@@ -1832,7 +1939,7 @@ mod tests {
                     let mut want = linear.clone();
                     assert!(crate::simd::apply_activation_on(path, act, &mut want, n));
                     let mut got = vec![f32::NAN; m * n];
-                    run(xv, &p, act, &mut got);
+                    run(xv, &p, act, &mut got).unwrap();
                     let same = want
                         .iter()
                         .zip(&got)
@@ -1867,7 +1974,7 @@ mod tests {
                     let p = PackedKernel::new_for(isa, crate::simd::l2_bytes(), kv, Some(&b), true)
                         .unwrap();
                     let mut out = vec![f32::NAN; m * n];
-                    run(xv, &p, act, &mut out);
+                    run(xv, &p, act, &mut out).unwrap();
                     check_dense(xv, kv, Some(&b), act, &out)
                         .unwrap_or_else(|e| panic!("{isa:?} {m}x{k}x{n} {act}: {e}"));
                 }

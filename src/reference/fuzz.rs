@@ -198,17 +198,17 @@ fn value<T: Element>(r: &mut Bytes<'_>) -> T {
 
 /// The smallest slice length a `rows × cols` view with these strides needs, or `None`
 /// when the view is invalid whatever the slice (element count or furthest offset beyond
-/// `usize`, a stride beyond `isize`). The definition, in `u128`.
+/// `usize`, a stride beyond `isize`, for empty views too). The definition, in `u128`.
 fn needed(rows: usize, cols: usize, rs: usize, cs: usize) -> Option<u128> {
     let (r, c) = (rows as u128, cols as u128);
     if r * c > usize::MAX as u128 {
         return None;
     }
-    if rows == 0 || cols == 0 {
-        return Some(0);
-    }
     if rs as u128 > isize::MAX as u128 || cs as u128 > isize::MAX as u128 {
         return None;
+    }
+    if rows == 0 || cols == 0 {
+        return Some(0);
     }
     let last = (r - 1) * rs as u128 + (c - 1) * cs as u128 + 1;
     (last <= usize::MAX as u128).then_some(last)

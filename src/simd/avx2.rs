@@ -26,7 +26,8 @@ macro_rules! binop {
     ($t:ident, $tr:ident, $m:ident, $f:ident) => {
         impl $tr for $t {
             type Output = Self;
-            #[inline(always)]
+            #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+            #[cfg_attr(dense_kernel_unoptimized, inline(never))]
             fn $m(self, o: Self) -> Self {
                 // SAFETY: module invariant (AVX2 and FMA present and enabled here).
                 $t(unsafe { $f(self.0, o.0) })
@@ -46,7 +47,8 @@ binop!(F64x4, Div, div, _mm256_div_pd);
 
 impl Neg for F32x8 {
     type Output = Self;
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn neg(self) -> Self {
         // SAFETY: module invariant.
         F32x8(unsafe { _mm256_xor_ps(self.0, _mm256_set1_ps(-0.0)) })
@@ -55,7 +57,8 @@ impl Neg for F32x8 {
 
 impl Neg for F64x4 {
     type Output = Self;
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn neg(self) -> Self {
         // SAFETY: module invariant.
         F64x4(unsafe { _mm256_xor_pd(self.0, _mm256_set1_pd(-0.0)) })
@@ -82,7 +85,8 @@ unsafe fn opaque(m: __m256i) -> __m256i {
 }
 
 /// `m ? t : f` per lane for full-lane masks, as and/andnot/or (see [`opaque`]).
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 unsafe fn blend_si(m: __m256i, t: __m256i, f: __m256i) -> __m256i {
     // SAFETY: module invariant (AVX2 present and enabled in the entry).
     unsafe {
@@ -92,7 +96,8 @@ unsafe fn blend_si(m: __m256i, t: __m256i, f: __m256i) -> __m256i {
 }
 
 /// [`blend_si`] for `f32` lanes.
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 unsafe fn blend_ps(m: __m256, t: __m256, f: __m256) -> __m256 {
     // SAFETY: module invariant.
     unsafe {
@@ -102,7 +107,8 @@ unsafe fn blend_ps(m: __m256, t: __m256, f: __m256) -> __m256 {
 }
 
 /// [`blend_si`] for `f64` lanes.
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 unsafe fn blend_pd(m: __m256d, t: __m256d, f: __m256d) -> __m256d {
     // SAFETY: module invariant.
     unsafe {
@@ -114,7 +120,8 @@ unsafe fn blend_pd(m: __m256d, t: __m256d, f: __m256d) -> __m256d {
 const NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 
 /// Lanes `0..n` set, as an integer mask for `vmaskmov`.
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn first_lanes_32(n: usize) -> __m256i {
     // SAFETY: module invariant.
     unsafe {
@@ -126,7 +133,8 @@ fn first_lanes_32(n: usize) -> __m256i {
 }
 
 /// Lanes `0..n` set, 64-bit lanes.
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn first_lanes_64(n: usize) -> __m256i {
     // SAFETY: module invariant.
     unsafe { _mm256_cmpgt_epi64(_mm256_set1_epi64x(n as i64), _mm256_setr_epi64x(0, 1, 2, 3)) }
@@ -139,17 +147,20 @@ impl Vector for F32x8 {
     const LANES: usize = 8;
     const FUSED: bool = true;
 
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     unsafe fn load(p: *const f32) -> Self {
         // SAFETY: the caller guarantees 8 readable elements; module invariant.
         F32x8(unsafe { _mm256_loadu_ps(p) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     unsafe fn store(self, p: *mut f32) {
         // SAFETY: the caller guarantees 8 writable elements; module invariant.
         unsafe { _mm256_storeu_ps(p, self.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     unsafe fn load_part(p: *const f32, n: usize, fill: Self) -> Self {
         let k = first_lanes_32(n);
         // SAFETY: masked-off lanes are not accessed (no fault); the caller guarantees
@@ -162,32 +173,38 @@ impl Vector for F32x8 {
             ))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     unsafe fn store_part(self, p: *mut f32, n: usize) {
         // SAFETY: as for load_part.
         unsafe { _mm256_maskstore_ps(p, first_lanes_32(n), self.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn splat(c: f64) -> Self {
         // SAFETY: module invariant.
         F32x8(unsafe { _mm256_set1_ps(c as f32) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn mul_add(self, m: Self, a: Self) -> Self {
         // SAFETY: module invariant.
         F32x8(unsafe { _mm256_fmadd_ps(self.0, m.0, a.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn sqrt(self) -> Self {
         // SAFETY: module invariant.
         F32x8(unsafe { _mm256_sqrt_ps(self.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn abs(self) -> Self {
         // SAFETY: module invariant.
         F32x8(unsafe { _mm256_andnot_ps(_mm256_set1_ps(-0.0), self.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn copysign(self, sign: Self) -> Self {
         // SAFETY: module invariant.
         unsafe {
@@ -198,58 +215,69 @@ impl Vector for F32x8 {
             ))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn round(self) -> Self {
         // SAFETY: module invariant.
         F32x8(unsafe { _mm256_round_ps::<NEAREST>(self.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn lt(self, o: Self) -> __m256 {
         // SAFETY: module invariant.
         unsafe { _mm256_cmp_ps::<_CMP_LT_OQ>(self.0, o.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn le(self, o: Self) -> __m256 {
         // SAFETY: module invariant.
         unsafe { _mm256_cmp_ps::<_CMP_LE_OQ>(self.0, o.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn gt(self, o: Self) -> __m256 {
         // SAFETY: module invariant.
         unsafe { _mm256_cmp_ps::<_CMP_GT_OQ>(self.0, o.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn ge(self, o: Self) -> __m256 {
         // SAFETY: module invariant.
         unsafe { _mm256_cmp_ps::<_CMP_GE_OQ>(self.0, o.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn eq(self, o: Self) -> __m256 {
         // SAFETY: module invariant.
         unsafe { _mm256_cmp_ps::<_CMP_EQ_OQ>(self.0, o.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn is_nan(self) -> __m256 {
         // SAFETY: module invariant.
         unsafe { _mm256_cmp_ps::<_CMP_UNORD_Q>(self.0, self.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn select(m: __m256, t: Self, f: Self) -> Self {
         // SAFETY: module invariant.
         F32x8(unsafe { blend_ps(m, t.0, f.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn min(self, o: Self) -> Self {
         // SAFETY: module invariant. `vminps` returns `o` when either is NaN or both are
         // equal: exactly the trait's `select(self < o, self, o)`.
         F32x8(unsafe { _mm256_min_ps(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn max(self, o: Self) -> Self {
         // SAFETY: as for min.
         F32x8(unsafe { _mm256_max_ps(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn ldexp_pos(self, n: Self) -> Self {
         // SAFETY: module invariant.
         unsafe {
@@ -270,7 +298,8 @@ impl Vector for F32x8 {
             ))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn ldexp_ftz(self, n: Self) -> Self {
         // SAFETY: module invariant.
         unsafe {
@@ -294,23 +323,27 @@ impl Vector for F32x8 {
             F32x8(_mm256_castsi256_ps(r))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn acc_zero() -> Self::Acc {
         // SAFETY: module invariant.
         unsafe { (_mm256_setzero_pd(), _mm256_setzero_pd()) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn acc_add(acc: Self::Acc, v: Self) -> Self::Acc {
         let (lo, hi) = v.widen();
         // SAFETY: module invariant.
         unsafe { (_mm256_add_pd(acc.0, lo.0), _mm256_add_pd(acc.1, hi.0)) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     unsafe fn acc_total(acc: Self::Acc) -> f64 {
         // SAFETY: module invariant.
         unsafe { F64x4::acc_total(_mm256_add_pd(acc.0, acc.1)) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     unsafe fn reduce_max(self) -> f64 {
         let mut buf = [0f32; 8];
         // SAFETY: `buf` holds 8 elements; module invariant.
@@ -326,17 +359,20 @@ impl Vector for F64x4 {
     const LANES: usize = 4;
     const FUSED: bool = true;
 
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     unsafe fn load(p: *const f64) -> Self {
         // SAFETY: the caller guarantees 4 readable elements; module invariant.
         F64x4(unsafe { _mm256_loadu_pd(p) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     unsafe fn store(self, p: *mut f64) {
         // SAFETY: the caller guarantees 4 writable elements; module invariant.
         unsafe { _mm256_storeu_pd(p, self.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     unsafe fn load_part(p: *const f64, n: usize, fill: Self) -> Self {
         let k = first_lanes_64(n);
         // SAFETY: masked-off lanes are not accessed; the caller guarantees n readable
@@ -349,32 +385,38 @@ impl Vector for F64x4 {
             ))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     unsafe fn store_part(self, p: *mut f64, n: usize) {
         // SAFETY: as for load_part.
         unsafe { _mm256_maskstore_pd(p, first_lanes_64(n), self.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn splat(c: f64) -> Self {
         // SAFETY: module invariant.
         F64x4(unsafe { _mm256_set1_pd(c) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn mul_add(self, m: Self, a: Self) -> Self {
         // SAFETY: module invariant.
         F64x4(unsafe { _mm256_fmadd_pd(self.0, m.0, a.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn sqrt(self) -> Self {
         // SAFETY: module invariant.
         F64x4(unsafe { _mm256_sqrt_pd(self.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn abs(self) -> Self {
         // SAFETY: module invariant.
         F64x4(unsafe { _mm256_andnot_pd(_mm256_set1_pd(-0.0), self.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn copysign(self, sign: Self) -> Self {
         // SAFETY: module invariant.
         unsafe {
@@ -385,57 +427,68 @@ impl Vector for F64x4 {
             ))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn round(self) -> Self {
         // SAFETY: module invariant.
         F64x4(unsafe { _mm256_round_pd::<NEAREST>(self.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn lt(self, o: Self) -> __m256d {
         // SAFETY: module invariant.
         unsafe { _mm256_cmp_pd::<_CMP_LT_OQ>(self.0, o.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn le(self, o: Self) -> __m256d {
         // SAFETY: module invariant.
         unsafe { _mm256_cmp_pd::<_CMP_LE_OQ>(self.0, o.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn gt(self, o: Self) -> __m256d {
         // SAFETY: module invariant.
         unsafe { _mm256_cmp_pd::<_CMP_GT_OQ>(self.0, o.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn ge(self, o: Self) -> __m256d {
         // SAFETY: module invariant.
         unsafe { _mm256_cmp_pd::<_CMP_GE_OQ>(self.0, o.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn eq(self, o: Self) -> __m256d {
         // SAFETY: module invariant.
         unsafe { _mm256_cmp_pd::<_CMP_EQ_OQ>(self.0, o.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn is_nan(self) -> __m256d {
         // SAFETY: module invariant.
         unsafe { _mm256_cmp_pd::<_CMP_UNORD_Q>(self.0, self.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn select(m: __m256d, t: Self, f: Self) -> Self {
         // SAFETY: module invariant.
         F64x4(unsafe { blend_pd(m, t.0, f.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn min(self, o: Self) -> Self {
         // SAFETY: module invariant; `vminpd` matches the trait's definition (see F32x8).
         F64x4(unsafe { _mm256_min_pd(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn max(self, o: Self) -> Self {
         // SAFETY: as for min.
         F64x4(unsafe { _mm256_max_pd(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn ldexp_ftz(self, n: Self) -> Self {
         // SAFETY: module invariant.
         unsafe {
@@ -464,24 +517,28 @@ impl Vector for F64x4 {
             F64x4(_mm256_castsi256_pd(r))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn acc_zero() -> __m256d {
         // SAFETY: module invariant.
         unsafe { _mm256_setzero_pd() }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn acc_add(acc: __m256d, v: Self) -> __m256d {
         // SAFETY: module invariant.
         unsafe { _mm256_add_pd(acc, v.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     unsafe fn acc_total(acc: __m256d) -> f64 {
         let mut buf = [0f64; 4];
         // SAFETY: `buf` holds 4 elements; module invariant.
         unsafe { _mm256_storeu_pd(buf.as_mut_ptr(), acc) };
         buf.iter().sum()
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     unsafe fn reduce_max(self) -> f64 {
         let mut buf = [0f64; 4];
         // SAFETY: `buf` holds 4 elements; module invariant.
@@ -492,7 +549,8 @@ impl Vector for F64x4 {
 
 impl Widen for F32x8 {
     type W = F64x4;
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn widen(self) -> (F64x4, F64x4) {
         // SAFETY: module invariant.
         unsafe {
@@ -501,7 +559,8 @@ impl Widen for F32x8 {
             (F64x4(_mm256_cvtps_pd(lo)), F64x4(_mm256_cvtps_pd(hi)))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn narrow(lo: F64x4, hi: F64x4) -> Self {
         // SAFETY: module invariant.
         unsafe {

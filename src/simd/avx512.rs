@@ -26,7 +26,8 @@ macro_rules! binop {
     ($t:ident, $tr:ident, $m:ident, $f:ident) => {
         impl $tr for $t {
             type Output = Self;
-            #[inline(always)]
+            #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+            #[cfg_attr(dense_kernel_unoptimized, inline(never))]
             fn $m(self, o: Self) -> Self {
                 // SAFETY: module invariant (AVX-512F present and enabled here).
                 $t(unsafe { $f(self.0, o.0) })
@@ -46,7 +47,8 @@ binop!(F64x8, Div, div, _mm512_div_pd);
 
 impl Neg for F32x16 {
     type Output = Self;
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn neg(self) -> Self {
         // SAFETY: module invariant.
         unsafe {
@@ -61,7 +63,8 @@ impl Neg for F32x16 {
 
 impl Neg for F64x8 {
     type Output = Self;
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn neg(self) -> Self {
         // SAFETY: module invariant.
         unsafe {
@@ -77,7 +80,8 @@ impl Neg for F64x8 {
 const NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 
 impl Lut for F32x16 {
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn lut32(self, table: &[f32; 32]) -> Self {
         // vpermt2ps overwrites its first table register, so a table kept in registers
         // costs a register copy per lookup (the loop holds 12 such registers); hiding
@@ -101,7 +105,8 @@ impl Lut for F32x16 {
             F32x16(_mm512_permutex2var_ps(lo, i, hi))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn lut16_low(self, table: &[f32; 16]) -> Self {
         // SAFETY: module invariant; `table` holds the 16 floats loaded. vpermps reads
         // only the low 4 bits of each index lane.
@@ -110,7 +115,8 @@ impl Lut for F32x16 {
             F32x16(_mm512_permutexvar_ps(i, _mm512_loadu_ps(table.as_ptr())))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn ldexp_gradual(self, n: Self) -> Self {
         // SAFETY: module invariant. vscalefps scales by 2^⌊n⌋ and rounds once,
         // subnormal results included.
@@ -125,55 +131,65 @@ impl Vector for F32x16 {
     const LANES: usize = 16;
     const FUSED: bool = true;
 
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn gelu_f32(self) -> Self {
         super::math::gelu_f32_lut(self)
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     unsafe fn load(p: *const f32) -> Self {
         // SAFETY: the caller guarantees 16 readable elements; module invariant.
         F32x16(unsafe { _mm512_loadu_ps(p) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     unsafe fn store(self, p: *mut f32) {
         // SAFETY: the caller guarantees 16 writable elements; module invariant.
         unsafe { _mm512_storeu_ps(p, self.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     unsafe fn load_part(p: *const f32, n: usize, fill: Self) -> Self {
         let k = ((1u32 << n) - 1) as __mmask16;
         // SAFETY: masked-off lanes are not accessed (no fault); the caller guarantees
         // n readable elements; module invariant.
         F32x16(unsafe { _mm512_mask_loadu_ps(fill.0, k, p) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     unsafe fn store_part(self, p: *mut f32, n: usize) {
         let k = ((1u32 << n) - 1) as __mmask16;
         // SAFETY: as for load_part.
         unsafe { _mm512_mask_storeu_ps(p, k, self.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn splat(c: f64) -> Self {
         // SAFETY: module invariant.
         F32x16(unsafe { _mm512_set1_ps(c as f32) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn mul_add(self, m: Self, a: Self) -> Self {
         // SAFETY: module invariant.
         F32x16(unsafe { _mm512_fmadd_ps(self.0, m.0, a.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn sqrt(self) -> Self {
         // SAFETY: module invariant.
         F32x16(unsafe { _mm512_sqrt_ps(self.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn abs(self) -> Self {
         // SAFETY: module invariant.
         F32x16(unsafe { _mm512_abs_ps(self.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn copysign(self, sign: Self) -> Self {
         // SAFETY: module invariant.
         unsafe {
@@ -183,54 +199,64 @@ impl Vector for F32x16 {
             F32x16(_mm512_castsi512_ps(_mm512_or_si512(mag, sg)))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn round(self) -> Self {
         // SAFETY: module invariant.
         F32x16(unsafe { _mm512_roundscale_ps::<NEAREST>(self.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn lt(self, o: Self) -> __mmask16 {
         // SAFETY: module invariant.
         unsafe { _mm512_cmp_ps_mask::<_CMP_LT_OQ>(self.0, o.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn le(self, o: Self) -> __mmask16 {
         // SAFETY: module invariant.
         unsafe { _mm512_cmp_ps_mask::<_CMP_LE_OQ>(self.0, o.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn gt(self, o: Self) -> __mmask16 {
         // SAFETY: module invariant.
         unsafe { _mm512_cmp_ps_mask::<_CMP_GT_OQ>(self.0, o.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn ge(self, o: Self) -> __mmask16 {
         // SAFETY: module invariant.
         unsafe { _mm512_cmp_ps_mask::<_CMP_GE_OQ>(self.0, o.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn eq(self, o: Self) -> __mmask16 {
         // SAFETY: module invariant.
         unsafe { _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(self.0, o.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn is_nan(self) -> __mmask16 {
         // SAFETY: module invariant.
         unsafe { _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(self.0, self.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn select(m: __mmask16, t: Self, f: Self) -> Self {
         // SAFETY: module invariant.
         F32x16(unsafe { _mm512_mask_blend_ps(m, f.0, t.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn ldexp_pos(self, n: Self) -> Self {
         // vscalefps alone: exact in the normal range, subnormal results kept (rounded
         // once) rather than flushed, as the trait allows.
         // SAFETY: module invariant.
         F32x16(unsafe { _mm512_scalef_ps(self.0, n.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn ldexp_ftz(self, n: Self) -> Self {
         // SAFETY: module invariant.
         unsafe {
@@ -250,7 +276,8 @@ impl Vector for F32x16 {
             )))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn recip_approx(self) -> Self {
         // SAFETY: module invariant.
         unsafe {
@@ -261,35 +288,41 @@ impl Vector for F32x16 {
             F32x16(_mm512_fmadd_ps(r, e, r))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn min(self, o: Self) -> Self {
         // vminps(a, b) is exactly `a < b ? a : b` (NaN or equal: b), the trait's rule.
         // SAFETY: module invariant.
         F32x16(unsafe { _mm512_min_ps(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn max(self, o: Self) -> Self {
         // vmaxps(a, b) is exactly `a > b ? a : b`.
         // SAFETY: module invariant.
         F32x16(unsafe { _mm512_max_ps(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn acc_zero() -> Self::Acc {
         // SAFETY: module invariant.
         unsafe { (_mm512_setzero_pd(), _mm512_setzero_pd()) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn acc_add(acc: Self::Acc, v: Self) -> Self::Acc {
         let (lo, hi) = v.widen();
         // SAFETY: module invariant.
         unsafe { (_mm512_add_pd(acc.0, lo.0), _mm512_add_pd(acc.1, hi.0)) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     unsafe fn acc_total(acc: Self::Acc) -> f64 {
         // SAFETY: module invariant.
         unsafe { F64x8::acc_total(_mm512_add_pd(acc.0, acc.1)) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     unsafe fn reduce_max(self) -> f64 {
         let mut buf = [0f32; 16];
         // SAFETY: `buf` holds 16 elements; module invariant.
@@ -305,50 +338,59 @@ impl Vector for F64x8 {
     const LANES: usize = 8;
     const FUSED: bool = true;
 
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     unsafe fn load(p: *const f64) -> Self {
         // SAFETY: the caller guarantees 8 readable elements; module invariant.
         F64x8(unsafe { _mm512_loadu_pd(p) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     unsafe fn store(self, p: *mut f64) {
         // SAFETY: the caller guarantees 8 writable elements; module invariant.
         unsafe { _mm512_storeu_pd(p, self.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     unsafe fn load_part(p: *const f64, n: usize, fill: Self) -> Self {
         let k = ((1u32 << n) - 1) as __mmask8;
         // SAFETY: masked-off lanes are not accessed; the caller guarantees n readable
         // elements; module invariant.
         F64x8(unsafe { _mm512_mask_loadu_pd(fill.0, k, p) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     unsafe fn store_part(self, p: *mut f64, n: usize) {
         let k = ((1u32 << n) - 1) as __mmask8;
         // SAFETY: as for load_part.
         unsafe { _mm512_mask_storeu_pd(p, k, self.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn splat(c: f64) -> Self {
         // SAFETY: module invariant.
         F64x8(unsafe { _mm512_set1_pd(c) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn mul_add(self, m: Self, a: Self) -> Self {
         // SAFETY: module invariant.
         F64x8(unsafe { _mm512_fmadd_pd(self.0, m.0, a.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn sqrt(self) -> Self {
         // SAFETY: module invariant.
         F64x8(unsafe { _mm512_sqrt_pd(self.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn abs(self) -> Self {
         // SAFETY: module invariant.
         F64x8(unsafe { _mm512_abs_pd(self.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn copysign(self, sign: Self) -> Self {
         // SAFETY: module invariant.
         unsafe {
@@ -358,54 +400,64 @@ impl Vector for F64x8 {
             F64x8(_mm512_castsi512_pd(_mm512_or_si512(mag, sg)))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn round(self) -> Self {
         // SAFETY: module invariant.
         F64x8(unsafe { _mm512_roundscale_pd::<NEAREST>(self.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn lt(self, o: Self) -> __mmask8 {
         // SAFETY: module invariant.
         unsafe { _mm512_cmp_pd_mask::<_CMP_LT_OQ>(self.0, o.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn le(self, o: Self) -> __mmask8 {
         // SAFETY: module invariant.
         unsafe { _mm512_cmp_pd_mask::<_CMP_LE_OQ>(self.0, o.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn gt(self, o: Self) -> __mmask8 {
         // SAFETY: module invariant.
         unsafe { _mm512_cmp_pd_mask::<_CMP_GT_OQ>(self.0, o.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn ge(self, o: Self) -> __mmask8 {
         // SAFETY: module invariant.
         unsafe { _mm512_cmp_pd_mask::<_CMP_GE_OQ>(self.0, o.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn eq(self, o: Self) -> __mmask8 {
         // SAFETY: module invariant.
         unsafe { _mm512_cmp_pd_mask::<_CMP_EQ_OQ>(self.0, o.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn is_nan(self) -> __mmask8 {
         // SAFETY: module invariant.
         unsafe { _mm512_cmp_pd_mask::<_CMP_UNORD_Q>(self.0, self.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn select(m: __mmask8, t: Self, f: Self) -> Self {
         // SAFETY: module invariant.
         F64x8(unsafe { _mm512_mask_blend_pd(m, f.0, t.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn ldexp_pos(self, n: Self) -> Self {
         // vscalefpd alone: exact in the normal range, subnormal results kept (rounded
         // once) rather than flushed, as the trait allows.
         // SAFETY: module invariant.
         F64x8(unsafe { _mm512_scalef_pd(self.0, n.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn ldexp_ftz(self, n: Self) -> Self {
         // SAFETY: module invariant.
         unsafe {
@@ -422,7 +474,8 @@ impl Vector for F64x8 {
             )))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn recip_approx(self) -> Self {
         // SAFETY: module invariant.
         unsafe {
@@ -433,36 +486,42 @@ impl Vector for F64x8 {
             F64x8(_mm512_fmadd_pd(r, e, r))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn min(self, o: Self) -> Self {
         // vminpd(a, b) is exactly `a < b ? a : b`.
         // SAFETY: module invariant.
         F64x8(unsafe { _mm512_min_pd(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn max(self, o: Self) -> Self {
         // vmaxpd(a, b) is exactly `a > b ? a : b`.
         // SAFETY: module invariant.
         F64x8(unsafe { _mm512_max_pd(self.0, o.0) })
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn acc_zero() -> __m512d {
         // SAFETY: module invariant.
         unsafe { _mm512_setzero_pd() }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn acc_add(acc: __m512d, v: Self) -> __m512d {
         // SAFETY: module invariant.
         unsafe { _mm512_add_pd(acc, v.0) }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     unsafe fn acc_total(acc: __m512d) -> f64 {
         let mut buf = [0f64; 8];
         // SAFETY: `buf` holds 8 elements; module invariant.
         unsafe { _mm512_storeu_pd(buf.as_mut_ptr(), acc) };
         buf.iter().sum()
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     unsafe fn reduce_max(self) -> f64 {
         let mut buf = [0f64; 8];
         // SAFETY: `buf` holds 8 elements; module invariant.
@@ -473,7 +532,8 @@ impl Vector for F64x8 {
 
 impl Widen for F32x16 {
     type W = F64x8;
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn widen(self) -> (F64x8, F64x8) {
         // SAFETY: module invariant.
         unsafe {
@@ -482,7 +542,8 @@ impl Widen for F32x16 {
             (F64x8(_mm512_cvtps_pd(lo)), F64x8(_mm512_cvtps_pd(hi)))
         }
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn narrow(lo: F64x8, hi: F64x8) -> Self {
         // SAFETY: module invariant.
         unsafe {

@@ -45,47 +45,32 @@ pub struct Skinny<T> {
     pub out: *mut T,
     /// `out`'s row stride, in elements.
     pub ldo: isize,
-    /// The bias for columns `0..n` (`n` elements), or null. The kernels start each
-    /// output element from it (or from zero) and write every element of `out`, which
-    /// is never read before it is written.
+    /// The bias for columns `0..n` (`n` elements), or null. The kernels add it to the
+    /// first K block's sums and write every element of `out`, which is never read before
+    /// it is written.
     pub bias: *const T,
+    /// `m × n` elements (rows `n` apart) for the axpy kernel's partial sums of K blocks
+    /// after the first, where `k` is over one block and the output is wider than its
+    /// register kernel takes; else unused (may be null).
+    pub part: *mut T,
 }
 
-// SAFETY: a `Skinny` is only a description of views; whoever runs it from several
-// threads hands each thread disjoint output columns or rows (see `paths::skinny`), and
-// the inputs are only read. `T` is `f32` or `f64`, which are `Send + Sync`.
-unsafe impl<T: Sync> Send for Skinny<T> {}
+// SAFETY: a `Skinny` is only a description of views: a thread that holds one (or a
+// reference to one) may read `T`s through its input pointers and write `T`s through
+// `out` and `part`, so moving or sharing it across threads needs `T: Send + Sync`, as
+// for a `&[T]` beside a `&mut [T]`. Whoever runs it from several threads hands each
+// thread disjoint output columns or rows (see `paths::skinny`).
+unsafe impl<T: Send + Sync> Send for Skinny<T> {}
 // SAFETY: as for `Send`.
-unsafe impl<T: Sync> Sync for Skinny<T> {}
-
-impl<T> Skinny<T> {
-    /// The columns `j0..j0 + n` of the product (for the axpy layout when `dot` is false).
-    ///
-    /// # Safety
-    /// `j0 + n` is at most `self.n`.
-    pub unsafe fn columns(mut self, j0: usize, n: usize, dot: bool) -> Self {
-        // SAFETY: the offsets stay inside the views (the caller's bound); they fit in
-        // isize because the views' offsets were checked when built.
-        unsafe {
-            self.w = if dot {
-                self.w.offset(j0 as isize * self.ldw)
-            } else {
-                self.w.add(j0)
-            };
-            self.out = self.out.add(j0);
-            if !self.bias.is_null() {
-                self.bias = self.bias.add(j0);
-            }
-        }
-        self.n = n;
-        self
-    }
-}
+unsafe impl<T: Send + Sync> Sync for Skinny<T> {}
 
 /// Weight rows taken together by [`axpy`].
 const KU: usize = 4;
 
-/// `out += x·w` for the row-contiguous weight layout.
+/// `out = bias + x·w` for the row-contiguous weight layout, `K` summed in blocks of
+/// [`K_BLOCK`](super::K_BLOCK) steps (each block's sums started from zero, the first
+/// block's sum then added to the bias, each later one to the running total: the crate's
+/// one K-sum order).
 ///
 /// The weight is streamed once, front to back, `KU` rows at a time over their whole
 /// width: a few long sequential streams, what memory and the prefetchers serve best.
@@ -94,12 +79,17 @@ const KU: usize = 4;
 /// for the pairs after the first. Measured at K = N = 4096 (f32, AVX2): cutting the
 /// rows into L1-sized column blocks ran ~25% slower at M = 1 and ~35% slower at M = 8
 /// (a 4 KiB-strided walk), and applying each weight register to all rows at once ran
-/// 4× slower at M = 16 (output rows 16 KiB apart share L1 sets).
+/// 4× slower at M = 16 (output rows 16 KiB apart share L1 sets). A block's running sums
+/// live in `out` for the first block and in `s.part` for later ones (the total is in
+/// `out` then); the block's last group adds them to the bias or the total as it stores.
 ///
 /// # Safety
 /// Inside the backend's entry; `s` describes views valid for its `m × k`, `k × n` and
-/// `m × n` extents, `out` aliasing neither input.
-#[inline(always)]
+/// `m × n` extents, `out` aliasing neither input; where `k > K_BLOCK` and the output is
+/// wider than [`axpy_narrow`] takes, `s.part` is writable for `m × n` elements (rows `n`
+/// apart) aliasing nothing else.
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 pub(crate) unsafe fn axpy<V: Vector>(s: &Skinny<V::E>) {
     if s.n <= V::AXPY_NARROW.min(4) * V::LANES {
         // SAFETY: forwarded (the caller's promise), with n ≤ 4·LANES.
@@ -114,60 +104,132 @@ pub(crate) unsafe fn axpy<V: Vector>(s: &Skinny<V::E>) {
         }
         return;
     }
-    // The first group starts from the bias; later ones accumulate onto `out`.
-    // SAFETY: every call covers weight rows p..p+KK ≤ k, all rows and all columns,
-    // inside the views (the caller's promise).
-    unsafe {
-        let mut p = 0;
-        if s.k >= KU {
-            axpy_rows::<V, KU, true>(s, p);
-            p += KU;
-        } else if s.k > 0 {
-            axpy_rows::<V, 1, true>(s, p);
-            p += 1;
+    if s.k == 0 {
+        // An empty sum: the bias.
+        // SAFETY: forwarded; the sweep reads no weight row.
+        unsafe { axpy_rows::<V, 0, true, true>(s, &Target::first(s), 0) };
+        return;
+    }
+    let mut b0 = 0;
+    while b0 < s.k {
+        let b1 = (b0 + super::K_BLOCK).min(s.k);
+        let t = if b0 == 0 {
+            Target::first(s)
         } else {
-            axpy_rows::<V, 0, true>(s, p);
+            debug_assert!(
+                !s.part.is_null(),
+                "a K > K_BLOCK sweep needs its partial sums"
+            );
+            Target::later(s)
+        };
+        // SAFETY: every call covers weight rows p..p+KK ≤ b1 ≤ k, all rows and all
+        // columns, inside the views; the target's buffers are the caller's (above).
+        unsafe {
+            let mut p = b0;
+            // Groups of KU steps, then single ones; the block's last group stores the
+            // finished sums (`LAST`).
+            let groups = (b1 - b0) / KU;
+            for g in 0..groups {
+                match (g == 0, p + KU == b1) {
+                    (true, true) => axpy_rows::<V, KU, true, true>(s, &t, p),
+                    (true, false) => axpy_rows::<V, KU, true, false>(s, &t, p),
+                    (false, true) => axpy_rows::<V, KU, false, true>(s, &t, p),
+                    (false, false) => axpy_rows::<V, KU, false, false>(s, &t, p),
+                }
+                p += KU;
+            }
+            while p < b1 {
+                match (p == b0, p + 1 == b1) {
+                    (true, true) => axpy_rows::<V, 1, true, true>(s, &t, p),
+                    (true, false) => axpy_rows::<V, 1, true, false>(s, &t, p),
+                    (false, true) => axpy_rows::<V, 1, false, true>(s, &t, p),
+                    (false, false) => axpy_rows::<V, 1, false, false>(s, &t, p),
+                }
+                p += 1;
+            }
         }
-        while p + KU <= s.k {
-            axpy_rows::<V, KU, false>(s, p);
-            p += KU;
+        b0 = b1;
+    }
+}
+
+/// Where one block of [`axpy`]'s sweep keeps its running sums (`sums`, rows `ld` apart)
+/// and what its last group adds to them before storing to `out`: the bias (a row
+/// repeated, `add_ld = 0`; none if null) for the first block, the total in `out` itself
+/// for later ones.
+struct Target<T> {
+    sums: *mut T,
+    ld: isize,
+    add: *const T,
+    add_ld: isize,
+}
+
+impl<T> Target<T> {
+    /// The first block: its sums in `out`, then the bias added.
+    fn first(s: &Skinny<T>) -> Self {
+        Target {
+            sums: s.out,
+            ld: s.ldo,
+            add: s.bias,
+            add_ld: 0,
         }
-        while p < s.k {
-            axpy_rows::<V, 1, false>(s, p);
-            p += 1;
+    }
+    /// A later block: its sums in `s.part`, then the total (in `out`) added.
+    fn later(s: &Skinny<T>) -> Self {
+        Target {
+            sums: s.part,
+            ld: s.n as isize,
+            add: s.out,
+            add_ld: s.ldo,
         }
     }
 }
 
-/// Every row of `out` over weight rows `p..p+KK` (starting from the bias when
-/// `FIRST`): row pairs, then the odd row.
-#[inline(always)]
-unsafe fn axpy_rows<V: Vector, const KK: usize, const FIRST: bool>(s: &Skinny<V::E>, p: usize) {
+/// Every row of the block's sums over weight rows `p..p+KK` (from zero when `FIRST`,
+/// finished into `out` when `LAST`): row pairs, then the odd row.
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
+unsafe fn axpy_rows<V: Vector, const KK: usize, const FIRST: bool, const LAST: bool>(
+    s: &Skinny<V::E>,
+    t: &Target<V::E>,
+    p: usize,
+) {
     let mut i = 0;
     while i + 2 <= s.m {
         // SAFETY: forwarded; rows i, i+1 exist.
-        unsafe { axpy_tile::<V, 2, KK, FIRST>(s, i, p) };
+        unsafe { axpy_tile::<V, 2, KK, FIRST, LAST>(s, t, i, p) };
         i += 2;
     }
     if i < s.m {
         // SAFETY: forwarded; row i exists.
-        unsafe { axpy_tile::<V, 1, KK, FIRST>(s, i, p) };
+        unsafe { axpy_tile::<V, 1, KK, FIRST, LAST>(s, t, i, p) };
     }
 }
 
-/// Rows `i..i+R` of `out` += `x[i.., p..p+KK]·w[p..p+KK, j0..j0+jn]`, the `R·KK` values
-/// of `x` held broadcast in registers across the column sweep.
-#[inline(always)]
-unsafe fn axpy_tile<V: Vector, const R: usize, const KK: usize, const FIRST: bool>(
+/// Rows `i..i+R` of the block's sums += `x[i.., p..p+KK]·w[p..p+KK, :]`, the `R·KK`
+/// values of `x` held broadcast in registers across the column sweep; with `LAST`, the
+/// target's addend added and the result stored to `out`.
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
+unsafe fn axpy_tile<
+    V: Vector,
+    const R: usize,
+    const KK: usize,
+    const FIRST: bool,
+    const LAST: bool,
+>(
     s: &Skinny<V::E>,
+    t: &Target<V::E>,
     i: usize,
     p: usize,
 ) {
     let zero = V::splat(0.0);
     let mut xb = [[zero; KK]; R];
+    let mut srow = [t.sums; R];
     let mut orow = [s.out; R];
+    let mut arow = [t.add; R];
     let mut wrow = [s.w; KK];
-    // SAFETY: every offset names an element inside the views (caller's bounds).
+    // SAFETY: every offset names an element inside the views or the target's buffers
+    // (caller's bounds); a null addend is never offset.
     unsafe {
         for r in 0..R {
             for q in 0..KK {
@@ -175,79 +237,89 @@ unsafe fn axpy_tile<V: Vector, const R: usize, const KK: usize, const FIRST: boo
                     *s.x.offset((i + r) as isize * s.rsx + (p + q) as isize * s.csx);
                 xb[r][q] = V::splat(xv.to_f64());
             }
+            srow[r] = t.sums.offset((i + r) as isize * t.ld);
             orow[r] = s.out.offset((i + r) as isize * s.ldo);
+            if !t.add.is_null() {
+                arow[r] = t.add.offset((i + r) as isize * t.add_ld);
+            }
         }
         for (q, w) in wrow.iter_mut().enumerate() {
             *w = s.w.offset((p + q) as isize * s.ldw);
         }
     }
+    let has_add = !t.add.is_null();
     let end = s.n;
     let mut j = 0;
     while j + V::LANES <= end {
-        // SAFETY: columns j..j+LANES are inside the block.
+        // SAFETY: columns j..j+LANES are inside the block and the target's rows.
         unsafe {
             let mut wv = [zero; KK];
             for q in 0..KK {
                 wv[q] = V::load(wrow[q].add(j));
             }
             for r in 0..R {
-                let o = orow[r].add(j);
-                let mut acc = if !FIRST {
-                    V::load(o)
-                } else if s.bias.is_null() {
-                    zero
-                } else {
-                    V::load(s.bias.add(j))
-                };
+                let mut acc = if FIRST { zero } else { V::load(srow[r].add(j)) };
                 for q in 0..KK {
                     acc = xb[r][q].mul_add(wv[q], acc);
                 }
-                acc.store(o);
+                if LAST {
+                    if has_add {
+                        acc = acc + V::load(arow[r].add(j));
+                    }
+                    acc.store(orow[r].add(j));
+                } else {
+                    acc.store(srow[r].add(j));
+                }
             }
         }
         j += V::LANES;
     }
     if j < end {
-        let t = end - j;
-        // SAFETY: the t < LANES columns j..end are inside the block; masked lanes are
-        // neither read nor written.
+        let left = end - j;
+        // SAFETY: the left < LANES columns j..end are inside the block and the target's
+        // rows; masked lanes are neither read nor written.
         unsafe {
             let mut wv = [zero; KK];
             for q in 0..KK {
-                wv[q] = V::load_part(wrow[q].add(j), t, zero);
+                wv[q] = V::load_part(wrow[q].add(j), left, zero);
             }
             for r in 0..R {
-                let o = orow[r].add(j);
-                let mut acc = if !FIRST {
-                    V::load_part(o, t, zero)
-                } else if s.bias.is_null() {
+                let mut acc = if FIRST {
                     zero
                 } else {
-                    V::load_part(s.bias.add(j), t, zero)
+                    V::load_part(srow[r].add(j), left, zero)
                 };
                 for q in 0..KK {
                     acc = xb[r][q].mul_add(wv[q], acc);
                 }
-                acc.store_part(o, t);
+                if LAST {
+                    if has_add {
+                        acc = acc + V::load_part(arow[r].add(j), left, zero);
+                    }
+                    acc.store_part(orow[r].add(j), left);
+                } else {
+                    acc.store_part(srow[r].add(j), left);
+                }
             }
         }
     }
 }
 
 /// [`axpy`] for an output at most [`Vector::AXPY_NARROW`] (≤ 4) vectors wide (`NV`
-/// of them, the last possibly partial): each row's sums stay in registers over the
-/// whole of `K`, where the group-by-group sweep stored and reloaded them every [`KU`]
-/// steps, a chain through memory per output vector. The same FMAs in the same order
-/// (the bias or zero, then `p = 0, 1, …`), so the same bits. Against the sweep,
-/// `dense_forward_into`, relu, one thread, Zen 4, alternated in one process (medians
-/// of 15 rounds): AVX-512 1×784×10 2.47–2.52×, 1×100000×16 2.52×, 4×100×50 2.04×,
-/// 8×784×64 1.94×, 1×784×64 1.46–1.51×, 16×784×64 1.17–1.27×, 16×4096×64 1.01×;
-/// AVX2+FMA 1×784×10 2.66×, 1×784×32 1.59×, 16×4096×32 1.57×, 16×784×32 1.33×;
-/// `wide` (two vectors) 1×784×16 1.71×, 16×784×16 1.54×.
+/// of them, the last possibly partial): each block's sums stay in registers from its
+/// first step to its last, where the group-by-group sweep stored and reloaded them every
+/// [`KU`] steps, a chain through memory per output vector; the total lives in `out`
+/// between blocks. The same FMAs and adds in the same order as the sweep, so the same
+/// bits. Against the sweep, `dense_forward_into`, relu, one thread, Zen 4, alternated
+/// in one process (medians of 15 rounds): AVX-512 1×784×10 2.47–2.52×, 1×100000×16
+/// 2.52×, 4×100×50 2.04×, 8×784×64 1.94×, 1×784×64 1.46–1.51×, 16×784×64 1.17–1.27×,
+/// 16×4096×64 1.01×; AVX2+FMA 1×784×10 2.66×, 1×784×32 1.59×, 16×4096×32 1.57×,
+/// 16×784×32 1.33×; `wide` (two vectors) 1×784×16 1.71×, 16×784×16 1.54×.
 ///
 /// # Safety
-/// As [`axpy`], with `s.n ≤ NV·LANES` and `NV ≥ 1`.
-#[inline(always)]
+/// As [`axpy`], with `s.n ≤ NV·LANES` and `NV ≥ 1` (`s.part` unused).
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 unsafe fn axpy_narrow<V: Vector, const NV: usize>(s: &Skinny<V::E>) {
     let mut i = 0;
     while i + 2 <= s.m {
@@ -261,9 +333,10 @@ unsafe fn axpy_narrow<V: Vector, const NV: usize>(s: &Skinny<V::E>) {
     }
 }
 
-/// Rows `i..i+R` of `out` = bias + `x[i.., :]·w` for the `n ≤ NV·LANES` columns, the
-/// `R·NV` sums in registers from the first step to the last.
-#[inline(always)]
+/// Rows `i..i+R` of `out` = bias + `x[i.., :]·w` for the `n ≤ NV·LANES` columns, each
+/// block's `R·NV` sums in registers.
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 unsafe fn axpy_narrow_tile<V: Vector, const R: usize, const NV: usize>(s: &Skinny<V::E>, i: usize) {
     let zero = V::splat(0.0);
     // Valid lanes of the last vector (1..=LANES): masked loads and stores only for a
@@ -271,50 +344,58 @@ unsafe fn axpy_narrow_tile<V: Vector, const R: usize, const NV: usize>(s: &Skinn
     // features, and the vector loads would stop inlining.)
     let last = s.n - (NV - 1) * V::LANES;
     let partial = last < V::LANES;
-    let mut acc = [[zero; NV]; R];
     // SAFETY: every offset names an element inside the views: rows i..i+R < m, steps
     // p < k, columns below n (the last vector's loads and stores masked to them), the
     // bias (if not null) n elements (caller's bounds).
     unsafe {
-        if !s.bias.is_null() {
-            for v in 0..NV {
-                let b = if v + 1 < NV || !partial {
-                    V::load(s.bias.add(v * V::LANES))
-                } else {
-                    V::load_part(s.bias.add(v * V::LANES), last, zero)
-                };
-                for row in acc.iter_mut() {
-                    row[v] = b;
+        let mut b0 = 0;
+        // At least one block, so that K = 0 stores the bias.
+        loop {
+            let b1 = (b0 + super::K_BLOCK).min(s.k);
+            let mut acc = [[zero; NV]; R];
+            for p in b0..b1 {
+                let w = s.w.offset(p as isize * s.ldw);
+                let mut wv = [zero; NV];
+                for v in 0..NV {
+                    wv[v] = if v + 1 < NV || !partial {
+                        V::load(w.add(v * V::LANES))
+                    } else {
+                        V::load_part(w.add(v * V::LANES), last, zero)
+                    };
                 }
-            }
-        }
-        for p in 0..s.k {
-            let w = s.w.offset(p as isize * s.ldw);
-            let mut wv = [zero; NV];
-            for v in 0..NV {
-                wv[v] = if v + 1 < NV || !partial {
-                    V::load(w.add(v * V::LANES))
-                } else {
-                    V::load_part(w.add(v * V::LANES), last, zero)
-                };
+                for r in 0..R {
+                    let xv = *s.x.offset((i + r) as isize * s.rsx + p as isize * s.csx);
+                    let xb = V::splat(xv.to_f64());
+                    for v in 0..NV {
+                        acc[r][v] = xb.mul_add(wv[v], acc[r][v]);
+                    }
+                }
             }
             for r in 0..R {
-                let xv = *s.x.offset((i + r) as isize * s.rsx + p as isize * s.csx);
-                let xb = V::splat(xv.to_f64());
+                let o = s.out.offset((i + r) as isize * s.ldo);
                 for v in 0..NV {
-                    acc[r][v] = xb.mul_add(wv[v], acc[r][v]);
+                    let whole = v + 1 < NV || !partial;
+                    // The first block's sum plus the bias, a later one's plus the total.
+                    let add: *const V::E = if b0 > 0 { o } else { s.bias };
+                    let mut y = acc[r][v];
+                    if !add.is_null() {
+                        y = y + if whole {
+                            V::load(add.add(v * V::LANES))
+                        } else {
+                            V::load_part(add.add(v * V::LANES), last, zero)
+                        };
+                    }
+                    if whole {
+                        y.store(o.add(v * V::LANES));
+                    } else {
+                        y.store_part(o.add(v * V::LANES), last);
+                    }
                 }
             }
-        }
-        for r in 0..R {
-            let o = s.out.offset((i + r) as isize * s.ldo);
-            for v in 0..NV {
-                if v + 1 < NV || !partial {
-                    acc[r][v].store(o.add(v * V::LANES));
-                } else {
-                    acc[r][v].store_part(o.add(v * V::LANES), last);
-                }
+            if b1 >= s.k {
+                break;
             }
+            b0 = b1;
         }
     }
 }
@@ -323,7 +404,8 @@ unsafe fn axpy_narrow_tile<V: Vector, const R: usize, const NV: usize>(s: &Skinn
 ///
 /// # Safety
 /// As [`axpy`], and `s.csx == 1`.
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 pub(crate) unsafe fn dot<V: Vector>(s: &Skinny<V::E>) {
     debug_assert!(s.csx == 1 || s.k <= 1);
     let mut j = 0;
@@ -340,7 +422,8 @@ pub(crate) unsafe fn dot<V: Vector>(s: &Skinny<V::E>) {
 }
 
 /// Columns `j..j+C` for every row: row pairs, then the odd row.
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 unsafe fn dot_cols<V: Vector, const C: usize>(s: &Skinny<V::E>, j: usize) {
     let mut i = 0;
     while i + 2 <= s.m {
@@ -356,7 +439,8 @@ unsafe fn dot_cols<V: Vector, const C: usize>(s: &Skinny<V::E>, j: usize) {
 
 /// `out[i..i+R, j..j+C] += x[i..i+R, :]·w[:, j..j+C]`: `R·C` vector accumulators over
 /// `k`, each summed across its lanes (in `f64`) and added to `out` with one rounding.
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 unsafe fn dot_tile<V: Vector, const R: usize, const C: usize>(
     s: &Skinny<V::E>,
     i: usize,

@@ -96,7 +96,8 @@ pub(crate) unsafe fn map_rows<V: Vector, B: Body<V>>(
 ///
 /// # Safety
 /// As [`map_rows`].
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 pub(crate) unsafe fn apply_f32_tile<V: Vector<E = f32>>(
     act: Activation,
     p: *mut f32,
@@ -131,7 +132,8 @@ struct F64Block<'a, V>(&'a mut [f64], core::marker::PhantomData<V>);
 
 impl<V: Vector<E = f64>> F64Body for F64Block<'_, V> {
     type W = V;
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     unsafe fn run<B: Body<V>>(self, f: B) {
         // SAFETY: forwarded from the caller.
         unsafe { map::<V, B>(self.0, &f) }
@@ -143,7 +145,8 @@ struct F32Block<'a, V>(&'a mut [f32], core::marker::PhantomData<V>);
 
 impl<V: Widen> F64Body for F32Block<'_, V> {
     type W = V::W;
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     unsafe fn run<B: Body<V::W>>(self, f: B) {
         // SAFETY: forwarded from the caller.
         unsafe { map::<V, _>(self.0, &Widened(f)) }
@@ -154,7 +157,8 @@ impl<V: Widen> F64Body for F32Block<'_, V> {
 struct Widened<B>(B);
 
 impl<V: Widen, B: Body<V::W>> Body<V> for Widened<B> {
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn eval(&self, v: V) -> V {
         let (lo, hi) = v.widen();
         V::narrow(self.0.eval(lo), self.0.eval(hi))
@@ -170,7 +174,8 @@ macro_rules! body {
             $($field: $ty),*
         }
         impl<V: Vector> Body<V> for $name {
-            #[inline(always)]
+            #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+            #[cfg_attr(dense_kernel_unoptimized, inline(never))]
             #[allow(unused_variables)]
             fn eval(&self, $x: V) -> V {
                 let $s = self;
@@ -249,7 +254,8 @@ body!(DivBy { d: f64 }, |s, x| x / V::splat(s.d));
 struct GeluF32;
 
 impl<V: Vector<E = f32>> Body<V> for GeluF32 {
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn eval(&self, x: V) -> V {
         x.gelu_f32()
     }
@@ -260,7 +266,8 @@ impl<V: Vector<E = f32>> Body<V> for GeluF32 {
 struct GeluForF32;
 
 impl<W: Vector<E = f64>> Body<W> for GeluForF32 {
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn eval(&self, x: W) -> W {
         math::gelu_for_f32(x)
     }
@@ -268,18 +275,21 @@ impl<W: Vector<E = f64>> Body<W> for GeluForF32 {
 
 // ---- piecewise bodies: the scalar formula, operation for operation ----
 
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn relu<V: Vector>(x: V) -> V {
     V::select(x.lt(V::splat(0.0)), V::splat(0.0), x)
 }
 
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn relu6<V: Vector>(x: V) -> V {
     let y = V::select(x.lt(V::splat(0.0)), V::splat(0.0), x);
     V::select(x.gt(V::splat(6.0)), V::splat(6.0), y)
 }
 
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn leaky_relu<V: Vector>(x: V, slope: f64) -> V {
     let mut neg = V::splat(slope) * x;
     if slope == 0.0 {
@@ -289,7 +299,8 @@ fn leaky_relu<V: Vector>(x: V, slope: f64) -> V {
     V::select(x.ge(V::splat(0.0)), x, neg)
 }
 
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn relu_with<V: Vector>(x: V, slope: f64, max_value: Option<f64>, threshold: f64) -> V {
     if slope != 0.0 && max_value.is_none() && threshold == 0.0 {
         return leaky_relu(x, slope);
@@ -314,25 +325,29 @@ fn relu_with<V: Vector>(x: V, slope: f64, max_value: Option<f64>, threshold: f64
     y
 }
 
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn hard_tanh<V: Vector>(x: V) -> V {
     let y = V::select(x.lt(V::splat(-1.0)), V::splat(-1.0), x);
     V::select(x.gt(V::splat(1.0)), V::splat(1.0), y)
 }
 
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn soft_shrink<V: Vector>(x: V, t: f64) -> V {
     let tv = V::splat(t);
     let y = V::select(x.lt(-tv), x + tv, V::splat(0.0));
     V::select(x.gt(tv), x - tv, y)
 }
 
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn hard_shrink<V: Vector>(x: V, t: f64) -> V {
     V::select(x.abs().gt(V::splat(t)), x, V::splat(0.0))
 }
 
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn sparse_sigmoid<V: Vector>(x: V) -> V {
     let y = x + V::splat(1.0);
     let y = V::select(y.lt(V::splat(0.0)), V::splat(0.0), y);
@@ -340,23 +355,27 @@ fn sparse_sigmoid<V: Vector>(x: V) -> V {
     V::splat(0.5) * y
 }
 
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn threshold<V: Vector>(x: V, t: f64, default_value: f64) -> V {
     V::select(x.gt(V::splat(t)), x, V::splat(default_value))
 }
 
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn hard_sigmoid<V: Vector>(x: V) -> V {
     relu6(x + V::splat(3.0)) / V::splat(6.0)
 }
 
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn hard_silu<V: Vector>(x: V) -> V {
     let y = x * hard_sigmoid(x);
     V::select(x.eq(V::splat(f64::NEG_INFINITY)), V::splat(-0.0), y)
 }
 
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn sparse_plus<V: Vector>(x: V) -> V {
     let t = x + V::splat(1.0);
     let mid = V::splat(0.25) * t * t;
@@ -366,14 +385,16 @@ fn sparse_plus<V: Vector>(x: V) -> V {
 
 // ---- f64-lane bodies ----
 
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn softsign<V: Vector>(x: V) -> V {
     let y = x / (V::splat(1.0) + x.abs());
     let inf = x.abs().eq(V::splat(f64::INFINITY));
     V::select(inf, V::splat(1.0).copysign(x), y)
 }
 
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn squareplus<V: Vector>(x: V, b: f64) -> V {
     let bv = V::splat(b);
     // s = √(x² + b): one rounding of x² + b (FMA) where x² is in range, else at the
@@ -391,7 +412,8 @@ fn squareplus<V: Vector>(x: V, b: f64) -> V {
     V::select(x.ge(V::splat(0.0)), V::splat(0.5) * (x + s), neg)
 }
 
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn tanh_shrink<V: Vector>(x: V) -> V {
     let x2 = x * x;
     let series = (x * x2) * horner(x2, &scalar::TANH_SHRINK_SERIES);
@@ -405,7 +427,8 @@ fn tanh_shrink<V: Vector>(x: V) -> V {
 ///
 /// # Safety
 /// Called inside the backend's entry function.
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 unsafe fn native<V: Vector>(act: Activation, data: &mut [V::E], round: fn(f64) -> f64) -> bool {
     use Activation as A;
     // SAFETY (every arm): forwarded from the caller.
@@ -461,7 +484,8 @@ unsafe fn native<V: Vector>(act: Activation, data: &mut [V::E], round: fn(f64) -
 ///
 /// # Safety
 /// Called inside the backend's entry function.
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 unsafe fn f64_lanes<B: F64Body>(act: Activation, block: B) -> bool {
     use Activation as A;
     // SAFETY (every arm): forwarded from the caller.
@@ -565,7 +589,8 @@ fn round_f64(x: f64) -> f64 {
 ///
 /// # Safety
 /// Called inside the backend's entry function.
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 pub(crate) unsafe fn apply_f32<V: Widen>(act: Activation, data: &mut [f32], cols: usize) {
     // SAFETY (every call): forwarded from the caller.
     unsafe {
@@ -594,7 +619,8 @@ pub(crate) unsafe fn apply_f32<V: Widen>(act: Activation, data: &mut [f32], cols
 ///
 /// # Safety
 /// Called inside the backend's entry function.
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 pub(crate) unsafe fn apply_f64<V: Vector<E = f64>>(act: Activation, data: &mut [f64], cols: usize) {
     // SAFETY (every call): forwarded from the caller.
     unsafe {

@@ -15,7 +15,8 @@ use super::vector::{Lut, Real, Vector};
 const LOG2_E: f64 = std::f64::consts::LOG2_E;
 
 /// Horner evaluation of `c[0] + c[1]·x + …`.
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 pub(crate) fn horner<V: Vector>(x: V, c: &[f64]) -> V {
     let mut acc = V::splat(c[c.len() - 1]);
     for &k in c[..c.len() - 1].iter().rev() {
@@ -27,13 +28,15 @@ pub(crate) fn horner<V: Vector>(x: V, c: &[f64]) -> V {
 /// The reduced exponential: `eˣ = 2ⁿ·(1 + em)` with `em = expm1(r)`, `|r| ≲ ln2/2` (`x` clamped to
 /// ±`EXP_CLAMP` first, so NaN is lost here: callers restore it). Returns `(n, r, r·q(r))`
 /// where `em = r + r·(r·q)`.
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn exp_reduce<V: Vector>(x: V) -> (V, V, V) {
     exp_reduce_with(x, V::E::EXP_Q)
 }
 
 /// [`exp_reduce`] with the polynomial `q` (fewer terms where less accuracy is needed).
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn exp_reduce_with<V: Vector>(x: V, q: &[f64]) -> (V, V, V) {
     let c = V::E::EXP_CLAMP;
     let x = x.max(V::splat(-c)).min(V::splat(c));
@@ -48,7 +51,8 @@ fn exp_reduce_with<V: Vector>(x: V, q: &[f64]) -> (V, V, V) {
 /// `(m, n)` with `eˣ = m·2ⁿ`, `m ∈ [0.7, 1.42]` (for `x` clamped to ±`EXP_CLAMP`).
 /// Callers fold other factors into `m` before scaling, so products like `x·eˣ` stay
 /// accurate where `eˣ` alone would already have underflowed.
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 pub(crate) fn exp_parts<V: Vector>(x: V) -> (V, V) {
     let (n, r, rq) = exp_reduce(x);
     // 1 + r + r²q as 1 + r·(1 + rq): one rounding at the end.
@@ -57,14 +61,16 @@ pub(crate) fn exp_parts<V: Vector>(x: V) -> (V, V) {
 }
 
 /// `eˣ`.
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 pub(crate) fn exp<V: Vector>(x: V) -> V {
     let (m, n) = exp_parts(x);
     V::select(x.is_nan(), x, m.ldexp_pos(n))
 }
 
 /// `eˣ − 1` for `x ≤ 0` (and NaN); positive `x` is not supported.
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 pub(crate) fn expm1_neg<V: Vector>(x: V) -> V {
     let xc = x.max(V::splat(V::E::EXPM1_FLOOR));
     let (n, r, rq) = exp_reduce(xc);
@@ -76,7 +82,8 @@ pub(crate) fn expm1_neg<V: Vector>(x: V) -> V {
 }
 
 /// `ln(1 + t)` for `t ∈ [0, 1]` (with the rounding of `1 + t` compensated).
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 pub(crate) fn log1p_unit<V: Vector>(t: V) -> V {
     let one = V::splat(1.0);
     let s = one + t; // in [1, 2]
@@ -95,7 +102,8 @@ pub(crate) fn log1p_unit<V: Vector>(t: V) -> V {
 
 /// `tanh(x)`: an odd polynomial below [`TANH_SMALL`], else `1 − 2t/(1 + t)` with
 /// `t = e^(−2|x|) ≤ 0.18` (the subtracted term is small, so its rounding errors shrink).
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 pub(crate) fn tanh<V: Vector>(x: V) -> V {
     let a = x.abs();
     let a2 = a * a;
@@ -116,14 +124,16 @@ const SIGMOID_ONE: f64 = 40.0;
 /// `(d, n)` with `1 + e^(−x) = d·2ⁿ` (`x ≤ SIGMOID_ONE`; below `−EXP_CLAMP` it is
 /// clamped): the sum is formed at `e^(−x)`'s scale, so nothing underflows or overflows
 /// and quotients by it round once.
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn one_plus_exp_neg<V: Vector>(x: V) -> (V, V) {
     let (m, n) = exp_parts(-x);
     (m + V::splat(1.0).ldexp_pos(-n), n)
 }
 
 /// `1/(1 + e⁻ˣ)`: one division of a once-rounded sum (≤ ~1.6 ulps).
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 pub(crate) fn sigmoid<V: Vector>(x: V) -> V {
     let (d, n) = one_plus_exp_neg(x.min(V::splat(SIGMOID_ONE)));
     let y = (V::splat(1.0) / d).ldexp_pos(-n);
@@ -132,7 +142,8 @@ pub(crate) fn sigmoid<V: Vector>(x: V) -> V {
 
 /// `x·σ(x) = x/(1 + e⁻ˣ)`: one division, scaled last so `x·eˣ` stays exact past `eˣ`'s
 /// underflow; `x` is clamped so `−∞` gives the limit `−0`.
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 pub(crate) fn silu<V: Vector>(x: V) -> V {
     let xc = x.min(V::splat(SIGMOID_ONE));
     let (d, n) = one_plus_exp_neg(xc);
@@ -145,7 +156,8 @@ pub(crate) fn silu<V: Vector>(x: V) -> V {
 /// The ELU family: for `x > 0`, `x` (or `pos_hi·x + pos_lo·x` when `scaled`), else
 /// `α·(e^arg − 1)` with `arg = x/α ≤ 0` (`arg = x` for elu and selu) and `α` given as a
 /// head and a tail.
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn elu_family<V: Vector>(
     x: V,
@@ -172,7 +184,8 @@ pub(crate) fn elu_family<V: Vector>(
 }
 
 /// `ln(1 + eˣ) = max(x, 0) + ln(1 + e^−|x|)`.
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 pub(crate) fn softplus<V: Vector>(x: V) -> V {
     let (m, n) = exp_parts(-x.abs());
     let t = m.ldexp_pos(n);
@@ -182,7 +195,8 @@ pub(crate) fn softplus<V: Vector>(x: V) -> V {
 }
 
 /// `x·tanh(softplus(x))`, as `x·N/(N + 2)` with `N = eˣ(eˣ + 2)`.
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 pub(crate) fn mish<V: Vector>(x: V) -> V {
     let big = V::splat(20.0); // beyond, tanh(softplus(x)) rounds to 1 in f32 and f64
     let (m, n) = exp_parts(x.min(big));
@@ -199,7 +213,8 @@ pub(crate) fn mish<V: Vector>(x: V) -> V {
 
 /// Splits `c` into a head rounded to the lane type and the tail `c − head`, so
 /// `head·x + tail·x` carries `c` to about twice the lane precision.
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 pub(crate) fn split(c: f64, round: fn(f64) -> f64) -> (f64, f64) {
     let hi = round(c);
     (hi, c - hi)
@@ -223,7 +238,8 @@ const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
 /// exactly by one FMA (`a² = s + e`; rounding it would cost up to ~100 ulps at
 /// `a = 13`), `−s/2` reduced by `n·ln 2` (Cody–Waite), `e` added to the remainder `r`,
 /// and `e^r − 1` from `EXP_Q_F32`. The gelus' shared first half.
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn exp_neg_half_square<V: Vector<E = f32>>(a: V) -> (V, V) {
     use super::coeffs::EXP_Q_F32;
     let s = a * a;
@@ -236,7 +252,8 @@ fn exp_neg_half_square<V: Vector<E = f32>>(a: V) -> (V, V) {
     (n, r.mul_add(r * horner(r, &EXP_Q_F32), r)) // e^r − 1
 }
 
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 pub(crate) fn gelu_f32<V: Vector<E = f32>>(x: V) -> V {
     use super::coeffs::{GELU_C, GELU_P_F32, GELU_Q_F32, GELU_SMALL};
     // Past ±13.25 the f32 result is x or below the smallest normal (flushed to −0).
@@ -276,7 +293,8 @@ pub(crate) fn gelu_f32<V: Vector<E = f32>>(x: V) -> V {
 /// `e^(−s/2)`, `|s| ≤ ln 2/16`, a degree-3 polynomial. No reciprocal, no rounding
 /// instruction, no separate series near 0: about 28 vector instructions, 8 of them table
 /// lookups, where [`gelu_f32`] takes about 60.
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 pub(crate) fn gelu_f32_lut<V: Lut>(x: V) -> V {
     use super::coeffs::GELU_EXP_G;
     let tab = &GELU_TABLES;
@@ -348,7 +366,8 @@ pub(crate) static GELU_TABLES: GeluTables = GeluTables {
 /// multiply-add: `x²` is exact in `f64`, the polynomial (in `f64` coefficients) and the
 /// exponential's are good to ~10⁻⁹ (an `f32` result needs no more), and the only rounding that matters is the
 /// final one to `f32`.
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 pub(crate) fn gelu_for_f32<W: Vector<E = f64>>(x: W) -> W {
     use super::coeffs::{EXP_Q_F32, GELU_C, GELU_Q};
     let cut = W::splat(13.25);
@@ -371,7 +390,8 @@ pub(crate) fn gelu_for_f32<W: Vector<E = f64>>(x: W) -> W {
 /// `x·σ(2u)`, `u = √(2/π)·(x + 0.044715x³)`: the tanh-GELU without `1 + tanh`
 /// cancelling, as `x/(1 + e^(−2u))` formed like [`silu`] (scaled last, so it stays
 /// accurate where `e^(2u)` alone has underflowed).
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 pub(crate) fn gelu_tanh<V: Vector>(x: V) -> V {
     let u = V::splat(SQRT_2_OVER_PI) * (x + V::splat(0.044_715) * (x * x * x));
     let z = (u + u)

@@ -29,6 +29,17 @@ mod vector;
 
 use crate::Activation;
 pub use gemv::Skinny;
+
+/// The K-sum's block: every path sums `K` in blocks of this many steps at fixed offsets
+/// (`0..256`, `256..512`, …), each block's partial sums started from zero (one fused
+/// multiply-add per step, in `p` order), the first block's sum then added to the bias
+/// and each later one to the running total. The rounding error then grows like
+/// `γ(K_BLOCK + K/K_BLOCK)` rather than `γ(K)`: at `K = 4096` every path is within
+/// Keras's (XLA's) own error on its long-sum fixtures, where a single chain per output
+/// had up to 10× it (docs/ACCURACY.md). 256 is matrixmultiply's own `kc` (its GEMM sums
+/// in this order too) and, for f32 sums added in f32, about the size that balances the
+/// error inside the blocks against the error of adding them up at `K = 4096`.
+pub(crate) const K_BLOCK: usize = 256;
 use std::cell::Cell;
 use std::fmt;
 use std::sync::OnceLock;
@@ -302,8 +313,9 @@ pub fn path_runs(path: SimdPath) -> u64 {
 
 /// The element types' entry into the kernels (sealed with [`crate::Element`]).
 pub trait Lanes: Sized {
-    /// Applies `act` (parameters already rounded to `Self`) on `path`; `false` (and
-    /// nothing done) if the CPU lacks the path.
+    /// Applies `act` (parameters already rounded to `Self`) on `path` to rows of `cols`
+    /// elements (0, or a length that does not divide the data's, means one row);
+    /// `false` (and nothing done) if the CPU lacks the path.
     #[doc(hidden)]
     fn apply_on(path: SimdPath, act: Activation, data: &mut [Self], cols: usize) -> bool;
 
@@ -336,6 +348,10 @@ impl Lanes for f32 {
         if !path.is_available() {
             return false;
         }
+        if data.is_empty() {
+            return true;
+        }
+        let cols = row_len(data.len(), cols);
         match path {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `is_available` checked avx512f, avx2 and fma on this CPU.
@@ -368,6 +384,10 @@ impl Lanes for f64 {
         if !path.is_available() {
             return false;
         }
+        if data.is_empty() {
+            return true;
+        }
+        let cols = row_len(data.len(), cols);
         match path {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `is_available` checked avx512f, avx2 and fma on this CPU.
@@ -425,12 +445,17 @@ pub fn apply_activation_on<T: crate::Element>(
     if data.is_empty() || act == Activation::Linear {
         return path.is_available();
     }
-    let cols = if cols == 0 || !data.len().is_multiple_of(cols) {
-        data.len()
+    T::apply_on(path, act.params_as::<T>(), data, cols)
+}
+
+/// The row length the kernels use for `len` elements in rows of `cols`: `cols`, or the
+/// whole `len` as one row where `cols` is 0 or does not divide it (`len > 0`).
+fn row_len(len: usize, cols: usize) -> usize {
+    if cols == 0 || !len.is_multiple_of(cols) {
+        len
     } else {
         cols
-    };
-    T::apply_on(path, act.params_as::<T>(), data, cols)
+    }
 }
 
 #[cfg(test)]

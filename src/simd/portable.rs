@@ -23,35 +23,40 @@ macro_rules! ops {
     ($t:ident) => {
         impl Add for $t {
             type Output = Self;
-            #[inline(always)]
+            #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+            #[cfg_attr(dense_kernel_unoptimized, inline(never))]
             fn add(self, o: Self) -> Self {
                 $t(self.0 + o.0)
             }
         }
         impl Sub for $t {
             type Output = Self;
-            #[inline(always)]
+            #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+            #[cfg_attr(dense_kernel_unoptimized, inline(never))]
             fn sub(self, o: Self) -> Self {
                 $t(self.0 - o.0)
             }
         }
         impl Mul for $t {
             type Output = Self;
-            #[inline(always)]
+            #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+            #[cfg_attr(dense_kernel_unoptimized, inline(never))]
             fn mul(self, o: Self) -> Self {
                 $t(self.0 * o.0)
             }
         }
         impl Div for $t {
             type Output = Self;
-            #[inline(always)]
+            #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+            #[cfg_attr(dense_kernel_unoptimized, inline(never))]
             fn div(self, o: Self) -> Self {
                 $t(self.0 / o.0)
             }
         }
         impl Neg for $t {
             type Output = Self;
-            #[inline(always)]
+            #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+            #[cfg_attr(dense_kernel_unoptimized, inline(never))]
             fn neg(self) -> Self {
                 $t(-self.0)
             }
@@ -74,100 +79,122 @@ macro_rules! vector_impl {
             const FUSED: bool = false;
             const AXPY_NARROW: usize = 2;
 
-            #[inline(always)]
+            #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+            #[cfg_attr(dense_kernel_unoptimized, inline(never))]
             unsafe fn load(p: *const $e) -> Self {
                 // SAFETY: the caller guarantees LANES readable elements.
                 $t($w::new(unsafe { p.cast::<[$e; $lanes]>().read_unaligned() }))
             }
-            #[inline(always)]
+            #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+            #[cfg_attr(dense_kernel_unoptimized, inline(never))]
             unsafe fn store(self, p: *mut $e) {
                 // SAFETY: the caller guarantees LANES writable elements.
                 unsafe { p.cast::<[$e; $lanes]>().write_unaligned(self.0.to_array()) }
             }
-            #[inline(always)]
+            #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+            #[cfg_attr(dense_kernel_unoptimized, inline(never))]
             unsafe fn load_part(p: *const $e, n: usize, fill: Self) -> Self {
                 let mut buf = fill.0.to_array();
                 // SAFETY: the caller guarantees n readable elements; n < LANES.
                 unsafe { core::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), n) };
                 $t($w::new(buf))
             }
-            #[inline(always)]
+            #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+            #[cfg_attr(dense_kernel_unoptimized, inline(never))]
             unsafe fn store_part(self, p: *mut $e, n: usize) {
                 let buf = self.0.to_array();
                 // SAFETY: the caller guarantees n writable elements; n < LANES.
                 unsafe { core::ptr::copy_nonoverlapping(buf.as_ptr(), p, n) };
             }
-            #[inline(always)]
+            #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+            #[cfg_attr(dense_kernel_unoptimized, inline(never))]
             fn splat(c: f64) -> Self {
                 $t($w::splat(c as $e))
             }
-            #[inline(always)]
+            #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+            #[cfg_attr(dense_kernel_unoptimized, inline(never))]
             fn mul_add(self, m: Self, a: Self) -> Self {
                 $t(self.0.mul_add(m.0, a.0))
             }
-            #[inline(always)]
+            #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+            #[cfg_attr(dense_kernel_unoptimized, inline(never))]
             fn sqrt(self) -> Self {
                 $t(self.0.sqrt())
             }
-            #[inline(always)]
+            #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+            #[cfg_attr(dense_kernel_unoptimized, inline(never))]
             fn abs(self) -> Self {
                 $t(self.0.abs())
             }
-            #[inline(always)]
+            #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+            #[cfg_attr(dense_kernel_unoptimized, inline(never))]
             fn copysign(self, sign: Self) -> Self {
                 $t(self.0.copysign(sign.0))
             }
-            #[inline(always)]
+            #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+            #[cfg_attr(dense_kernel_unoptimized, inline(never))]
             fn round(self) -> Self {
                 $t(self.0.round())
             }
-            #[inline(always)]
+            #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+            #[cfg_attr(dense_kernel_unoptimized, inline(never))]
             fn lt(self, o: Self) -> $w {
                 self.0.simd_lt(o.0)
             }
-            #[inline(always)]
+            #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+            #[cfg_attr(dense_kernel_unoptimized, inline(never))]
             fn le(self, o: Self) -> $w {
                 self.0.simd_le(o.0)
             }
-            #[inline(always)]
+            #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+            #[cfg_attr(dense_kernel_unoptimized, inline(never))]
             fn gt(self, o: Self) -> $w {
                 self.0.simd_gt(o.0)
             }
-            #[inline(always)]
+            #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+            #[cfg_attr(dense_kernel_unoptimized, inline(never))]
             fn ge(self, o: Self) -> $w {
                 self.0.simd_ge(o.0)
             }
-            #[inline(always)]
+            #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+            #[cfg_attr(dense_kernel_unoptimized, inline(never))]
             fn eq(self, o: Self) -> $w {
                 self.0.simd_eq(o.0)
             }
-            #[inline(always)]
+            #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+            #[cfg_attr(dense_kernel_unoptimized, inline(never))]
             fn is_nan(self) -> $w {
                 self.0.is_nan()
             }
-            #[inline(always)]
+            #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+            #[cfg_attr(dense_kernel_unoptimized, inline(never))]
             fn select(m: $w, t: Self, f: Self) -> Self {
                 $t(wide::Select::select(m, t.0, f.0))
             }
-            #[inline(always)]
+            #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+            #[cfg_attr(dense_kernel_unoptimized, inline(never))]
             fn ldexp_ftz(self, n: Self) -> Self {
                 let m = self.0.to_array();
                 let n = n.0.to_array();
                 $t($w::new(core::array::from_fn(|i| $ldexp(m[i], n[i]))))
             }
-            #[inline(always)]
+            #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+            #[cfg_attr(dense_kernel_unoptimized, inline(never))]
             fn acc_zero() -> $acc {
                 Default::default()
             }
-            #[inline(always)]
+            #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+            #[cfg_attr(dense_kernel_unoptimized, inline(never))]
             fn acc_add(acc: $acc, v: Self) -> $acc {
                 acc_add(acc, v)
             }
-            #[inline(always)]
+            #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+            #[cfg_attr(dense_kernel_unoptimized, inline(never))]
             unsafe fn acc_total(acc: $acc) -> f64 {
                 acc_total(acc)
             }
-            #[inline(always)]
+            #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+            #[cfg_attr(dense_kernel_unoptimized, inline(never))]
             unsafe fn reduce_max(self) -> f64 {
                 max_ignoring_nan(self.0.to_array().iter().map(|&v| f64::from(v)))
             }
@@ -179,13 +206,15 @@ vector_impl!(P32, f32x8, f32, 8, (f64x4, f64x4), ldexp_ftz_f32);
 vector_impl!(P64, f64x4, f64, 4, f64x4, ldexp_ftz_f64);
 
 /// Adds an `f32` register's lanes into two `f64` accumulators.
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn acc_add<T: AccLanes>(acc: T, v: T::V) -> T {
     T::add(acc, v)
 }
 
 /// The sum of an accumulator.
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn acc_total<T: AccLanes>(acc: T) -> f64 {
     T::total(acc)
 }
@@ -199,12 +228,14 @@ trait AccLanes: Sized {
 
 impl AccLanes for (f64x4, f64x4) {
     type V = P32;
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn add(acc: Self, v: P32) -> Self {
         let (lo, hi) = v.widen();
         (acc.0 + lo.0, acc.1 + hi.0)
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn total(acc: Self) -> f64 {
         (acc.0 + acc.1).to_array().iter().sum()
     }
@@ -212,11 +243,13 @@ impl AccLanes for (f64x4, f64x4) {
 
 impl AccLanes for f64x4 {
     type V = P64;
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn add(acc: Self, v: P64) -> Self {
         acc + v.0
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn total(acc: Self) -> f64 {
         acc.to_array().iter().sum()
     }
@@ -224,7 +257,8 @@ impl AccLanes for f64x4 {
 
 impl Widen for P32 {
     type W = P64;
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn widen(self) -> (P64, P64) {
         let a = self.0.to_array();
         (
@@ -232,7 +266,8 @@ impl Widen for P32 {
             P64(f64x4::new(core::array::from_fn(|i| f64::from(a[i + 4])))),
         )
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn narrow(lo: P64, hi: P64) -> Self {
         let (lo, hi) = (lo.0.to_array(), hi.0.to_array());
         P32(f32x8::new(core::array::from_fn(|i| {

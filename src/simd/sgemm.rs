@@ -46,13 +46,14 @@ pub(crate) fn prefetch_rows(c: *const f32, rows: usize, cols: usize, ld: usize) 
     let _ = (c, rows, cols, ld);
 }
 
-/// How a tile's accumulators start.
+/// What a tile's block sum is added to before it is stored (the accumulators always
+/// start from zero: the crate's K-sum order, see [`crate::simd::K_BLOCK`]).
 #[derive(Clone, Copy)]
 pub(crate) enum Init {
-    /// From this bias row (the tile's width in readable floats, zero-padded), or zeros
-    /// if null.
+    /// This bias row (the tile's width in readable floats, zero-padded), or nothing if
+    /// null: the first block of the sum.
     Bias(*const f32),
-    /// From the output tile itself (a later `kc` block).
+    /// The output tile itself: the sum so far (a later block).
     Load,
 }
 
@@ -75,6 +76,43 @@ pub(crate) struct Tile {
     pub init: Init,
     /// Apply relu to the result before storing (last `kc` block only).
     pub relu: bool,
+}
+
+impl Tile {
+    /// Element `(r, col)` of the output tile, for `r < rows` (the kernel's `R`) and
+    /// `col ≤ cols`: the in-bounds rule of every output address a kernel forms (at most
+    /// one past a row's last valid column, never into the masked-off rest of a vector
+    /// past the output's end), checked in debug builds.
+    ///
+    /// # Safety
+    /// `t.c` is valid for `rows` rows of `cols` floats `ldc` apart (the kernels'
+    /// contract), so the address is inside that allocation or one past a row's end.
+    #[inline(always)]
+    pub(crate) unsafe fn c_at(&self, r: usize, rows: usize, col: usize) -> *mut f32 {
+        debug_assert!(
+            r < rows && col <= self.cols,
+            "output address ({r}, {col}) outside a {rows}x{} tile",
+            self.cols
+        );
+        // SAFETY: the caller's (above).
+        unsafe { self.c.add(r * self.ldc + col) }
+    }
+
+    /// Float `i` of a panel row block `p` (`p < kc`, `i < width`): the in-bounds rule
+    /// of every weight address a kernel reads, checked in debug builds.
+    ///
+    /// # Safety
+    /// `t.b` is readable for `kc × width` floats.
+    #[inline(always)]
+    pub(crate) unsafe fn b_at(&self, p: usize, width: usize, i: usize) -> *const f32 {
+        debug_assert!(
+            p < self.kc && i < width,
+            "panel address ({p}, {i}) outside {}x{width}",
+            self.kc
+        );
+        // SAFETY: the caller's (above).
+        unsafe { self.b.add(p * width + i) }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -166,20 +204,6 @@ pub(crate) mod avx512 {
         let mut acc = [[_mm512_setzero_ps(); H]; R];
         let mut tail = [_mm256_setzero_ps(); R];
         match t.init {
-            Init::Bias(b) if !b.is_null() => {
-                // SAFETY: a non-null bias row holds 16·V readable floats (contract), and
-                // 16·H (+ 8 with a tail) ≤ 16·V.
-                let bv: [__m512; H] =
-                    core::array::from_fn(|h| unsafe { _mm512_loadu_ps(b.add(16 * h)) });
-                for row in acc.iter_mut() {
-                    *row = bv;
-                }
-                if T {
-                    // SAFETY: as above.
-                    let bt = unsafe { _mm256_loadu_ps(b.add(16 * H)) };
-                    tail = [bt; R];
-                }
-            }
             Init::Bias(_) => {}
             Init::Load => {
                 // The sum so far is added after this block's products (below), so the
@@ -202,14 +226,14 @@ pub(crate) mod avx512 {
         // packed input tile (M floats, R ≤ M used), or (`D`) element p of input row
         // r < R, are inside them (contract).
         let step = |acc: &mut [[__m512; H]; R], tail: &mut [__m256; R], p: usize| unsafe {
-            let b: [__m512; H] =
-                core::array::from_fn(|h| _mm512_loadu_ps(t.b.add(p * nr + 16 * h)));
+            let b: [__m512; H] = core::array::from_fn(|h| _mm512_loadu_ps(t.b_at(p, nr, 16 * h)));
             let bt = if T {
-                _mm256_loadu_ps(t.b.add(p * nr + 16 * H))
+                _mm256_loadu_ps(t.b_at(p, nr, 16 * H))
             } else {
                 _mm256_setzero_ps()
             };
             for (r, (row, tr)) in acc.iter_mut().zip(tail.iter_mut()).enumerate() {
+                debug_assert!(p < t.kc);
                 let a = _mm512_set1_ps(if D {
                     *rows[r].add(p)
                 } else {
@@ -265,22 +289,49 @@ pub(crate) mod avx512 {
             step(&mut acc, &mut tail, p);
             p += 1;
         }
-        if let Init::Load = t.init {
-            for (r, (row, tr)) in acc.iter_mut().zip(tail.iter_mut()).enumerate() {
-                // SAFETY: row r < R of C is readable for `cols` floats; the masks
-                // keep the loads inside them.
-                unsafe {
-                    for h in 0..H {
-                        let c = t.c.add(r * t.ldc + 16 * h);
-                        row[h] = _mm512_add_ps(row[h], _mm512_maskz_loadu_ps(m[h], c));
-                    }
-                    if T {
-                        let c = t.c.add(r * t.ldc + 16 * H);
-                        let old = _mm512_castps512_ps256(_mm512_maskz_loadu_ps(mt, c));
-                        *tr = _mm256_add_ps(*tr, old);
+        match t.init {
+            Init::Load => {
+                for (r, (row, tr)) in acc.iter_mut().zip(tail.iter_mut()).enumerate() {
+                    // SAFETY: row r < R of C is readable for `cols` floats; each vector
+                    // h < H (and the tail) holds at least one of them (`cols > 16·(H−1)`,
+                    // or `> 16·H` with a tail: the contract), so its first float is
+                    // inside the row, and the masks keep the loads inside them.
+                    unsafe {
+                        for h in 0..H {
+                            let c = t.c_at(r, R, 16 * h);
+                            row[h] = _mm512_add_ps(row[h], _mm512_maskz_loadu_ps(m[h], c));
+                        }
+                        if T {
+                            let c = t.c_at(r, R, 16 * H);
+                            let old = _mm512_castps512_ps256(_mm512_maskz_loadu_ps(mt, c));
+                            *tr = _mm256_add_ps(*tr, old);
+                        }
                     }
                 }
             }
+            Init::Bias(b) if !b.is_null() => {
+                // The block's sum, then the bias: the crate's K-sum order (the bias is
+                // added to the first block's sum, not summed into it).
+                // SAFETY: a non-null bias row holds 16·V readable floats (contract), and
+                // 16·H (+ 8 with a tail) ≤ 16·V.
+                let bv: [__m512; H] =
+                    core::array::from_fn(|h| unsafe { _mm512_loadu_ps(b.add(16 * h)) });
+                let bt = if T {
+                    // SAFETY: as above.
+                    unsafe { _mm256_loadu_ps(b.add(16 * H)) }
+                } else {
+                    _mm256_setzero_ps()
+                };
+                for (row, tr) in acc.iter_mut().zip(tail.iter_mut()) {
+                    for h in 0..H {
+                        row[h] = _mm512_add_ps(row[h], bv[h]);
+                    }
+                    if T {
+                        *tr = _mm256_add_ps(*tr, bt);
+                    }
+                }
+            }
+            Init::Bias(_) => {}
         }
         if t.relu {
             let z = _mm512_setzero_ps();
@@ -300,10 +351,10 @@ pub(crate) mod avx512 {
             // write nothing past them (the tail's upper 8 lanes are masked off).
             unsafe {
                 for h in 0..H {
-                    _mm512_mask_storeu_ps(t.c.add(r * t.ldc + 16 * h), m[h], row[h]);
+                    _mm512_mask_storeu_ps(t.c_at(r, R, 16 * h), m[h], row[h]);
                 }
                 if T {
-                    let c = t.c.add(r * t.ldc + 16 * H);
+                    let c = t.c_at(r, R, 16 * H);
                     _mm512_mask_storeu_ps(c, mt, _mm512_castps256_ps512(*tr));
                 }
             }
@@ -333,19 +384,6 @@ pub(crate) mod avx512 {
         };
         let masks: [[__mmask16; 2]; NP] = core::array::from_fn(|q| [mask(2 * q), mask(2 * q + 1)]);
         let mut acc = [[_mm512_setzero_ps(); 2]; NP];
-        if let Init::Bias(b) = t.init {
-            if !b.is_null() {
-                for (q, pair) in acc.iter_mut().enumerate() {
-                    // SAFETY: a non-null bias row holds 32·NP readable floats (contract).
-                    unsafe {
-                        *pair = [
-                            _mm512_loadu_ps(b.add(32 * q)),
-                            _mm512_loadu_ps(b.add(32 * q + 16)),
-                        ];
-                    }
-                }
-            }
-        }
         // The row in place (lda > 0: consecutive floats) or packed (every MR-th).
         let step = if t.lda > 0 { 1 } else { MR };
         for p in 0..t.kc {
@@ -354,6 +392,8 @@ pub(crate) mod avx512 {
             unsafe {
                 let a = _mm512_set1_ps(*t.a.add(p * step));
                 for (q, pair) in acc.iter_mut().enumerate() {
+                    // Panel q's row p: its 32 floats at `q·stride + p·NR` (`p < kc`).
+                    debug_assert!(p < t.kc);
                     let b = t.b.add(q * stride + p * NR);
                     pair[0] = _mm512_fmadd_ps(a, _mm512_loadu_ps(b), pair[0]);
                     pair[1] = _mm512_fmadd_ps(a, _mm512_loadu_ps(b.add(16)), pair[1]);
@@ -361,23 +401,47 @@ pub(crate) mod avx512 {
             }
         }
         for (q, pair) in acc.iter_mut().enumerate() {
-            // SAFETY: the output row is readable and writable for `cols` floats; the
-            // masks keep every load and store inside them.
+            let [m0, m1] = masks[q];
+            // Panel q's two vectors of C: the first holds at least one valid column
+            // (`cols > 32·(NP−1)`), the second only where `cols > 32·q + 16`; its address
+            // is formed only then (`at`), never past the row's end.
+            // SAFETY: both offsets are at most `cols` (a row of one; checked by `c_at`).
+            let c0 = unsafe { t.c_at(0, 1, 32 * q) };
+            let c1 = (m1 != 0).then(|| unsafe { t.c_at(0, 1, 32 * q + 16) });
+            match t.init {
+                Init::Load => {
+                    // SAFETY: the output row is readable for `cols` floats; the masks
+                    // keep every load inside them.
+                    unsafe {
+                        pair[0] = _mm512_add_ps(pair[0], _mm512_maskz_loadu_ps(m0, c0));
+                        if let Some(c1) = c1 {
+                            pair[1] = _mm512_add_ps(pair[1], _mm512_maskz_loadu_ps(m1, c1));
+                        }
+                    }
+                }
+                Init::Bias(b) if !b.is_null() => {
+                    // The block's sum, then the bias (the crate's K-sum order).
+                    // SAFETY: a non-null bias row holds 32·NP readable floats (contract).
+                    unsafe {
+                        pair[0] = _mm512_add_ps(pair[0], _mm512_loadu_ps(b.add(32 * q)));
+                        pair[1] = _mm512_add_ps(pair[1], _mm512_loadu_ps(b.add(32 * q + 16)));
+                    }
+                }
+                Init::Bias(_) => {}
+            }
+            if t.relu {
+                // As in the tile kernel: the value second, so NaN stays NaN.
+                let z = _mm512_setzero_ps();
+                pair[0] = _mm512_max_ps(z, pair[0]);
+                pair[1] = _mm512_max_ps(z, pair[1]);
+            }
+            // SAFETY: the output row is writable for `cols` floats; the masks keep every
+            // store inside them.
             unsafe {
-                let c = t.c.add(32 * q);
-                let [m0, m1] = masks[q];
-                if let Init::Load = t.init {
-                    pair[0] = _mm512_add_ps(pair[0], _mm512_maskz_loadu_ps(m0, c));
-                    pair[1] = _mm512_add_ps(pair[1], _mm512_maskz_loadu_ps(m1, c.add(16)));
+                _mm512_mask_storeu_ps(c0, m0, pair[0]);
+                if let Some(c1) = c1 {
+                    _mm512_mask_storeu_ps(c1, m1, pair[1]);
                 }
-                if t.relu {
-                    // As in the tile kernel: the value second, so NaN stays NaN.
-                    let z = _mm512_setzero_ps();
-                    pair[0] = _mm512_max_ps(z, pair[0]);
-                    pair[1] = _mm512_max_ps(z, pair[1]);
-                }
-                _mm512_mask_storeu_ps(c, m0, pair[0]);
-                _mm512_mask_storeu_ps(c.add(16), m1, pair[1]);
             }
         }
     }
@@ -569,7 +633,8 @@ pub(crate) mod avx2 {
     const PREFETCH_L2: usize = 256;
 
     /// Lane mask for `n` (0..=8) leading lanes of a `ymm`.
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     unsafe fn mask(n: usize) -> __m256i {
         let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
         _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), idx)
@@ -589,13 +654,6 @@ pub(crate) mod avx2 {
         let (m0, m1) = (mask(t.cols.min(8)), mask(t.cols.saturating_sub(8)));
         let mut acc = [[_mm256_setzero_ps(); 2]; R];
         match t.init {
-            Init::Bias(b) if !b.is_null() => {
-                // SAFETY: a non-null bias row holds 16 readable floats (contract).
-                let (b0, b1) = unsafe { (_mm256_loadu_ps(b), _mm256_loadu_ps(b.add(8))) };
-                for row in acc.iter_mut() {
-                    *row = [b0, b1];
-                }
-            }
             Init::Bias(_) => {}
             Init::Load => {
                 // As in the AVX-512 kernel: the sum so far is added last, its rows
@@ -615,8 +673,8 @@ pub(crate) mod avx2 {
                 // SAFETY: p < kc: row p of the packed panel and group p of the packed
                 // input tile (6 floats, R ≤ 6 used) are inside them (contract).
                 unsafe {
-                    let b0 = _mm256_loadu_ps(t.b.add(p * NR));
-                    let b1 = _mm256_loadu_ps(t.b.add(p * NR + 8));
+                    let b0 = _mm256_loadu_ps(t.b_at(p, NR, 0));
+                    let b1 = _mm256_loadu_ps(t.b_at(p, NR, 8));
                     for (r, row) in acc.iter_mut().enumerate() {
                         let a = _mm256_broadcast_ss(&*t.a.add(p * MR + r));
                         row[0] = _mm256_fmadd_ps(a, b0, row[0]);
@@ -636,8 +694,8 @@ pub(crate) mod avx2 {
                 // row r < R (`kc` readable floats from `a + r·lda`), are inside them
                 // (contract).
                 unsafe {
-                    let b0 = _mm256_loadu_ps(t.b.add(p * NR));
-                    let b1 = _mm256_loadu_ps(t.b.add(p * NR + 8));
+                    let b0 = _mm256_loadu_ps(t.b_at(p, NR, 0));
+                    let b1 = _mm256_loadu_ps(t.b_at(p, NR, 8));
                     for (row, ar) in acc.iter_mut().zip(&rows) {
                         let a = _mm256_broadcast_ss(&*ar.add(p));
                         row[0] = _mm256_fmadd_ps(a, b0, row[0]);
@@ -646,21 +704,37 @@ pub(crate) mod avx2 {
                 }
             }
         }
-        if let Init::Load = t.init {
-            for (r, row) in acc.iter_mut().enumerate() {
-                // SAFETY: row r < R of C is readable for `cols` floats; the masks (or
-                // `full`) keep the loads inside them.
-                unsafe {
-                    let c = t.c.add(r * t.ldc);
-                    let (c0, c1) = if full {
-                        (_mm256_loadu_ps(c), _mm256_loadu_ps(c.add(8)))
-                    } else {
-                        (_mm256_maskload_ps(c, m0), _mm256_maskload_ps(c.add(8), m1))
-                    };
-                    row[0] = _mm256_add_ps(row[0], c0);
-                    row[1] = _mm256_add_ps(row[1], c1);
+        match t.init {
+            Init::Load => {
+                for (r, row) in acc.iter_mut().enumerate() {
+                    // SAFETY: row r < R of C is readable for `cols` floats; the masks
+                    // (or `full`) keep the loads inside them, and the second half's
+                    // address is formed only where it holds a valid column (`cols > 8`),
+                    // as the stores below do.
+                    unsafe {
+                        let c = t.c_at(r, R, 0);
+                        let (c0, c1) = if full {
+                            (_mm256_loadu_ps(c), _mm256_loadu_ps(t.c_at(r, R, 8)))
+                        } else if t.cols > 8 {
+                            (_mm256_loadu_ps(c), _mm256_maskload_ps(t.c_at(r, R, 8), m1))
+                        } else {
+                            (_mm256_maskload_ps(c, m0), _mm256_setzero_ps())
+                        };
+                        row[0] = _mm256_add_ps(row[0], c0);
+                        row[1] = _mm256_add_ps(row[1], c1);
+                    }
                 }
             }
+            Init::Bias(b) if !b.is_null() => {
+                // The block's sum, then the bias (the crate's K-sum order).
+                // SAFETY: a non-null bias row holds 16 readable floats (contract).
+                let (b0, b1) = unsafe { (_mm256_loadu_ps(b), _mm256_loadu_ps(b.add(8))) };
+                for row in acc.iter_mut() {
+                    row[0] = _mm256_add_ps(row[0], b0);
+                    row[1] = _mm256_add_ps(row[1], b1);
+                }
+            }
+            Init::Bias(_) => {}
         }
         if t.relu {
             let z = _mm256_setzero_ps();
@@ -673,16 +747,19 @@ pub(crate) mod avx2 {
         for (r, row) in acc.iter().enumerate() {
             // SAFETY: row r < R of C is writable for `cols` floats; the masked stores
             // (or `full`, or `cols ≥ 8` for the plain first half) write nothing past
-            // them; with `cols < 8` the second half is all masked off and not stored.
+            // them; with `cols ≤ 8` the second half holds no valid column and neither
+            // its address is formed nor anything stored.
             unsafe {
-                let c = t.c.add(r * t.ldc);
+                let c = t.c_at(r, R, 0);
                 if full {
                     _mm256_storeu_ps(c, row[0]);
-                    _mm256_storeu_ps(c.add(8), row[1]);
-                } else if t.cols >= 8 {
+                    _mm256_storeu_ps(t.c_at(r, R, 8), row[1]);
+                } else if t.cols > 8 {
                     // vmaskmovps stores are slow on AMD cores: only the ragged half.
                     _mm256_storeu_ps(c, row[0]);
-                    _mm256_maskstore_ps(c.add(8), m1, row[1]);
+                    _mm256_maskstore_ps(t.c_at(r, R, 8), m1, row[1]);
+                } else if t.cols == 8 {
+                    _mm256_storeu_ps(c, row[0]);
                 } else {
                     _mm256_maskstore_ps(c, m0, row[0]);
                 }

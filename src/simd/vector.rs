@@ -53,11 +53,13 @@ impl Real for f32 {
     const TANH_ONE: f64 = 9.5;
     const MAX: f64 = f32::MAX as f64;
     const MIN_NORMAL: f64 = f32::MIN_POSITIVE as f64;
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn to_f64(self) -> f64 {
         f64::from(self)
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn from_f64(x: f64) -> Self {
         x as f32
     }
@@ -75,11 +77,13 @@ impl Real for f64 {
     const TANH_ONE: f64 = 20.0;
     const MAX: f64 = f64::MAX;
     const MIN_NORMAL: f64 = f64::MIN_POSITIVE;
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn to_f64(self) -> f64 {
         self
     }
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn from_f64(x: f64) -> Self {
         x
     }
@@ -174,7 +178,8 @@ pub(crate) trait Vector:
     /// unspecified (but non-UB) value. Results below the smallest normal are flushed to
     /// +0 or kept subnormal (rounded once), by backend: AVX-512 keeps them (one
     /// `vscalef`), which the crate's accuracy contract allows and which is closer to exact.
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn ldexp_pos(self, n: Self) -> Self {
         self.ldexp_ftz(n)
     }
@@ -183,7 +188,8 @@ pub(crate) trait Vector:
     /// [`math::gelu_f32`](super::math::gelu_f32), unless the backend has a one-instruction
     /// table lookup ([`Lut`]) and overrides this with the cheaper
     /// [`math::gelu_f32_lut`](super::math::gelu_f32_lut).
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn gelu_f32(self) -> Self
     where
         Self: Vector<E = f32>,
@@ -209,18 +215,21 @@ pub(crate) trait Vector:
     /// `1/self` for finite `self > 0`: the exact quotient by default; backends with a
     /// reciprocal estimate refine it by one Newton step, to within 2⁻²⁸ relative before
     /// the step's final rounding (so within about one ulp of the lane type).
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn recip_approx(self) -> Self {
         Self::splat(1.0) / self
     }
 
     /// `min(self, o)`; NaN in `self` gives `o`.
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn min(self, o: Self) -> Self {
         Self::select(self.lt(o), self, o)
     }
     /// `max(self, o)`; NaN in `self` gives `o`.
-    #[inline(always)]
+    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn max(self, o: Self) -> Self {
         Self::select(self.gt(o), self, o)
     }
@@ -238,7 +247,8 @@ pub(crate) trait Widen: Vector<E = f32> {
 }
 
 /// [`Vector::ldexp_ftz`] for one `f32` lane (the portable backend's building block).
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 pub(crate) fn ldexp_ftz_f32(m: f32, n: f32) -> f32 {
     let b = m.to_bits();
     let field = ((b >> 23) & 0xff) as i32;
@@ -258,7 +268,8 @@ pub(crate) fn ldexp_ftz_f32(m: f32, n: f32) -> f32 {
 }
 
 /// [`Vector::ldexp_ftz`] for one `f64` lane.
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 pub(crate) fn ldexp_ftz_f64(m: f64, n: f64) -> f64 {
     let b = m.to_bits();
     let field = ((b >> 52) & 0x7ff) as i64;
@@ -278,7 +289,8 @@ pub(crate) fn ldexp_ftz_f64(m: f64, n: f64) -> f64 {
 }
 
 /// The largest value, NaN skipped (−∞ if none).
-#[inline(always)]
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
 pub(crate) fn max_ignoring_nan(v: impl Iterator<Item = f64>) -> f64 {
     v.fold(f64::NEG_INFINITY, |m, x| if x > m { x } else { m })
 }
