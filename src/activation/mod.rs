@@ -94,11 +94,11 @@ pub const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
 ///
 /// | activations | bound | how |
 /// |---|---|---|
-/// | relu family, leaky_relu, hard_sigmoid, hard_silu, hard_tanh, shrinks, threshold, sparse_plus, sparse_sigmoid | bit-exact with the scalar formula | same operations, in `f32` or `f64` lanes |
+/// | relu family, leaky_relu, hard_sigmoid, hard_silu, hard_tanh, shrinks, threshold, sparse_plus, sparse_sigmoid | bit-exact with the scalar formula: for every `f32` input Keras 3.15's own result or the correctly rounded one (which, per activation: docs/ACCURACY.md) | same operations, in `f32` or `f64` lanes |
 /// | exponential | 1 | Cody–Waite reduction, degree-7 polynomial |
 /// | sigmoid, silu | 2.5 | `1/(1 + e⁻ˣ)`, `x/(1 + e⁻ˣ)`, the sum formed at `e⁻ˣ`'s scale |
 /// | tanh, elu, selu, celu | 2 | odd polynomial / `1 − 2t/(1 + t)`; expm1 |
-/// | gelu | 4 | `Φ(−a) = e^(−a²/2)·Q(w)/(a + 3)`, one polynomial of `w = (a − 3)/(a + 3)`, `a = |x|` (`a²` split exactly, the quotient Newton-corrected), an odd series below 0.75; `f32` lanes where the backend has FMA, else `f64` lanes |
+/// | gelu | 2 | AVX-512: `a·Φ(−a) = e^(−a²/2)·P(a)`, `a = |x|`, `P` a degree-5 polynomial from 32 table intervals, `a²` split exactly (1.58 measured); elsewhere `Φ(−a) = e^(−a²/2)·Q(w)/(a + 3)`, `w = (a − 3)/(a + 3)`, in `f64` lanes (0.52) |
 /// | gelu(approximate=True) | 3 | `x/(1 + e^(−2u))` in `f64` lanes |
 /// | softplus, log_sigmoid, mish | 4 | `log1p` with the sum's rounding compensated; `x·N/(N + 2)` (in `f64` lanes for `f32` mish) |
 /// | softsign, squareplus, tanh_shrink | 1 | `f64` lanes, rounded once |

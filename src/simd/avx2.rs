@@ -145,7 +145,6 @@ impl Vector for F32x8 {
     type M = __m256;
     type Acc = (__m256d, __m256d);
     const LANES: usize = 8;
-    const FUSED: bool = true;
 
     #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
     #[cfg_attr(dense_kernel_unoptimized, inline(never))]
@@ -357,7 +356,6 @@ impl Vector for F64x4 {
     type M = __m256d;
     type Acc = __m256d;
     const LANES: usize = 4;
-    const FUSED: bool = true;
 
     #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
     #[cfg_attr(dense_kernel_unoptimized, inline(never))]

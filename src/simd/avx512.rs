@@ -129,13 +129,6 @@ impl Vector for F32x16 {
     type M = __mmask16;
     type Acc = (__m512d, __m512d);
     const LANES: usize = 16;
-    const FUSED: bool = true;
-
-    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
-    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
-    fn gelu_f32(self) -> Self {
-        super::math::gelu_f32_lut(self)
-    }
 
     #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
     #[cfg_attr(dense_kernel_unoptimized, inline(never))]
@@ -336,7 +329,6 @@ impl Vector for F64x8 {
     type M = __mmask8;
     type Acc = __m512d;
     const LANES: usize = 8;
-    const FUSED: bool = true;
 
     #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
     #[cfg_attr(dense_kernel_unoptimized, inline(never))]
@@ -563,7 +555,14 @@ impl Widen for F32x16 {
 pub(crate) unsafe fn apply_f32(act: Activation, data: &mut [f32], cols: usize) {
     super::record_run(SimdPath::Avx512);
     // SAFETY: this function's features are enabled, as the kernels require.
-    unsafe { kernels::apply_f32::<F32x16>(act, data, cols) }
+    unsafe {
+        if act == Activation::Gelu {
+            // The table form (`Lut`): in f32 lanes, within 2 ulps.
+            kernels::gelu_f32_lut::<F32x16>(data)
+        } else {
+            kernels::apply_f32::<F32x16>(act, data, cols)
+        }
+    }
 }
 
 /// Applies `act` to a strided `f32` tile with AVX-512, if it is one the packed path

@@ -4,16 +4,15 @@
 //!
 //! Three kinds of body:
 //! - *native*: written in the output's own lanes (the piecewise activations, bit-exact
-//!   with the scalar formula, the exp/log/tanh family, and the erf gelu for `f32` where
-//!   the backend fuses multiply-adds: `Vector::gelu_f32`, the table form
-//!   `math::gelu_f32_lut` on AVX-512, `math::gelu_f32` on AVX2+FMA);
+//!   with the scalar formula, the exp/log/tanh family, and the erf gelu for `f32` on
+//!   AVX-512: the table form `math::gelu_f32_lut`);
 //! - *f64-lane*: the rational and composite activations (hard_sigmoid, softsign,
-//!   squareplus, tanh_shrink, gelu_tanh, mish, and gelu without FMA for `f32`, …) run in `f64` lanes; for `f32` outputs each
+//!   squareplus, tanh_shrink, gelu_tanh, mish, and gelu for `f32` off AVX-512, …) run in `f64` lanes; for `f32` outputs each
 //!   register is widened, evaluated and rounded once, exactly as the scalar path does;
 //! - *scalar*: sparsemax, `f64` gelu and celu with `alpha ≤ 0` keep the scalar path.
 
 use super::math::{self, horner};
-use super::vector::{Real, Vector, Widen};
+use super::vector::{Lut, Real, Vector, Widen};
 use crate::activation::scalar;
 use crate::activation::{Activation, SELU_ALPHA, SELU_SCALE};
 
@@ -98,7 +97,7 @@ pub(crate) unsafe fn map_rows<V: Vector, B: Body<V>>(
 /// As [`map_rows`].
 #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
 #[cfg_attr(dense_kernel_unoptimized, inline(never))]
-pub(crate) unsafe fn apply_f32_tile<V: Vector<E = f32>>(
+pub(crate) unsafe fn apply_f32_tile<V: Lut>(
     act: Activation,
     p: *mut f32,
     rows: usize,
@@ -108,7 +107,7 @@ pub(crate) unsafe fn apply_f32_tile<V: Vector<E = f32>>(
     // SAFETY (both arms): forwarded from the caller.
     unsafe {
         match act {
-            Activation::Gelu if V::FUSED => map_rows::<V, _>(p, rows, cols, ld, &GeluF32),
+            Activation::Gelu => map_rows::<V, _>(p, rows, cols, ld, &GeluF32),
             Activation::Sigmoid => map_rows::<V, _>(p, rows, cols, ld, &Sigmoid {}),
             _ => return false,
         }
@@ -249,16 +248,30 @@ body!(ShiftBy { m: f64, lse: f64 }, |s, x| (x - V::splat(s.m))
     - V::splat(s.lse));
 body!(DivBy { d: f64 }, |s, x| x / V::splat(s.d));
 
-/// The erf GELU for `f32` outputs in `f32` lanes (backends with a fused multiply-add).
+/// The erf GELU for `f32` outputs in `f32` lanes: the table form, on backends with a
+/// one-instruction lookup ([`Lut`], AVX-512).
 #[derive(Clone, Copy)]
 struct GeluF32;
 
-impl<V: Vector<E = f32>> Body<V> for GeluF32 {
+impl<V: Lut> Body<V> for GeluF32 {
     #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
     #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn eval(&self, x: V) -> V {
-        x.gelu_f32()
+        math::gelu_f32_lut(x)
     }
+}
+
+/// The erf GELU over an `f32` block in `f32` lanes with the table form (the AVX-512
+/// entry takes this for `Activation::Gelu`; other backends take [`apply_f32`]'s `f64`
+/// lanes).
+///
+/// # Safety
+/// Called inside the backend's entry function.
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
+pub(crate) unsafe fn gelu_f32_lut<V: Lut>(data: &mut [f32]) {
+    // SAFETY: forwarded from the caller.
+    unsafe { map::<V, _>(data, &GeluF32) }
 }
 
 /// The erf GELU for `f32` outputs in `f64` lanes (the others).
@@ -397,6 +410,18 @@ fn softsign<V: Vector>(x: V) -> V {
 #[cfg_attr(dense_kernel_unoptimized, inline(never))]
 fn squareplus<V: Vector>(x: V, b: f64) -> V {
     let bv = V::splat(b);
+    if !b.is_finite() {
+        // As the scalar definition: s = ∞ for b = +∞; NaN for b = −∞ (x² + b < 0 for
+        // every x, ∞ − ∞ at x = ±∞) and for b = NaN. (The scaled form below would give
+        // s = ∞ at x = ±∞ whatever b: found by the fuzzer's parameters.)
+        let s = V::splat(if b == f64::INFINITY {
+            f64::INFINITY
+        } else {
+            f64::NAN
+        });
+        let neg = bv / (V::splat(2.0) * (s - x));
+        return V::select(x.ge(V::splat(0.0)), V::splat(0.5) * (x + s), neg);
+    }
     // s = √(x² + b): one rounding of x² + b (FMA) where x² is in range, else at the
     // scale g = max(|x|, √|b|), where nothing overflows or underflows.
     let a = x.abs();
@@ -596,7 +621,8 @@ pub(crate) unsafe fn apply_f32<V: Widen>(act: Activation, data: &mut [f32], cols
     unsafe {
         match act {
             Activation::Linear => {}
-            Activation::Gelu if V::FUSED => map::<V, _>(data, &GeluF32),
+            // In f64 lanes, rounded once (0.52 ulps): the f32-lane rational form reached
+            // 3.56; AVX-512 takes its table form (`gelu_f32_lut`) before coming here.
             Activation::Gelu => F32Block::<V>(data, core::marker::PhantomData).run(GeluForF32),
             // In f32 lanes mish's six roundings (e, e + 2, e(e + 2) + 2, the quotient, x·m,
             // the product) reached 4.14 ulps on the exhaustive sweep, past its bound of 4;

@@ -223,76 +223,25 @@ pub(crate) fn split(c: f64, round: fn(f64) -> f64) -> (f64, f64) {
 /// The tanh-GELU constant `√(2/π)`.
 const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
 
-/// The erf GELU `x·Φ(x)` (Φ the standard normal CDF) in `f32` lanes, for backends with
-/// a fused multiply-add (`V::FUSED`).
-///
-/// `Φ(−a) = e^(−a²/2)·Q(w)/(a + C)`, `a = |x|`, `w = (a − C)/(a + C)`: one polynomial
-/// over the whole half-line and one reciprocal for both `w` and the quotient. The
-/// exponent is formed exactly (`a² = s + e`, `e` from an FMA, folded into the reduced
-/// argument), so the far negative tail keeps its relative accuracy; the quotient
-/// `x·e^r·Q/(a + C)` gets one Newton correction against the exact divisor (`a + C`'s
-/// rounding included), and `2ⁿ` is applied last, so nothing underflows before the result
-/// does. Then `x·Φ(x)` is `x·Φ(−a)` for `x ≤ 0` and `x − x·Φ(−a)` above (no `1 − Φ`
-/// cancelling); below [`GELU_SMALL`](super::coeffs::GELU_SMALL) an odd series replaces it.
-/// `e^(−a²/2) = 2ⁿ·(1 + em)` for `f32` lanes `0 ≤ a ≤ 14.4`, as `(n, em)`: `a²` split
-/// exactly by one FMA (`a² = s + e`; rounding it would cost up to ~100 ulps at
-/// `a = 13`), `−s/2` reduced by `n·ln 2` (Cody–Waite), `e` added to the remainder `r`,
-/// and `e^r − 1` from `EXP_Q_F32`. The gelus' shared first half.
-#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
-#[cfg_attr(dense_kernel_unoptimized, inline(never))]
-fn exp_neg_half_square<V: Vector<E = f32>>(a: V) -> (V, V) {
-    use super::coeffs::EXP_Q_F32;
-    let s = a * a;
-    let e = a.mul_add(a, -s); // a² = s + e exactly (fused)
-    let y = s * V::splat(-0.5); // exact
-    let n = (y * V::splat(LOG2_E)).round();
-    let r = n.mul_add(V::splat(-V::E::LN2_HI), y); // exact (Cody–Waite)
-    let r = n.mul_add(V::splat(-V::E::LN2_LO), r);
-    let r = e.mul_add(V::splat(-0.5), r);
-    (n, r.mul_add(r * horner(r, &EXP_Q_F32), r)) // e^r − 1
-}
-
-#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
-#[cfg_attr(dense_kernel_unoptimized, inline(never))]
-pub(crate) fn gelu_f32<V: Vector<E = f32>>(x: V) -> V {
-    use super::coeffs::{GELU_C, GELU_P_F32, GELU_Q_F32, GELU_SMALL};
-    // Past ±13.25 the f32 result is x or below the smallest normal (flushed to −0).
-    let cut = V::splat(13.25);
-    let xc = x.max(-cut).min(cut);
-    let a = xc.abs();
-    let (n, em) = exp_neg_half_square(a);
-    let c = V::splat(GELU_C);
-    let d = a + c;
-    let dl = a - (d - c); // a + C − d, exact (C is a small integer)
-    let rho = d.recip_approx();
-    let w = (a - c) * rho;
-    let q = horner(w, &GELU_Q_F32);
-    let num = xc * q.mul_add(em, q); // x·e^r·Q
-    let t0 = num * rho;
-    // num − t0·(a + C), then x·Φ(−a); x is clamped, so ±∞ take the limits.
-    let res = (-t0).mul_add(dl, (-t0).mul_add(d, num));
-    let t = res.mul_add(rho, t0).ldexp_ftz(n);
-    let y = V::select(x.le(V::splat(0.0)), t, x - t);
-    // Near 0 (where w is near −1 and a + C's rounding costs most) the odd series
-    // x·(1/2 + x·P(x²)); as a product of x it keeps the sign of ±0.
-    let small = x * x.mul_add(horner(a * a, &GELU_P_F32), V::splat(0.5));
-    // NaN needs no select of its own: the clamps turned it into −cut (not small), and
-    // `x ≤ 0` is false, so it comes out of `x − t`.
-    V::select(a.lt(V::splat(GELU_SMALL)), small, y)
-}
-
-/// The erf GELU for `f32` lanes with one-instruction table lookups (AVX-512): as
-/// [`gelu_f32`], `x·Φ(x)` from `Φ(−a)` (`a = |x|`), but with `Φ(−a) = e^(−a²/2)·R(a)`,
-/// `R(a) = e^(a²/2)·Φ(−a)` (smooth, slowly varying) a degree-4 polynomial in `a − mid`
-/// picked from 32 intervals of `[0, 14.4]` by the bits of `a + 1` (`GELU_LUT`: 0.125
-/// wide near 0, 1 wide near 14; each `mid` chosen so that `R(mid)` is within a few
-/// thousandths of an ulp of an `f32`, the polynomial's constant term), and
-/// `e^(−a²/2) = 2^(−N/16)·e^(−s/2)`: `N = a²·8/ln 2` rounded, `s = a² − N·ln 2/8`
-/// formed exactly enough by two FMAs (no rounding of `a²`, which would cost up to ~100
-/// ulps at `a = 13`), `2^(j/16)` (`j = −N mod 16`) from a 16-entry table, and
-/// `e^(−s/2)`, `|s| ≤ ln 2/16`, a degree-3 polynomial. No reciprocal, no rounding
-/// instruction, no separate series near 0: about 28 vector instructions, 8 of them table
-/// lookups, where [`gelu_f32`] takes about 60.
+/// The erf GELU for `f32` lanes with one-instruction table lookups (AVX-512), within 2
+/// ulps (1.58 over all 2³² inputs): `x·Φ(x)` from `a·Φ(−a)` (`a = |x|`), with
+/// `a·Φ(−a) = e^(−a²/2)·P(a)`, `P(a) ≈ γ·a·e^(a²/2)·Φ(−a)·e^(κa²)` (smooth, slowly
+/// varying) a degree-5 polynomial in `a − mid` picked from 32 intervals of `[0, 14.4]` by
+/// the bits of `a + 1` (`GELU_LUT`: 0.125 wide near 0, 1 wide near 14; each `mid` chosen
+/// so that `P(mid)` is within a few thousandths of an ulp of an `f32`, the polynomial's
+/// constant term; on `[0, 1/8)` `mid = 0` and `P = a·(γ/2 + …)`, accurate down to the
+/// subnormals), and `e^(−a²/2) = 2^nf·2^(j/16)·e^(−s·ln 2/H)·e^(−κa²)`:
+/// `N = a²/H` rounded to sixteenths (`H` = 2 ln 2 cut to 12 bits, `κ = (2 ln 2 − H)/2H`,
+/// the rest of 2 ln 2, whose factor the polynomials carry), `s = a² − N·H/16` formed by
+/// two FMAs with one rounding (no rounding of `a²`, which would cost up to ~100 ulps at
+/// `a = 13`), `2^(j/16)` (`j = −N mod 16`) from a 16-entry table (divided by `γ`, and
+/// halved where `⌊nf⌋` carries), `e^(−s·ln 2/H)`, `|s| ≤ H/32`, a degree-3 polynomial.
+/// The polynomial folds in the factor `a`, where an earlier form multiplied by it
+/// (2.80 ulps): one rounding fewer. `γ = 2^−0.05` and the offset 7/16 in `nf` move the
+/// two last roundings' worst alignment (a result just above a power of two from a
+/// polynomial just below one) out of reach. 32 vector instructions, 9 of them table
+/// lookups; no reciprocal, no rounding instruction, no separate series near 0
+/// (`tools/fit_gelu.py` makes the tables; docs/ACCURACY.md the measurements).
 #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
 #[cfg_attr(dense_kernel_unoptimized, inline(never))]
 pub(crate) fn gelu_f32_lut<V: Lut>(x: V) -> V {
@@ -300,47 +249,38 @@ pub(crate) fn gelu_f32_lut<V: Lut>(x: V) -> V {
     let tab = &GELU_TABLES;
     // Past 14.4 the f32 result is x, or rounds to −0 (14.4·Φ(−14.4) = 3.7e-46 is a
     // quarter of the smallest subnormal). NaN: `min` gives the clamp, and the NaN comes
-    // back through `x − t` below.
+    // back through `max(−0, x) − t` below.
     let a = x.abs().min(V::splat(14.4));
-    // t = M − N/16 on the grid of sixteenths (ulp of M = 1.5·2¹⁹), so nf = −N/16
-    // exactly and t's low 4 bits are −N mod 16.
+    // t = M − N/16 on the grid of sixteenths (ulp of M = 1.5·2¹⁹), N = a²/H rounded, so
+    // t's low 4 bits are −N mod 16, and nf = −N/16 + 7/16 exactly (Sterbenz).
     const M: f64 = 786_432.0;
-    let t = (a * a).mul_add(V::splat(-0.5 / std::f64::consts::LN_2), V::splat(M));
-    let nf = t - V::splat(M);
-    // s = a² + nf·2 ln 2: nf (≤ 12 bits) times 2 ln 2 cut to 12 bits is exact, so the
-    // first FMA rounds only the small s; the second adds the rest of 2 ln 2. That
-    // product is formed from t, as t·HI − M·HI (M·HI is exact too, and the FMA rounds
-    // only the difference, nf·HI, which needs no rounding), so it need not wait for nf:
-    // the same bits one step sooner on the longest dependency chain. With a·R formed off
-    // that chain too (below), the pass ran 3–5% faster on Zen 5 (both forms alternated
-    // in one process over an L1-resident block), and its largest error over all 2³²
-    // inputs went from 2.97 to 2.80 ulps.
-    const TWO_LN2_HI: f64 = 1.386_230_468_75;
-    const TWO_LN2_LO: f64 = 2.0 * std::f64::consts::LN_2 - TWO_LN2_HI;
-    let nf_hi = t.mul_add(V::splat(TWO_LN2_HI), V::splat(-M * TWO_LN2_HI));
+    // 2 ln 2 cut to 12 bits: nf·H and M·H are exact, so s = a² − N·H/16 rounds once.
+    const H: f64 = 1.386_230_468_75;
+    let t = (a * a).mul_add(V::splat(-1.0 / H), V::splat(M));
+    let nf = t - V::splat(M - 7.0 / 16.0);
+    // −N·H/16 formed from t, as t·H − M·H (the FMA rounds only the exact difference), so
+    // it need not wait for nf.
+    let nf_hi = t.mul_add(V::splat(H), V::splat(-M * H));
     let s = a.mul_add(a, nf_hi);
-    let s = nf.mul_add(V::splat(TWO_LN2_LO), s);
-    // 2^(j/16)·e^(−s/2) − 1 = (2^(j/16) − 1) + 2^(j/16)·(e^(−s/2) − 1).
+    // 2^(j/16)/γ·e^(−s·ln2/H) − 1 = (2^(j/16)/γ − 1) + 2^(j/16)/γ·(e^(−s·ln2/H) − 1).
     let em = s * horner(s, &GELU_EXP_G);
     let ee = t
         .lut16_low(&tab.exp2)
         .mul_add(em, t.lut16_low(&tab.exp2_m1));
-    // The table index: bits of a + 1 ∈ [1, 15.4].
+    // The table index: bits of a + 1 ∈ [1, 15.4]; u = a − mid exactly (u = a near 0).
     let key = a + V::splat(1.0);
     let u = a - key.lut32(&tab.mid);
     let last = tab.lut.len() - 1;
-    let mut q = key.lut32(&tab.lut[last]);
+    let mut p = key.lut32(&tab.lut[last]);
     for c in tab.lut[..last].iter().rev() {
-        q = q.mul_add(u, key.lut32(c));
+        p = p.mul_add(u, key.lut32(c));
     }
-    // a·Φ(−a) = a·R·2^(j/16)·e^(−s/2)·2^⌊−N/16⌋, the last step rounded once (subnormal
-    // results kept, which the crate allows and which is closer to exact than flushing).
-    // x < 0: its negation, as −0 − t (−0 where t underflows to 0); otherwise x − t.
-    // max(−0, x) is x for x ≥ +0, ±0 and NaN (the trait's `a > b ? a : b`) and −0 for
-    // x < 0: one instruction for the compare, negation and blend.
-    // (a·R)·(1 + ee), so a·R is formed while ee is (off the longest chain).
-    let aq = a * q;
-    let t = aq.mul_add(ee, aq).ldexp_gradual(nf);
+    // a·Φ(−a) = P·(1 + ee)·2^⌊nf⌋, the last step rounded once (subnormal results kept,
+    // which the crate allows and which is closer to exact than flushing). x < 0: its
+    // negation, as −0 − t (−0 where t underflows to 0); otherwise x − t. max(−0, x) is
+    // x for x ≥ +0, ±0 and NaN (the trait's `a > b ? a : b`) and −0 for x < 0: one
+    // instruction for the compare, negation and blend.
+    let t = p.mul_add(ee, p).ldexp_gradual(nf);
     V::splat(-0.0).max(x) - t
 }
 
@@ -350,7 +290,7 @@ pub(crate) fn gelu_f32_lut<V: Lut>(x: V) -> V {
 #[repr(C, align(64))]
 pub(crate) struct GeluTables {
     mid: [f32; 32],
-    lut: [[f32; 32]; 5],
+    lut: [[f32; 32]; 6],
     exp2: [f32; 16],
     exp2_m1: [f32; 16],
 }
@@ -362,10 +302,11 @@ pub(crate) static GELU_TABLES: GeluTables = GeluTables {
     exp2_m1: super::coeffs::GELU_EXP2_M1,
 };
 
-/// [`gelu_f32`]'s function in `f64` lanes, for `f32` outputs on backends without a fused
-/// multiply-add: `x²` is exact in `f64`, the polynomial (in `f64` coefficients) and the
-/// exponential's are good to ~10⁻⁹ (an `f32` result needs no more), and the only rounding that matters is the
-/// final one to `f32`.
+/// The erf GELU in `f64` lanes, for `f32` outputs off AVX-512 (0.52 ulps over all 2³²
+/// inputs), `x·Φ(x)` from `Φ(−a) = e^(−a²/2)·Q(w)/(a + C)`, `a = |x|`,
+/// `w = (a − C)/(a + C)`: `x²` is exact in `f64`, the polynomial (in `f64` coefficients)
+/// and the exponential's are good to ~10⁻⁹ (an `f32` result needs no more), and the only
+/// rounding that matters is the final one to `f32`.
 #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
 #[cfg_attr(dense_kernel_unoptimized, inline(never))]
 pub(crate) fn gelu_for_f32<W: Vector<E = f64>>(x: W) -> W {

@@ -76,7 +76,6 @@ macro_rules! vector_impl {
             const LANES: usize = $lanes;
             // wide fuses only where the compile target has FMA (not the x86-64
             // baseline), so nothing here relies on it.
-            const FUSED: bool = false;
             const AXPY_NARROW: usize = 2;
 
             #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]

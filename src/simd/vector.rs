@@ -107,10 +107,6 @@ pub(crate) trait Vector:
     type Acc: Copy;
     /// Lanes per register.
     const LANES: usize;
-    /// Whether [`mul_add`](Vector::mul_add) is fused (one rounding). Kernels that take
-    /// exact products from it (`a·b − fl(a·b)`) need it; `wide` on x86 without FMA
-    /// multiplies and adds.
-    const FUSED: bool;
     /// The widest output row, in vectors, that the skinny axpy kernel keeps in
     /// registers for a whole sum (two rows at a time, beside the weight vectors): 4
     /// where there are 16 or 32 full-width registers. `wide`'s 8-lane vectors are two
@@ -182,19 +178,6 @@ pub(crate) trait Vector:
     #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn ldexp_pos(self, n: Self) -> Self {
         self.ldexp_ftz(n)
-    }
-
-    /// The erf GELU of `f32` lanes (`f32` backends with a fused multiply-add):
-    /// [`math::gelu_f32`](super::math::gelu_f32), unless the backend has a one-instruction
-    /// table lookup ([`Lut`]) and overrides this with the cheaper
-    /// [`math::gelu_f32_lut`](super::math::gelu_f32_lut).
-    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
-    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
-    fn gelu_f32(self) -> Self
-    where
-        Self: Vector<E = f32>,
-    {
-        super::math::gelu_f32(self)
     }
 
     /// An empty accumulator.
