@@ -6,6 +6,8 @@
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(dense_kernel_unoptimized)");
+    // Set by cargo-fuzz (fuzz/): small calls split across threads (`parallel`).
+    println!("cargo::rustc-check-cfg=cfg(fuzzing)");
     println!("cargo::rerun-if-changed=build.rs");
     if std::env::var("OPT_LEVEL").as_deref() == Ok("0") {
         println!("cargo::rustc-cfg=dense_kernel_unoptimized");

@@ -12,8 +12,9 @@ use rayon::prelude::*;
 
 /// The least work (multiply-adds) worth a piece of its own: a rayon hand-off costs a few
 /// microseconds, ~2·10⁵ multiply-adds at the skinny kernels' speed here; four times that
-/// keeps the overhead near 5%.
-pub(crate) const MIN_MACS_PER_PIECE: u64 = 1 << 20;
+/// keeps the overhead near 5%. Under the fuzzer (`cfg(fuzzing)`, set by cargo-fuzz) a
+/// few hundred, so that its small calls split across threads too.
+pub(crate) const MIN_MACS_PER_PIECE: u64 = if cfg!(fuzzing) { 1 << 8 } else { 1 << 20 };
 
 /// Pieces for `macs` multiply-adds that can be cut at most `max_pieces` ways.
 pub(crate) fn pieces(macs: u64, max_pieces: usize) -> usize {

@@ -8,10 +8,11 @@ use std::path::Path;
 
 type Target = fn(&[u8]) -> Result<(), String>;
 
-const TARGETS: [(&str, Target); 3] = [
+const TARGETS: [(&str, Target); 4] = [
     ("dense_shapes", fuzz::dense_shapes),
     ("activation_values", fuzz::activation_values),
     ("activation_names", fuzz::activation_names),
+    ("layer_api", fuzz::layer_api),
 ];
 
 fn replay(name: &str, target: Target) -> usize {
@@ -56,6 +57,12 @@ fn corpus_activation_values() {
 #[test]
 fn corpus_activation_names() {
     let n = replay(TARGETS[2].0, TARGETS[2].1);
+    assert!(n >= 10, "the committed corpus has only {n} inputs");
+}
+
+#[test]
+fn corpus_layer_api() {
+    let n = replay(TARGETS[3].0, TARGETS[3].1);
     assert!(n >= 10, "the committed corpus has only {n} inputs");
 }
 

@@ -140,7 +140,7 @@ fn stride(r: &mut Bytes<'_>) -> usize {
 }
 
 /// An activation: any variant, with Keras's default parameters or others (negative,
-/// zero, large).
+/// zero, large, and now and then NaN, ±∞, −0, huge or subnormal).
 fn activation(r: &mut Bytes<'_>) -> Activation {
     use Activation::*;
     let base = r.pick(Activation::all());
@@ -148,7 +148,17 @@ fn activation(r: &mut Bytes<'_>) -> Activation {
     if r.u8() < 128 {
         return base;
     }
-    let mut p = || r.pick(PARAMS);
+    // Mostly the list; bytes 250..=255 give NaN, ±∞, −0, 10³⁰⁰ (∞ in f32) and an f32
+    // subnormal, parameters no Keras user writes but the kernels must still take.
+    let mut p = || match r.u8() {
+        b @ 0..=249 => PARAMS[b as usize % PARAMS.len()],
+        250 => f64::NAN,
+        251 => f64::INFINITY,
+        252 => f64::NEG_INFINITY,
+        253 => -0.0,
+        254 => 1e300,
+        _ => 1e-40,
+    };
     match base {
         LeakyRelu { .. } => LeakyRelu {
             negative_slope: p(),
@@ -194,6 +204,31 @@ fn value<T: Element>(r: &mut Bytes<'_>) -> T {
         _ => (f64::from(b) - 133.0) / 16.0,
     };
     T::narrow(v)
+}
+
+/// Thread pools of 1, 2 and 3 threads, made once: a call re-run on another pool must give
+/// the same bits (the crate never splits a K-sum). Under the fuzzer calls split from a
+/// few hundred multiply-adds (`parallel::MIN_MACS_PER_PIECE`), so pieces do run apart.
+fn pools() -> &'static [rayon::ThreadPool] {
+    static POOLS: std::sync::OnceLock<Vec<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    POOLS.get_or_init(|| {
+        (1..=3)
+            .map(|t| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(t)
+                    .build()
+                    .expect("a fuzzing thread pool")
+            })
+            .collect()
+    })
+}
+
+/// Whether two results are the same bit for bit (any NaN equal to any NaN).
+fn same_bits<T: Element>(a: &[T], b: &[T]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x.widen().to_bits() == y.widen().to_bits() || (x.is_nan() && y.is_nan()))
 }
 
 /// The smallest slice length a `rows × cols` view with these strides needs, or `None`
@@ -315,8 +350,64 @@ fn packed_case<T: Element>(
         (false, Ok(())) => Err("packed path accepted an invalid call".into()),
         (false, Err(_)) => Ok(()),
         (true, Err(e)) => Err(format!("packed path refused ({e})")),
-        (true, Ok(())) => check_dense(x, w, bf, act, &out).map_err(|e| format!("packed: {e}")),
+        (true, Ok(())) => check_dense(x, w, bf, act, &out)
+            .map_err(|e| format!("packed: {e}"))
+            .and_then(|()| packed_reuse(x, w, bf, act, &packed, &out)),
     })
+}
+
+/// One packing reused: by a clone, from several threads at once, on 1 and 3 threads, and
+/// for a shorter batch (the first rows of the same input, for non-transposed ones) —
+/// the same bits for the same call, the reference's bound for the other shape.
+fn packed_reuse(
+    x: MatRef<'_, f32>,
+    w: MatRef<'_, f32>,
+    b: Option<&[f32]>,
+    act: Activation,
+    packed: &PackedKernel,
+    want: &[f32],
+) -> Result<(), String> {
+    let (m, n) = (x.rows(), w.cols());
+    let run = |p: &PackedKernel, x: MatRef<'_, f32>| -> Result<Vec<f32>, String> {
+        let mut out = vec![f32::NAN; x.rows() * n];
+        let o = MatMut::from_slice(&mut out, x.rows(), n).map_err(|e| e.to_string())?;
+        dense_forward_packed(x, p, act, o).map_err(|e| format!("packed reuse refused ({e})"))?;
+        Ok(out)
+    };
+    let copy = packed.clone();
+    if !same_bits(&run(&copy, x)?, want) {
+        return Err("a clone of the packing gives other bits".into());
+    }
+    for pool in [&pools()[0], &pools()[2]] {
+        if !same_bits(&pool.install(|| run(packed, x))?, want) {
+            return Err(format!(
+                "the packing on {} threads gives other bits",
+                pool.current_num_threads()
+            ));
+        }
+    }
+    let (a, c) = std::thread::scope(|s| {
+        let a = s.spawn(|| run(packed, x));
+        let c = s.spawn(|| run(&copy, x));
+        (a.join(), c.join())
+    });
+    for r in [a, c] {
+        match r {
+            Ok(Ok(y)) if same_bits(&y, want) => {}
+            Ok(Ok(_)) => return Err("the packing shared by two threads gives other bits".into()),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err("a thread sharing the packing panicked".into()),
+        }
+    }
+    if m > 1 {
+        // The first rows as a batch of their own (a view over the same elements).
+        let rows = m / 2;
+        let part = MatRef::from_strided(x.data(), rows, x.cols(), x.row_stride(), x.col_stride())
+            .map_err(|e| format!("sub-batch view: {e}"))?;
+        check_dense(part, w, b, act, &run(packed, part)?)
+            .map_err(|e| format!("packed, first {rows} rows: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Fuzz target `dense_shapes`: arbitrary shapes (zero, odd, around every threshold,
@@ -441,6 +532,19 @@ fn dense_case<T: Element>(r: &mut Bytes<'_>) -> Result<(), String> {
     dense_forward_into_on(path, x, w, b, act, out_view)
         .map_err(|e| format!("into refused ({e}): {}", desc()))?;
     check_dense(x, w, b, act, &out).map_err(|e| format!("into: {e}: {}", desc()))?;
+    // The same forced call on one thread and on two or three: the same bits.
+    let threads = 2 + (r.u8() % 2) as usize;
+    let mut one = vec![T::nan(); m * n];
+    let mut many = vec![T::nan(); m * n];
+    for (pool, buf) in [(0, &mut one), (threads - 1, &mut many)] {
+        let o = MatMut::from_slice(buf, m, n).map_err(|e| e.to_string())?;
+        pools()[pool]
+            .install(|| dense_forward_into_on(path, x, w, b, act, o))
+            .map_err(|e| format!("pool refused ({e}): {}", desc()))?;
+    }
+    if !same_bits(&one, &many) {
+        return Err(format!("1 thread and {threads} differ: {}", desc()));
+    }
     if let Some(r) = packed_case(&input, &kernel, b, act, true) {
         r.map_err(|e| format!("{e}: {}", desc()))?;
     }
@@ -602,4 +706,343 @@ pub fn activation_names(data: &[u8]) -> Result<(), String> {
         )),
         _ => Ok(()),
     }
+}
+
+/// A parameter for the layer API: moderate values, and now and then NaN, ±∞, −0, huge.
+fn param(r: &mut Bytes<'_>) -> f64 {
+    const P: &[f64] = &[0.0, 0.01, 0.5, 1.0, 2.0, -1.0, 1e-3, 3.0, 0.05, 10.0];
+    match r.u8() {
+        b @ 0..=229 => P[b as usize % P.len()],
+        230..=234 => f64::NAN,
+        235..=239 => f64::INFINITY,
+        240..=244 => f64::NEG_INFINITY,
+        245..=249 => -0.0,
+        _ => 1e300,
+    }
+}
+
+fn initializer(r: &mut Bytes<'_>) -> crate::layer::Initializer {
+    use crate::layer::{Distribution, FanMode, Initializer as I};
+    match r.u8() % 14 {
+        0 => I::GlorotUniform,
+        1 => I::GlorotNormal,
+        2 => I::HeUniform,
+        3 => I::HeNormal,
+        4 => I::LecunUniform,
+        5 => I::LecunNormal,
+        6 => I::RandomUniform {
+            minval: param(r),
+            maxval: param(r),
+        },
+        7 => I::RandomNormal {
+            mean: param(r),
+            stddev: param(r),
+        },
+        8 => I::TruncatedNormal {
+            mean: param(r),
+            stddev: param(r),
+        },
+        9 => I::Zeros,
+        10 => I::Ones,
+        11 => I::Constant { value: param(r) },
+        12 => I::Orthogonal { gain: param(r) },
+        _ => I::VarianceScaling {
+            scale: param(r),
+            mode: r.pick(&[FanMode::FanIn, FanMode::FanOut, FanMode::FanAvg]),
+            distribution: r.pick(&[
+                Distribution::Uniform,
+                Distribution::TruncatedNormal,
+                Distribution::UntruncatedNormal,
+            ]),
+        },
+    }
+}
+
+fn constraint(r: &mut Bytes<'_>) -> crate::layer::Constraint {
+    use crate::layer::Constraint as C;
+    let axis = r.pick(&[0usize, 1, 2, 7]);
+    match r.u8() % 4 {
+        0 => C::MaxNorm {
+            max_value: param(r),
+            axis,
+        },
+        1 => C::MinMaxNorm {
+            min_value: param(r),
+            max_value: param(r),
+            rate: param(r),
+            axis,
+        },
+        2 => C::NonNeg,
+        _ => C::UnitNorm { axis },
+    }
+}
+
+/// A tensor shape: rank 0 to 4, dimensions mostly small, sometimes at an edge or huge.
+fn shape(r: &mut Bytes<'_>) -> Vec<usize> {
+    let rank = r.u8() % 5;
+    (0..rank)
+        .map(|_| match r.u8() {
+            b @ 0..=199 => (b % 9) as usize,
+            200..=239 => r.pick(EDGE_SIZES),
+            _ => r.pick(HUGE_SIZES),
+        })
+        .collect()
+}
+
+/// The element count of a shape, exactly (0 if any axis is), saturating past `u128`.
+fn numel128(shape: &[usize]) -> u128 {
+    if shape.contains(&0) {
+        0
+    } else {
+        shape
+            .iter()
+            .fold(1u128, |a, &v| a.saturating_mul(v as u128))
+    }
+}
+
+/// `Some(n)` for a shape of `n ≤ MAX_SLICE` elements (0 if any axis is).
+fn small_numel(shape: &[usize]) -> Option<usize> {
+    if shape.contains(&0) {
+        return Some(0);
+    }
+    let n = shape.iter().try_fold(1u128, |a, &d| {
+        let p = a * d as u128;
+        (p <= MAX_SLICE).then_some(p)
+    })?;
+    usize::try_from(n).ok()
+}
+
+/// Fuzz target `layer_api`: the Keras layer API under arbitrary configurations and
+/// shapes. A `Dense` (any units, activation, bias or not, initializers, regularizers and
+/// constraints with parameters NaN, ±∞ or huge among them, an `input_dim` or none) is
+/// called on an input of arbitrary rank and shape (the data's length sometimes wrong,
+/// the shape sometimes overflowing), twice (the second call of an `f32` layer packs),
+/// then its weights are read, set back and constrained; a `Sequential` of it, an
+/// `Activation` layer and a second `Dense` runs forward and predict; a `Constraint` and
+/// an `Initializer` take arbitrary shapes. Nothing may panic; every call returns `Ok`
+/// exactly when its input is valid, and a `Dense` output matches the reference within
+/// [`check_dense`]'s bound.
+pub fn layer_api(data: &[u8]) -> Result<(), String> {
+    let mut r = Bytes::new(data);
+    if r.u8() & 1 == 0 {
+        layer_case::<f32>(&mut r)
+    } else {
+        layer_case::<f64>(&mut r)
+    }
+}
+
+fn layer_case<T: Element>(r: &mut Bytes<'_>) -> Result<(), String> {
+    use crate::layer::{ActivationLayer, Dense, Regularizer, Sequential};
+    let units = match r.u8() {
+        b @ 0..=229 => (b % 12) as usize,
+        230..=249 => r.pick(EDGE_SIZES),
+        _ => r.pick(HUGE_SIZES),
+    };
+    let act = activation(r);
+    let use_bias = r.u8() & 1 == 0;
+    let (ki, bi) = (initializer(r), initializer(r));
+    let mut d = Dense::<T>::new(units)
+        .activation(act)
+        .use_bias(use_bias)
+        .kernel_initializer(ki)
+        .bias_initializer(bi)
+        .seed(u64::from(r.u8()));
+    // A configuration Keras takes whatever its parameters: one that must build (the
+    // parameterless initializers, no regularizer, no input_dim or the input's own).
+    let plain_init = |i: crate::layer::Initializer| {
+        use crate::layer::Initializer as I;
+        matches!(
+            i,
+            I::GlorotUniform
+                | I::GlorotNormal
+                | I::HeUniform
+                | I::HeNormal
+                | I::LecunUniform
+                | I::LecunNormal
+                | I::Zeros
+                | I::Ones
+        )
+    };
+    let flags = r.u8();
+    let mut plain = units > 0 && plain_init(ki) && plain_init(bi) && flags & 3 == 0;
+    if flags & 1 != 0 {
+        d = d.kernel_regularizer(Regularizer::l1_l2(param(r), param(r)));
+    }
+    if flags & 2 != 0 {
+        d = d.activity_regularizer(Regularizer::l2(param(r)));
+    }
+    if flags & 4 != 0 {
+        d = d.kernel_constraint(constraint(r));
+    }
+    if flags & 8 != 0 {
+        d = d.bias_constraint(constraint(r));
+    }
+    let mut input_dim = None;
+    if flags & 16 != 0 {
+        let k = (r.u8() % 9) as usize;
+        input_dim = Some(k);
+        d = d.input_dim(k);
+    }
+    let shape = shape(r);
+    let numel = small_numel(&shape);
+    // Usually exactly the shape's elements, sometimes one too few or too many.
+    let len = match (numel, r.u8()) {
+        (Some(n), 0..=219) => n,
+        (Some(n), b) if b & 1 == 0 => n + 1,
+        (Some(n), _) => n.saturating_sub(1),
+        (None, b) => (b % 5) as usize,
+    };
+    let x: Vec<T> = (0..len).map(|_| value::<T>(r)).collect();
+    let desc = || {
+        format!(
+            "{} Dense({units}, {act}) on {shape:?} ({len} values)",
+            T::NAME
+        )
+    };
+    // A weight or an output that would fit in memory but not in a fuzz iteration (the
+    // crate would allocate and fill it) is not run; one past `usize` must be refused.
+    let rows = shape.split_last().map_or(1u128, |(_, l)| numel128(l));
+    let last = shape.last().map_or(0u128, |&v| v as u128);
+    let (weight, output) = (
+        last.saturating_mul(units as u128),
+        rows.saturating_mul(units as u128),
+    );
+    let huge = |v: u128| v > usize::MAX as u128;
+    let too_big = |v: u128| v > 1 << 22 && !huge(v);
+    if too_big(weight)
+        || too_big(output)
+        || too_big(units as u128)
+        || (rows > 1 << 22 && !huge(rows))
+    {
+        return Ok(());
+    }
+
+    // Two calls: the first builds (and, for f32, the second packs).
+    for call in 0..2 {
+        let res = d.call(&x, &shape);
+        let well_formed = shape.len() >= 2 && numel == Some(len);
+        plain &= input_dim.is_none_or(|k| shape.last() == Some(&k)) && !huge(output) && !huge(rows);
+        match &res {
+            Err(e) if e.to_string().is_empty() => return Err(format!("empty error: {}", desc())),
+            Err(e) if well_formed && plain => {
+                return Err(format!(
+                    "call {call} refused a valid input ({e}): {}",
+                    desc()
+                ))
+            }
+            Err(_) => {}
+            Ok(_) if !well_formed => {
+                return Err(format!(
+                    "call {call} accepted a malformed input: {}",
+                    desc()
+                ))
+            }
+            Ok(y) => {
+                let mut want = shape.clone();
+                *want.last_mut().unwrap_or(&mut 0) = units;
+                if y.shape != want || numel128(&want) != y.data.len() as u128 {
+                    return Err(format!(
+                        "call {call}: output shape {:?} ({} values): {}",
+                        y.shape,
+                        y.data.len(),
+                        desc()
+                    ));
+                }
+                let k = shape[shape.len() - 1];
+                let m = numel128(&shape[..shape.len() - 1]) as usize;
+                let w = d
+                    .get_weights()
+                    .map_err(|e| format!("weights ({e}): {}", desc()))?;
+                let (xv, wv) = (
+                    MatRef::from_slice(&x, m, k).map_err(|e| e.to_string())?,
+                    MatRef::from_slice(&w[0].data, k, units).map_err(|e| e.to_string())?,
+                );
+                let b = use_bias.then(|| &w[1].data[..]);
+                // The reference only where it stays quick: it keeps every term apart, and
+                // for a row-wise activation bounds each output over its whole row.
+                let macs = (m as u128) * (k.max(1) as u128) * (units as u128);
+                let row = if act.is_row_wise() { units as u128 } else { 1 };
+                let checked = macs.saturating_mul(row) <= 1 << 16;
+                if checked {
+                    check_dense(xv, wv, b, act, &y.data)
+                        .map_err(|e| format!("call {call}: {e}: {}", desc()))?;
+                }
+                // call_into agrees, and refuses an output of the wrong length.
+                let mut out = vec![T::nan(); y.data.len()];
+                d.call_into(&x, &shape, &mut out)
+                    .map_err(|e| format!("call_into refused ({e}): {}", desc()))?;
+                if checked {
+                    check_dense(xv, wv, b, act, &out)
+                        .map_err(|e| format!("call_into: {e}: {}", desc()))?;
+                }
+                let mut short = vec![T::zero(); out.len() + 1];
+                if d.call_into(&x, &shape, &mut short).is_ok() {
+                    return Err(format!("call_into took a wrong output length: {}", desc()));
+                }
+            }
+        }
+    }
+    // Weights out and back in, constraints, penalties: no panic; a round trip keeps them.
+    if let Ok(w) = d.get_weights() {
+        d.set_weights(&w)
+            .map_err(|e| format!("set_weights of get_weights ({e}): {}", desc()))?;
+        if d.get_weights().ok().as_ref() != Some(&w) {
+            return Err(format!("weights changed in a round trip: {}", desc()));
+        }
+        let _ = d.apply_constraints();
+        let _ = d.losses();
+        let _ = d.count_params();
+    }
+    // The layer in a model, between an activation and a second layer.
+    let model = Sequential::<T>::new()
+        .add(d)
+        .and_then(|m| m.add(ActivationLayer::new(activation(r))))
+        .and_then(|m| m.add(Dense::new((r.u8() % 6) as usize + 1).seed(3)));
+    if let Ok(mut model) = model {
+        for _ in 0..2 {
+            match model.forward(&x, &shape) {
+                Ok((y, s)) => {
+                    if numel128(s) != y.len() as u128 {
+                        return Err(format!("model output {s:?} has {} values", y.len()));
+                    }
+                }
+                Err(e) if e.to_string().is_empty() => return Err("empty model error".into()),
+                Err(_) => {}
+            }
+        }
+        if let Ok(t) = model.predict(&x, &shape) {
+            if numel128(&t.shape) != t.data.len() as u128 {
+                return Err(format!("predict output {:?}", t.shape));
+            }
+        }
+        let _ = model.summary();
+        let _ = model.losses();
+    }
+    // A constraint and an initializer on arbitrary shapes.
+    let cshape = self::shape(r);
+    let c = constraint(r);
+    if let Some(n) = small_numel(&cshape) {
+        let mut w: Vec<T> = (0..n).map(|_| value::<T>(r)).collect();
+        let before = w.len();
+        let _ = c.apply(&mut w, &cshape);
+        if w.len() != before {
+            return Err("a constraint changed the weight's length".into());
+        }
+    } else if c.apply::<T>(&mut [], &cshape).is_ok() && !cshape.contains(&0) {
+        return Err(format!(
+            "{c:?} accepted an empty weight of shape {cshape:?}"
+        ));
+    }
+    let init = initializer(r);
+    let n = numel128(&cshape);
+    if n <= MAX_SLICE {
+        if let Ok(v) = init.sample::<T>(&cshape, 7) {
+            if v.len() as u128 != n {
+                return Err(format!("{init:?} gave {} values for {cshape:?}", v.len()));
+            }
+        }
+    } else if huge(n) && init.sample::<T>(&cshape, 7).is_ok() {
+        return Err(format!("{init:?} sampled an impossible {cshape:?}"));
+    }
+    Ok(())
 }
