@@ -44,7 +44,8 @@ pub(crate) fn check_shapes<T: Element>(
 /// [`DenseError::InnerDimMismatch`] if `kernel.rows() != input.cols()`,
 /// [`DenseError::BiasLength`] if the bias length is not `N`, and
 /// [`DenseError::SizeOverflow`] / [`DenseError::AllocationFailed`] if the `M × N` output
-/// cannot be allocated.
+/// cannot be allocated, [`DenseError::ScratchAllocation`] if a thread's first call cannot
+/// allocate its scratch buffer.
 ///
 /// # Example
 /// ```
@@ -89,7 +90,8 @@ pub fn dense_forward<T: Element>(
 /// Whatever `out` held before (NaN included) does not affect the result.
 ///
 /// # Errors
-/// As [`dense_forward`], and [`DenseError::OutputShape`] if `out` is not `(M, N)`.
+/// As [`dense_forward`], and [`DenseError::OutputShape`] if `out` is not `(M, N)`
+/// (after a [`DenseError::ScratchAllocation`], `out` is partly written).
 ///
 /// # Example
 /// ```
@@ -149,13 +151,13 @@ pub fn dense_forward_into_on<T: Element>(
 /// stack (see the crate docs, "Stack").
 ///
 /// Runs the crate's own register-blocked AVX-512 or AVX2+FMA microkernel (chosen at run
-/// time; with neither, matrixmultiply on a row-major copy) with the bias loaded into the
-/// accumulators and relu applied in registers;
-/// other element-wise activations run per `mc × nc` output block while it is in L2,
-/// row-wise ones (softmax & co.) per row afterwards. Results are bitwise the same for
-/// any thread count, and within the same K-sum bound as [`dense_forward`] (not bitwise
-/// equal to it: the summation order differs, except for tiny calls of at most 4096
-/// multiply-adds, which run the unpacked paths on a row-major copy of the weight).
+/// time; with neither, matrixmultiply on a row-major copy), one call per block of the
+/// crate's K-sum order (256 steps), the bias added to the first block's sum and relu
+/// applied in registers; other element-wise activations run per `mc × nc` output block
+/// while it is in L2, row-wise ones (softmax & co.) per row afterwards. Results are
+/// bitwise the same for any thread count; on CPUs with FMA they are bitwise those of
+/// [`dense_forward`] for a Keras-layout `(in, units)` weight (every path sums in the
+/// same order, `tests/sum_order.rs`), and within the same K-sum bound otherwise.
 ///
 /// # Errors
 /// [`DenseError::InnerDimMismatch`] if `input.cols()` is not the packed kernel's

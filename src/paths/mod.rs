@@ -12,11 +12,13 @@
 //!   [`PACK_MIN_M_48`]): the weight
 //!   packed for this one call and run on the prepared path ([`packed`]).
 //!
-//! Every path starts each output element from its bias (the GEMM from a bias-filled
-//! output with `β = 1`, the skinny kernels by loading the bias into their first
-//! accumulators) and accumulates the K-sum onto it; the
-//! element-wise activation then runs on each thread's own block while it is still in
-//! cache (row-wise ones, softmax & co., once the whole rows exist). Threads never split
+//! Every path sums `K` in the crate's one order ([`crate::simd::K_BLOCK`]): blocks of
+//! 256 steps, each from zero, the first block's sum added to the bias and later ones to
+//! the running total (the GEMM from a bias-filled output with `β = 1`, matrixmultiply's
+//! own `kc` being 256; the skinny and packed kernels adding the bias as they store the
+//! first block; the PyTorch-layout dot kernel, which sums lanes apart, is the one
+//! exception). The element-wise activation then runs on each thread's own block while
+//! it is still in cache (row-wise ones, softmax & co., once the whole rows exist). Threads never split
 //! `K`, and the path depends on the shape and layout only, never on the thread count,
 //! so results are bitwise identical for any pool size.
 

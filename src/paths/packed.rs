@@ -311,13 +311,19 @@ fn block_rows(isa: Isa, rows: usize, mc: usize) -> usize {
     }
 }
 
-/// The `k` blocks of a `K`-long sum: `K.div_ceil(KC)` near-equal pieces of `0..K`
-/// (`K = 1100` gives 550 + 550 rather than 1024 + 76: no block is left short, and each
-/// kernel call's fixed costs are spread over as many steps as possible). Packing and
-/// the forward pass cut `K` the same way, so both see the same panels.
+/// The `k` blocks of a `K`-long sum: `K.div_ceil(KC)` near-equal pieces of `0..K`, cut
+/// at multiples of [`K_BLOCK`] so that every block of the crate's K-sum lies whole in one
+/// (`K = 1100`: 768 + 332 rather than 1024 + 76, no block left short; the kernel is
+/// called once per `K_BLOCK` steps inside). Packing and the forward pass cut `K` the
+/// same way, so both see the same panels. (`kc_max` is a multiple of `K_BLOCK`.)
 fn k_blocks(k: usize, kc_max: usize) -> impl Iterator<Item = core::ops::Range<usize>> {
+    const { assert!(KC.is_multiple_of(K_BLOCK) && KC_L2.is_multiple_of(K_BLOCK)) };
     let blocks = k.div_ceil(kc_max);
-    (0..blocks).map(move |b| part(k, blocks, b))
+    let units = k.div_ceil(K_BLOCK);
+    (0..blocks).map(move |b| {
+        let u = part(units, blocks, b);
+        (u.start * K_BLOCK).min(k)..(u.end * K_BLOCK).min(k)
+    })
 }
 
 /// The `i`-th of `parts` near-equal pieces of `0..len` (the first `len % parts` one
@@ -1640,20 +1646,25 @@ mod tests {
     }
 
     #[test]
-    fn k_blocks_cut_k_into_near_equal_blocks_of_at_most_kc() {
-        for k in [0, 1, KC - 1, KC, KC + 1, 2 * KC + 1, 5000] {
-            let blocks: Vec<_> = k_blocks(k, KC).collect();
-            assert_eq!(blocks.len(), k.div_ceil(KC), "K = {k}");
-            let mut next = 0;
-            for b in &blocks {
-                assert_eq!(b.start, next, "K = {k}");
-                assert!(!b.is_empty() && b.len() <= KC, "K = {k}: {b:?}");
-                next = b.end;
+    fn k_blocks_cut_k_into_near_equal_blocks_of_at_most_kc_at_k_block_multiples() {
+        for kc in [KC, KC_L2] {
+            for k in [0, 1, 255, 257, kc - 1, kc, kc + 1, 2 * kc + 1, 1100, 5000] {
+                let blocks: Vec<_> = k_blocks(k, kc).collect();
+                assert_eq!(blocks.len(), k.div_ceil(kc), "K = {k}");
+                let mut next = 0;
+                for b in &blocks {
+                    assert_eq!(b.start, next, "K = {k}");
+                    assert!(!b.is_empty() && b.len() <= kc, "K = {k}: {b:?}");
+                    assert!(b.start.is_multiple_of(K_BLOCK), "K = {k}: {b:?}");
+                    next = b.end;
+                }
+                assert_eq!(next, k);
             }
-            assert_eq!(next, k);
         }
         let lens: Vec<usize> = k_blocks(KC + 76, KC).map(|b| b.len()).collect();
-        assert_eq!(lens, [550, 550]);
+        assert_eq!(lens, [768, 332]);
+        let lens: Vec<usize> = k_blocks(1100, KC_L2).map(|b| b.len()).collect();
+        assert_eq!(lens, [512, 512, 76]);
     }
 
     #[test]
@@ -1811,7 +1822,7 @@ mod tests {
 
     #[test]
     fn either_blocking_matches_the_reference() {
-        // K = 1100: two k blocks of 550 with KC = 1024, three with KC_L2 = 512; M = 50:
+        // K = 1100: two k blocks (768 + 332) with KC = 1024, three (512 + 512 + 76) with KC_L2 = 512; M = 50:
         // row blocks of 17, 17, 16 (MC = 24) or 25, 25 (MC_L2 = 48), tiles of 9, 8, 8.
         let mib = 1usize << 20;
         for isa in isas() {

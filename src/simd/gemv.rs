@@ -437,8 +437,9 @@ unsafe fn dot_cols<V: Vector, const C: usize>(s: &Skinny<V::E>, j: usize) {
     }
 }
 
-/// `out[i..i+R, j..j+C] += x[i..i+R, :]·w[:, j..j+C]`: `R·C` vector accumulators over
-/// `k`, each summed across its lanes (in `f64`) and added to `out` with one rounding.
+/// `out[i..i+R, j..j+C] = bias + x[i..i+R, :]·w[:, j..j+C]`: `R·C` vector accumulators
+/// over each block of `k`, added block by block into `R·C` totals, each summed across its
+/// lanes (in `f64`) and added to the bias with one rounding.
 #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
 #[cfg_attr(dense_kernel_unoptimized, inline(never))]
 unsafe fn dot_tile<V: Vector, const R: usize, const C: usize>(
@@ -459,6 +460,12 @@ unsafe fn dot_tile<V: Vector, const R: usize, const C: usize>(
             *w = s.w.offset((j + c) as isize * s.ldw);
         }
     }
+    // Each lane's products are summed per block of `K_BLOCK` steps (a multiple of
+    // LANES), then added to a second set of lanes: the lanes' chains stay short
+    // (`K_BLOCK/LANES` terms, then one per block) however long the sum; with one chain
+    // per lane over all of K, 8 unfused lanes (`wide` without FMA) reached 1.16× Keras's
+    // error at K = 4096 (tests/keras_long_sums.rs).
+    let mut total = [[zero; C]; R];
     let mut p = 0;
     while p + V::LANES <= s.k {
         // SAFETY: elements p..p+LANES of each row/column exist.
@@ -475,6 +482,14 @@ unsafe fn dot_tile<V: Vector, const R: usize, const C: usize>(
             }
         }
         p += V::LANES;
+        if p.is_multiple_of(super::K_BLOCK) {
+            for r in 0..R {
+                for c in 0..C {
+                    total[r][c] = total[r][c] + acc[r][c];
+                    acc[r][c] = zero;
+                }
+            }
+        }
     }
     if p < s.k {
         let t = s.k - p;
@@ -498,7 +513,8 @@ unsafe fn dot_tile<V: Vector, const R: usize, const C: usize>(
             // SAFETY: out(i+r, j+c) exists; the entry's features are enabled.
             unsafe {
                 let o = s.out.offset((i + r) as isize * s.ldo).add(j + c);
-                let sum = V::acc_total(V::acc_add(V::acc_zero(), acc[r][c]));
+                let lanes = total[r][c] + acc[r][c];
+                let sum = V::acc_total(V::acc_add(V::acc_zero(), lanes));
                 let start = if s.bias.is_null() {
                     0.0
                 } else {

@@ -621,8 +621,8 @@ pub(crate) unsafe fn apply_f32<V: Widen>(act: Activation, data: &mut [f32], cols
     unsafe {
         match act {
             Activation::Linear => {}
-            // In f64 lanes, rounded once (0.52 ulps): the f32-lane rational form reached
-            // 3.56; AVX-512 takes its table form (`gelu_f32_lut`) before coming here.
+            // In f64 lanes, rounded once (0.52 ulps): an f32-lane rational form reached
+            // 3.56 ulps; AVX-512 takes its table form (`gelu_f32_lut`) before coming here.
             Activation::Gelu => F32Block::<V>(data, core::marker::PhantomData).run(GeluForF32),
             // In f32 lanes mish's six roundings (e, e + 2, e(e + 2) + 2, the quotient, x·m,
             // the product) reached 4.14 ulps on the exhaustive sweep, past its bound of 4;

@@ -31,9 +31,11 @@ use crate::Activation;
 pub use gemv::Skinny;
 
 /// The K-sum's block: every path sums `K` in blocks of this many steps at fixed offsets
-/// (`0..256`, `256..512`, …), each block's partial sums started from zero (one fused
-/// multiply-add per step, in `p` order), the first block's sum then added to the bias
-/// and each later one to the running total. The rounding error then grows like
+/// (`0..256`, `256..512`, …), each block's partial sums started from zero (one
+/// multiply-add per step, in `p` order: fused where the CPU has FMA), the first block's
+/// sum then added to the bias and each later one to the running total (the
+/// PyTorch-layout dot kernel sums lanes apart within each block; `tests/sum_order.rs`
+/// checks the others bit for bit against this order). The rounding error then grows like
 /// `γ(K_BLOCK + K/K_BLOCK)` rather than `γ(K)`: at `K = 4096` every path is within
 /// Keras's (XLA's) own error on its long-sum fixtures, where a single chain per output
 /// had up to 10× it (docs/ACCURACY.md). 256 is matrixmultiply's own `kc` (its GEMM sums
@@ -319,12 +321,13 @@ pub trait Lanes: Sized {
     #[doc(hidden)]
     fn apply_on(path: SimdPath, act: Activation, data: &mut [Self], cols: usize) -> bool;
 
-    /// `out += x·w` for a skinny product on the process's path ([`simd_path`]), with
-    /// the `dot` or the `axpy` kernel.
+    /// `out = bias + x·w` for a skinny product on the process's path ([`simd_path`]),
+    /// with the `dot` or the `axpy` kernel.
     ///
     /// # Safety
     /// `s` describes valid views for its extents, `out` aliasing neither input, and
-    /// `s.csx == 1` when `dot`.
+    /// `s.csx == 1` when `dot`; for the axpy kernel with `s.k` over one `K_BLOCK`,
+    /// `s.part` is writable for `s.m × s.n` elements aliasing nothing else.
     #[doc(hidden)]
     unsafe fn skinny(s: &Skinny<Self>, dot: bool);
 }
