@@ -25,6 +25,7 @@ pub(crate) fn pieces(macs: u64, max_pieces: usize) -> usize {
 
 /// Piece `p` of `pieces` over `0..len`, boundaries on multiples of `align` (the last
 /// piece takes the rest): near-equal, disjoint, covering.
+#[inline]
 pub(crate) fn split(len: usize, pieces: usize, p: usize, align: usize) -> Range<usize> {
     let units = len.div_ceil(align);
     let start = (units * p / pieces * align).min(len);
@@ -39,6 +40,7 @@ pub(crate) fn split(len: usize, pieces: usize, p: usize, align: usize) -> Range<
 /// Runs `f(p)` for every piece `p`, inline when there is one; the first error (of
 /// pieces that fail, in no set order) is returned once every piece has finished or been
 /// skipped.
+#[inline]
 pub(crate) fn try_for_each<E: Send>(
     pieces: usize,
     f: impl Fn(usize) -> Result<(), E> + Sync + Send,

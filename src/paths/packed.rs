@@ -958,63 +958,45 @@ fn piece(
                                     ld,
                                 );
                             }
-                            // One kernel call per block of the crate's K-sum
-                            // (`K_BLOCK` steps at fixed offsets of K): each sums its
-                            // block from zero and adds the bias (the first) or the sum
-                            // so far (later ones) as it stores.
-                            let mut s0 = k0;
-                            while s0 < k0 + kc {
-                                let s1 = ((s0 / K_BLOCK + 1) * K_BLOCK).min(k0 + kc);
-                                let off = s0 - k0;
-                                // SAFETY: row tile `ti` (rows i..i+h, h ≤ mr) was packed
-                                // at `ti·mr·kc` in `a_block` (kc·mr floats, inside the
-                                // buffer: `pack_input` wrote them through bounds-checked
-                                // slices of it, which `input_block_floats` sized), and its
-                                // rows < h, all the kernel reads, were written there; the
-                                // call reads its steps off..off + (s1 − s0) ≤ kc, from
-                                // `off·mr`. Or, `direct`, the kernel reads input rows
-                                // i..i+h (< M) at columns s0..s1 (≤ K) in place: unit
-                                // column stride, so element (i + r, s0 + p) is at
-                                // (i + r)·rs + s0 + p, inside the validated view's slice.
-                                // The panel's rows off.. of this k block follow `b` at
-                                // `off·nr`. The output tile (rows i..i+h, columns j..j+w)
-                                // lies inside this piece's block (`base` is its first
-                                // element; rows and columns relative to it), which no
-                                // other piece touches.
-                                unsafe {
-                                    let t = Tile {
-                                        kc: s1 - s0,
-                                        a: match direct {
-                                            Some(x) => x.as_ptr().add(i * rs + s0),
-                                            None => a_block
-                                                .as_ptr()
-                                                .add(ti * mr * kc + off * mr)
-                                                .cast::<f32>(),
-                                        },
-                                        lda: if direct.is_some() { rs } else { 0 },
-                                        b: b.add(off * nr),
-                                        c: base.add((i - rows.start) * ld + (j - cols.start)),
-                                        ldc: ld,
-                                        cols: w,
-                                        init: if s0 == 0 {
-                                            Init::Bias(bias)
-                                        } else {
-                                            Init::Load
-                                        },
-                                        relu: s1 == k && in_register_relu,
-                                    };
-                                    if row4 {
-                                        // (As above, for the w ≤ 4·nr columns: they span
-                                        // the w.div_ceil(nr) panels from `panel`, kc·nr
-                                        // floats apart in this k block, and the padded
-                                        // bias holds as many panels' floats from
-                                        // `panel·nr`.)
-                                        row_tile(&t, kc * nr);
-                                    } else {
-                                        tile(isa, h, &t);
-                                    }
+                            // SAFETY: row tile `ti` (rows i..i+h, h ≤ mr) was packed at
+                            // `ti·mr·kc` in `a_block` (kc·mr floats, inside the buffer:
+                            // `pack_input` wrote them through bounds-checked slices of it,
+                            // which `input_block_floats` sized), and its rows < h, all the
+                            // kernel reads, were written there; or, `direct`, the kernel
+                            // reads input rows i..i+h (< M) at columns k0..k0+kc (≤ K) in
+                            // place: unit column stride, so element (i + r, k0 + p) is at
+                            // (i + r)·rs + k0 + p, inside the validated view's slice; the
+                            // output tile (rows i..i+h, columns j..j+w) lies inside this
+                            // piece's block (`base` is its first element; rows and columns
+                            // relative to it), which no other piece touches. The kernels
+                            // sum the call's steps in blocks of the crate's K-sum
+                            // (`K_BLOCK`), which start at multiples of it in K as this
+                            // `k` block does (`k_blocks`).
+                            debug_assert!(k0.is_multiple_of(K_BLOCK));
+                            unsafe {
+                                let t = Tile {
+                                    kc,
+                                    a: match direct {
+                                        Some(x) => x.as_ptr().add(i * rs + k0),
+                                        None => a_block.as_ptr().add(ti * mr * kc).cast::<f32>(),
+                                    },
+                                    lda: if direct.is_some() { rs } else { 0 },
+                                    b,
+                                    c: base.add((i - rows.start) * ld + (j - cols.start)),
+                                    ldc: ld,
+                                    cols: w,
+                                    init: if first { Init::Bias(bias) } else { Init::Load },
+                                    relu: last && in_register_relu,
+                                };
+                                if row4 {
+                                    // (As above, for the w ≤ 4·nr columns: they span the
+                                    // w.div_ceil(nr) panels from `panel`, kc·nr floats
+                                    // apart in this k block, and the padded bias holds
+                                    // as many panels' floats from `panel·nr`.)
+                                    row_tile(&t, kc * nr);
+                                } else {
+                                    tile(isa, h, &t);
                                 }
-                                s0 = s1;
                             }
                             if per_tile && last {
                                 // The tile before this one (its output final), while this

@@ -921,7 +921,10 @@ fn layer_case<T: Element>(r: &mut Bytes<'_>) -> Result<(), String> {
     for call in 0..2 {
         let res = d.call(&x, &shape);
         let well_formed = shape.len() >= 2 && numel == Some(len);
-        plain &= input_dim.is_none_or(|k| shape.last() == Some(&k)) && !huge(output) && !huge(rows);
+        plain &= input_dim.is_none_or(|k| shape.last() == Some(&k))
+            && !huge(output)
+            && !huge(rows)
+            && !huge(weight);
         match &res {
             Err(e) if e.to_string().is_empty() => return Err(format!("empty error: {}", desc())),
             Err(e) if well_formed && plain => {

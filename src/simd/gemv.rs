@@ -334,7 +334,8 @@ unsafe fn axpy_narrow<V: Vector, const NV: usize>(s: &Skinny<V::E>) {
 }
 
 /// Rows `i..i+R` of `out` = bias + `x[i.., :]·w` for the `n ≤ NV·LANES` columns, each
-/// block's `R·NV` sums in registers.
+/// block's `R·NV` sums in registers: the first block's sums plus the bias (loaded once),
+/// each later one's plus the total so far, read back from `out`.
 #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
 #[cfg_attr(dense_kernel_unoptimized, inline(never))]
 unsafe fn axpy_narrow_tile<V: Vector, const R: usize, const NV: usize>(s: &Skinny<V::E>, i: usize) {
@@ -348,54 +349,111 @@ unsafe fn axpy_narrow_tile<V: Vector, const R: usize, const NV: usize>(s: &Skinn
     // p < k, columns below n (the last vector's loads and stores masked to them), the
     // bias (if not null) n elements (caller's bounds).
     unsafe {
-        let mut b0 = 0;
-        // At least one block, so that K = 0 stores the bias.
-        loop {
+        let mut acc = [[zero; NV]; R];
+        let b1 = s.k.min(super::K_BLOCK);
+        narrow_steps::<V, R, NV>(s, i, 0, b1, &mut acc, last, partial);
+        if !s.bias.is_null() {
+            for v in 0..NV {
+                let b = narrow_load::<V>(s.bias.add(v * V::LANES), v + 1 < NV || !partial, last);
+                for row in acc.iter_mut() {
+                    row[v] = row[v] + b;
+                }
+            }
+        }
+        narrow_store::<V, R, NV>(s, i, &acc, last, partial);
+        let mut b0 = b1;
+        while b0 < s.k {
             let b1 = (b0 + super::K_BLOCK).min(s.k);
             let mut acc = [[zero; NV]; R];
-            for p in b0..b1 {
-                let w = s.w.offset(p as isize * s.ldw);
-                let mut wv = [zero; NV];
-                for v in 0..NV {
-                    wv[v] = if v + 1 < NV || !partial {
-                        V::load(w.add(v * V::LANES))
-                    } else {
-                        V::load_part(w.add(v * V::LANES), last, zero)
-                    };
+            narrow_steps::<V, R, NV>(s, i, b0, b1, &mut acc, last, partial);
+            for (r, row) in acc.iter_mut().enumerate() {
+                let o = s.out.offset((i + r) as isize * s.ldo);
+                for (v, a) in row.iter_mut().enumerate() {
+                    *a = *a + narrow_load::<V>(o.add(v * V::LANES), v + 1 < NV || !partial, last);
                 }
-                for r in 0..R {
-                    let xv = *s.x.offset((i + r) as isize * s.rsx + p as isize * s.csx);
-                    let xb = V::splat(xv.to_f64());
-                    for v in 0..NV {
-                        acc[r][v] = xb.mul_add(wv[v], acc[r][v]);
-                    }
-                }
+            }
+            narrow_store::<V, R, NV>(s, i, &acc, last, partial);
+            b0 = b1;
+        }
+    }
+}
+
+/// Steps `p0..p1` of [`axpy_narrow_tile`]'s rows onto `acc`.
+///
+/// # Safety
+/// As [`axpy_narrow_tile`], with `p1 ≤ k`.
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
+unsafe fn narrow_steps<V: Vector, const R: usize, const NV: usize>(
+    s: &Skinny<V::E>,
+    i: usize,
+    p0: usize,
+    p1: usize,
+    acc: &mut [[V; NV]; R],
+    last: usize,
+    partial: bool,
+) {
+    // SAFETY: rows i..i+R, steps p < p1 ≤ k and columns below n are inside the views
+    // (the caller's bounds).
+    unsafe {
+        for p in p0..p1 {
+            let w = s.w.offset(p as isize * s.ldw);
+            let mut wv = [V::splat(0.0); NV];
+            for v in 0..NV {
+                wv[v] = narrow_load::<V>(w.add(v * V::LANES), v + 1 < NV || !partial, last);
             }
             for r in 0..R {
-                let o = s.out.offset((i + r) as isize * s.ldo);
+                let xv = *s.x.offset((i + r) as isize * s.rsx + p as isize * s.csx);
+                let xb = V::splat(xv.to_f64());
                 for v in 0..NV {
-                    let whole = v + 1 < NV || !partial;
-                    // The first block's sum plus the bias, a later one's plus the total.
-                    let add: *const V::E = if b0 > 0 { o } else { s.bias };
-                    let mut y = acc[r][v];
-                    if !add.is_null() {
-                        y = y + if whole {
-                            V::load(add.add(v * V::LANES))
-                        } else {
-                            V::load_part(add.add(v * V::LANES), last, zero)
-                        };
-                    }
-                    if whole {
-                        y.store(o.add(v * V::LANES));
-                    } else {
-                        y.store_part(o.add(v * V::LANES), last);
-                    }
+                    acc[r][v] = xb.mul_add(wv[v], acc[r][v]);
                 }
             }
-            if b1 >= s.k {
-                break;
+        }
+    }
+}
+
+/// A whole vector at `p`, or (not `whole`) its first `last` lanes.
+///
+/// # Safety
+/// `p` is readable for `LANES` elements (`whole`) or `last` of them.
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
+unsafe fn narrow_load<V: Vector>(p: *const V::E, whole: bool, last: usize) -> V {
+    // SAFETY: the caller's.
+    unsafe {
+        if whole {
+            V::load(p)
+        } else {
+            V::load_part(p, last, V::splat(0.0))
+        }
+    }
+}
+
+/// Stores [`axpy_narrow_tile`]'s rows.
+///
+/// # Safety
+/// As [`axpy_narrow_tile`].
+#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
+#[cfg_attr(dense_kernel_unoptimized, inline(never))]
+unsafe fn narrow_store<V: Vector, const R: usize, const NV: usize>(
+    s: &Skinny<V::E>,
+    i: usize,
+    acc: &[[V; NV]; R],
+    last: usize,
+    partial: bool,
+) {
+    // SAFETY: rows i..i+R of `out` are writable for n elements (the caller's bounds).
+    unsafe {
+        for (r, row) in acc.iter().enumerate() {
+            let o = s.out.offset((i + r) as isize * s.ldo);
+            for (v, a) in row.iter().enumerate() {
+                if v + 1 < NV || !partial {
+                    a.store(o.add(v * V::LANES));
+                } else {
+                    a.store_part(o.add(v * V::LANES), last);
+                }
             }
-            b0 = b1;
         }
     }
 }
@@ -437,9 +495,12 @@ unsafe fn dot_cols<V: Vector, const C: usize>(s: &Skinny<V::E>, j: usize) {
     }
 }
 
+/// Terms each lane of the dot kernel sums before the lanes join the output's total.
+const DOT_FOLD: usize = 128;
+
 /// `out[i..i+R, j..j+C] = bias + x[i..i+R, :]·w[:, j..j+C]`: `R·C` vector accumulators
-/// over each block of `k`, added block by block into `R·C` totals, each summed across its
-/// lanes (in `f64`) and added to the bias with one rounding.
+/// over each block of `DOT_FOLD·LANES` steps of `k`, summed across their lanes (in
+/// `f64`) block by block, the total added to the bias with one rounding.
 #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
 #[cfg_attr(dense_kernel_unoptimized, inline(never))]
 unsafe fn dot_tile<V: Vector, const R: usize, const C: usize>(
@@ -460,34 +521,40 @@ unsafe fn dot_tile<V: Vector, const R: usize, const C: usize>(
             *w = s.w.offset((j + c) as isize * s.ldw);
         }
     }
-    // Each lane's products are summed per block of `K_BLOCK` steps (a multiple of
-    // LANES), then added to a second set of lanes: the lanes' chains stay short
-    // (`K_BLOCK/LANES` terms, then one per block) however long the sum; with one chain
-    // per lane over all of K, 8 unfused lanes (`wide` without FMA) reached 1.16× Keras's
-    // error at K = 4096 (tests/keras_long_sums.rs).
-    let mut total = [[zero; C]; R];
+    // Each lane's products are summed per block of `DOT_FOLD·LANES` steps, whose lanes
+    // are then summed in f64 onto the output's total: the lanes' chains stay short
+    // (`DOT_FOLD` terms) however long the sum; with one chain per lane over all of K, 8
+    // unfused lanes (`wide` without FMA) reached 1.16× Keras's error at K = 4096
+    // (tests/keras_long_sums.rs). The totals are f64 scalars, no register beside the
+    // accumulators while the loop runs: a second set of vector totals cost 7–10% at
+    // 8×784×64 and 16×512² (AVX2+FMA: spilled accumulators, 31% more instructions).
+    let mut total = [[0.0f64; C]; R];
     let mut p = 0;
-    while p + V::LANES <= s.k {
-        // SAFETY: elements p..p+LANES of each row/column exist.
-        unsafe {
-            let mut wv = [zero; C];
-            for c in 0..C {
-                wv[c] = V::load(wcol[c].add(p));
-            }
-            for r in 0..R {
-                let xv = V::load(xrow[r].add(p));
+    loop {
+        let end = (p + DOT_FOLD * V::LANES).min(s.k);
+        while p + V::LANES <= end {
+            // SAFETY: elements p..p+LANES of each row/column exist.
+            unsafe {
+                let mut wv = [zero; C];
                 for c in 0..C {
-                    acc[r][c] = xv.mul_add(wv[c], acc[r][c]);
+                    wv[c] = V::load(wcol[c].add(p));
+                }
+                for r in 0..R {
+                    let xv = V::load(xrow[r].add(p));
+                    for c in 0..C {
+                        acc[r][c] = xv.mul_add(wv[c], acc[r][c]);
+                    }
                 }
             }
+            p += V::LANES;
         }
-        p += V::LANES;
-        if p.is_multiple_of(super::K_BLOCK) {
-            for r in 0..R {
-                for c in 0..C {
-                    total[r][c] = total[r][c] + acc[r][c];
-                    acc[r][c] = zero;
-                }
+        if p + V::LANES > s.k {
+            break;
+        }
+        for r in 0..R {
+            for c in 0..C {
+                total[r][c] += V::acc_total(V::acc_add(V::acc_zero(), acc[r][c]));
+                acc[r][c] = zero;
             }
         }
     }
@@ -513,8 +580,7 @@ unsafe fn dot_tile<V: Vector, const R: usize, const C: usize>(
             // SAFETY: out(i+r, j+c) exists; the entry's features are enabled.
             unsafe {
                 let o = s.out.offset((i + r) as isize * s.ldo).add(j + c);
-                let lanes = total[r][c] + acc[r][c];
-                let sum = V::acc_total(V::acc_add(V::acc_zero(), lanes));
+                let sum = total[r][c] + V::acc_total(V::acc_add(V::acc_zero(), acc[r][c]));
                 let start = if s.bias.is_null() {
                     0.0
                 } else {

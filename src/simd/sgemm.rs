@@ -248,116 +248,132 @@ pub(crate) mod avx512 {
                 }
             }
         };
+        // The call's steps in blocks of the crate's K-sum (`K_BLOCK`; the call starts at a
+        // block's start): each block summed from zero, then added to the bias (the first
+        // block of the sum) or to the sum so far in C, and stored. Inside a call the C
+        // tile is then still in L1 when the next block adds to it; a kernel call per
+        // block cost 7–15% at 32×512² and 512×784×40 (one thread, Xeon).
+        let mut init = t.init;
         let mut p = 0;
-        // Four steps per loop trip: the loop's own integer work then takes fewer of the
-        // issue slots the FMAs need.
-        while p + 4 <= t.kc {
-            // The panel rows and input groups `PREFETCH` steps on, into L1: with
-            // `kc` of 512 or more the panel (64 KiB and up) streams from L2, ahead of
-            // the hardware prefetchers. Prefetches never fault, whatever the address
-            // (past the end of the panel they fetch lines that are not used).
-            // And `PREFETCH_L2` steps on, into L2: a panel streaming from L3 or memory.
-            let (bp, ap, bp2) = (
-                t.b.wrapping_add((p + PREFETCH) * nr),
-                t.a.wrapping_add((p + PREFETCH) * M),
-                t.b.wrapping_add((p + PREFETCH_L2) * nr),
-            );
-            for q in 0..4 {
-                for h in 0..H + T as usize {
-                    _mm_prefetch::<_MM_HINT_T1>(bp2.wrapping_add(q * nr + 16 * h).cast());
+        loop {
+            let end = (p + crate::simd::K_BLOCK).min(t.kc);
+            let last = end == t.kc;
+            // Four steps per loop trip: the loop's own integer work then takes fewer of the
+            // issue slots the FMAs need.
+            while p + 4 <= end {
+                // The panel rows and input groups `PREFETCH` steps on, into L1: with
+                // `kc` of 512 or more the panel (64 KiB and up) streams from L2, ahead of
+                // the hardware prefetchers. Prefetches never fault, whatever the address
+                // (past the end of the panel they fetch lines that are not used).
+                // And `PREFETCH_L2` steps on, into L2: a panel streaming from L3 or memory.
+                let (bp, ap, bp2) = (
+                    t.b.wrapping_add((p + PREFETCH) * nr),
+                    t.a.wrapping_add((p + PREFETCH) * M),
+                    t.b.wrapping_add((p + PREFETCH_L2) * nr),
+                );
+                for q in 0..4 {
+                    for h in 0..H + T as usize {
+                        _mm_prefetch::<_MM_HINT_T1>(bp2.wrapping_add(q * nr + 16 * h).cast());
+                    }
                 }
-            }
-            for q in 0..4 {
-                for h in 0..H + T as usize {
-                    _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(q * nr + 16 * h).cast());
+                for q in 0..4 {
+                    for h in 0..H + T as usize {
+                        _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(q * nr + 16 * h).cast());
+                    }
                 }
-            }
-            for q in 0..(4 * M).div_ceil(16) {
-                // 4 steps of the input tile: 4·M floats, three lines for M = 12, two
-                // for 8 (read in place, the rows are left to the hardware prefetchers).
-                if !D {
-                    _mm_prefetch::<_MM_HINT_T0>(ap.wrapping_add(q * 16).cast());
+                for q in 0..(4 * M).div_ceil(16) {
+                    // 4 steps of the input tile: 4·M floats, three lines for M = 12, two
+                    // for 8 (read in place, the rows are left to the hardware prefetchers).
+                    if !D {
+                        _mm_prefetch::<_MM_HINT_T0>(ap.wrapping_add(q * 16).cast());
+                    }
                 }
+                step(&mut acc, &mut tail, p);
+                step(&mut acc, &mut tail, p + 1);
+                step(&mut acc, &mut tail, p + 2);
+                step(&mut acc, &mut tail, p + 3);
+                p += 4;
             }
-            step(&mut acc, &mut tail, p);
-            step(&mut acc, &mut tail, p + 1);
-            step(&mut acc, &mut tail, p + 2);
-            step(&mut acc, &mut tail, p + 3);
-            p += 4;
-        }
-        while p < t.kc {
-            step(&mut acc, &mut tail, p);
-            p += 1;
-        }
-        match t.init {
-            Init::Load => {
-                for (r, (row, tr)) in acc.iter_mut().zip(tail.iter_mut()).enumerate() {
-                    // SAFETY: row r < R of C is readable for `cols` floats; each vector
-                    // h < H (and the tail) holds at least one of them (`cols > 16·(H−1)`,
-                    // or `> 16·H` with a tail: the contract), so its first float is
-                    // inside the row, and the masks keep the loads inside them.
-                    unsafe {
+            while p < end {
+                step(&mut acc, &mut tail, p);
+                p += 1;
+            }
+            match init {
+                Init::Load => {
+                    for (r, (row, tr)) in acc.iter_mut().zip(tail.iter_mut()).enumerate() {
+                        // SAFETY: row r < R of C is readable for `cols` floats; each vector
+                        // h < H (and the tail) holds at least one of them (`cols > 16·(H−1)`,
+                        // or `> 16·H` with a tail: the contract), so its first float is
+                        // inside the row, and the masks keep the loads inside them.
+                        unsafe {
+                            for h in 0..H {
+                                let c = t.c_at(r, R, 16 * h);
+                                row[h] = _mm512_add_ps(row[h], _mm512_maskz_loadu_ps(m[h], c));
+                            }
+                            if T {
+                                let c = t.c_at(r, R, 16 * H);
+                                let old = _mm512_castps512_ps256(_mm512_maskz_loadu_ps(mt, c));
+                                *tr = _mm256_add_ps(*tr, old);
+                            }
+                        }
+                    }
+                }
+                Init::Bias(b) if !b.is_null() => {
+                    // The block's sum, then the bias: the crate's K-sum order (the bias is
+                    // added to the first block's sum, not summed into it).
+                    // SAFETY: a non-null bias row holds 16·V readable floats (contract), and
+                    // 16·H (+ 8 with a tail) ≤ 16·V.
+                    let bv: [__m512; H] =
+                        core::array::from_fn(|h| unsafe { _mm512_loadu_ps(b.add(16 * h)) });
+                    let bt = if T {
+                        // SAFETY: as above.
+                        unsafe { _mm256_loadu_ps(b.add(16 * H)) }
+                    } else {
+                        _mm256_setzero_ps()
+                    };
+                    for (row, tr) in acc.iter_mut().zip(tail.iter_mut()) {
                         for h in 0..H {
-                            let c = t.c_at(r, R, 16 * h);
-                            row[h] = _mm512_add_ps(row[h], _mm512_maskz_loadu_ps(m[h], c));
+                            row[h] = _mm512_add_ps(row[h], bv[h]);
                         }
                         if T {
-                            let c = t.c_at(r, R, 16 * H);
-                            let old = _mm512_castps512_ps256(_mm512_maskz_loadu_ps(mt, c));
-                            *tr = _mm256_add_ps(*tr, old);
+                            *tr = _mm256_add_ps(*tr, bt);
                         }
                     }
                 }
+                Init::Bias(_) => {}
             }
-            Init::Bias(b) if !b.is_null() => {
-                // The block's sum, then the bias: the crate's K-sum order (the bias is
-                // added to the first block's sum, not summed into it).
-                // SAFETY: a non-null bias row holds 16·V readable floats (contract), and
-                // 16·H (+ 8 with a tail) ≤ 16·V.
-                let bv: [__m512; H] =
-                    core::array::from_fn(|h| unsafe { _mm512_loadu_ps(b.add(16 * h)) });
-                let bt = if T {
-                    // SAFETY: as above.
-                    unsafe { _mm256_loadu_ps(b.add(16 * H)) }
-                } else {
-                    _mm256_setzero_ps()
-                };
+            if last && t.relu {
+                let z = _mm512_setzero_ps();
                 for (row, tr) in acc.iter_mut().zip(tail.iter_mut()) {
-                    for h in 0..H {
-                        row[h] = _mm512_add_ps(row[h], bv[h]);
+                    for v in row.iter_mut() {
+                        // max(NaN, 0) must stay NaN, as relu(NaN) = NaN: vmaxps returns its
+                        // second operand when either is NaN, so put the value second.
+                        *v = _mm512_max_ps(z, *v);
                     }
                     if T {
-                        *tr = _mm256_add_ps(*tr, bt);
+                        *tr = _mm256_max_ps(_mm256_setzero_ps(), *tr);
                     }
                 }
             }
-            Init::Bias(_) => {}
-        }
-        if t.relu {
-            let z = _mm512_setzero_ps();
-            for (row, tr) in acc.iter_mut().zip(tail.iter_mut()) {
-                for v in row.iter_mut() {
-                    // max(NaN, 0) must stay NaN, as relu(NaN) = NaN: vmaxps returns its
-                    // second operand when either is NaN, so put the value second.
-                    *v = _mm512_max_ps(z, *v);
-                }
-                if T {
-                    *tr = _mm256_max_ps(_mm256_setzero_ps(), *tr);
-                }
-            }
-        }
-        for (r, (row, tr)) in acc.iter().zip(tail.iter()).enumerate() {
-            // SAFETY: row r < R of C is writable for `cols` floats; masked stores
-            // write nothing past them (the tail's upper 8 lanes are masked off).
-            unsafe {
-                for h in 0..H {
-                    _mm512_mask_storeu_ps(t.c_at(r, R, 16 * h), m[h], row[h]);
-                }
-                if T {
-                    let c = t.c_at(r, R, 16 * H);
-                    _mm512_mask_storeu_ps(c, mt, _mm512_castps256_ps512(*tr));
+            for (r, (row, tr)) in acc.iter().zip(tail.iter()).enumerate() {
+                // SAFETY: row r < R of C is writable for `cols` floats; masked stores
+                // write nothing past them (the tail's upper 8 lanes are masked off).
+                unsafe {
+                    for h in 0..H {
+                        _mm512_mask_storeu_ps(t.c_at(r, R, 16 * h), m[h], row[h]);
+                    }
+                    if T {
+                        let c = t.c_at(r, R, 16 * H);
+                        _mm512_mask_storeu_ps(c, mt, _mm512_castps256_ps512(*tr));
+                    }
                 }
             }
+            if last {
+                break;
+            }
+            acc = [[_mm512_setzero_ps(); H]; R];
+            tail = [_mm256_setzero_ps(); R];
+            init = Init::Load;
         }
     }
 
@@ -386,63 +402,76 @@ pub(crate) mod avx512 {
         let mut acc = [[_mm512_setzero_ps(); 2]; NP];
         // The row in place (lda > 0: consecutive floats) or packed (every MR-th).
         let step = if t.lda > 0 { 1 } else { MR };
-        for p in 0..t.kc {
-            // SAFETY: p < kc: element (0, p) of the input row (in place or packed) and
-            // row p of each of the NP panels are inside them (contract).
-            unsafe {
-                let a = _mm512_set1_ps(*t.a.add(p * step));
-                for (q, pair) in acc.iter_mut().enumerate() {
-                    // Panel q's row p: its 32 floats at `q·stride + p·NR` (`p < kc`).
-                    debug_assert!(p < t.kc);
-                    let b = t.b.add(q * stride + p * NR);
-                    pair[0] = _mm512_fmadd_ps(a, _mm512_loadu_ps(b), pair[0]);
-                    pair[1] = _mm512_fmadd_ps(a, _mm512_loadu_ps(b.add(16)), pair[1]);
+        // In blocks of the crate's K-sum, as the tile kernel (see there).
+        let mut init = t.init;
+        let mut p0 = 0;
+        loop {
+            let end = (p0 + crate::simd::K_BLOCK).min(t.kc);
+            let last = end == t.kc;
+            for p in p0..end {
+                // SAFETY: p < kc: element (0, p) of the input row (in place or packed) and
+                // row p of each of the NP panels are inside them (contract).
+                unsafe {
+                    let a = _mm512_set1_ps(*t.a.add(p * step));
+                    for (q, pair) in acc.iter_mut().enumerate() {
+                        // Panel q's row p: its 32 floats at `q·stride + p·NR` (`p < kc`).
+                        debug_assert!(p < t.kc);
+                        let b = t.b.add(q * stride + p * NR);
+                        pair[0] = _mm512_fmadd_ps(a, _mm512_loadu_ps(b), pair[0]);
+                        pair[1] = _mm512_fmadd_ps(a, _mm512_loadu_ps(b.add(16)), pair[1]);
+                    }
                 }
             }
-        }
-        for (q, pair) in acc.iter_mut().enumerate() {
-            let [m0, m1] = masks[q];
-            // Panel q's two vectors of C: the first holds at least one valid column
-            // (`cols > 32·(NP−1)`), the second only where `cols > 32·q + 16`; its address
-            // is formed only then (`at`), never past the row's end.
-            // SAFETY: both offsets are at most `cols` (a row of one; checked by `c_at`).
-            let c0 = unsafe { t.c_at(0, 1, 32 * q) };
-            let c1 = (m1 != 0).then(|| unsafe { t.c_at(0, 1, 32 * q + 16) });
-            match t.init {
-                Init::Load => {
-                    // SAFETY: the output row is readable for `cols` floats; the masks
-                    // keep every load inside them.
-                    unsafe {
-                        pair[0] = _mm512_add_ps(pair[0], _mm512_maskz_loadu_ps(m0, c0));
-                        if let Some(c1) = c1 {
-                            pair[1] = _mm512_add_ps(pair[1], _mm512_maskz_loadu_ps(m1, c1));
+            for (q, pair) in acc.iter_mut().enumerate() {
+                let [m0, m1] = masks[q];
+                // Panel q's two vectors of C: the first holds at least one valid column
+                // (`cols > 32·(NP−1)`), the second only where `cols > 32·q + 16`; its address
+                // is formed only then (`at`), never past the row's end.
+                // SAFETY: both offsets are at most `cols` (a row of one; checked by `c_at`).
+                let c0 = unsafe { t.c_at(0, 1, 32 * q) };
+                let c1 = (m1 != 0).then(|| unsafe { t.c_at(0, 1, 32 * q + 16) });
+                match init {
+                    Init::Load => {
+                        // SAFETY: the output row is readable for `cols` floats; the masks
+                        // keep every load inside them.
+                        unsafe {
+                            pair[0] = _mm512_add_ps(pair[0], _mm512_maskz_loadu_ps(m0, c0));
+                            if let Some(c1) = c1 {
+                                pair[1] = _mm512_add_ps(pair[1], _mm512_maskz_loadu_ps(m1, c1));
+                            }
                         }
                     }
+                    Init::Bias(b) if !b.is_null() => {
+                        // The block's sum, then the bias (the crate's K-sum order).
+                        // SAFETY: a non-null bias row holds 32·NP readable floats (contract).
+                        unsafe {
+                            pair[0] = _mm512_add_ps(pair[0], _mm512_loadu_ps(b.add(32 * q)));
+                            pair[1] = _mm512_add_ps(pair[1], _mm512_loadu_ps(b.add(32 * q + 16)));
+                        }
+                    }
+                    Init::Bias(_) => {}
                 }
-                Init::Bias(b) if !b.is_null() => {
-                    // The block's sum, then the bias (the crate's K-sum order).
-                    // SAFETY: a non-null bias row holds 32·NP readable floats (contract).
-                    unsafe {
-                        pair[0] = _mm512_add_ps(pair[0], _mm512_loadu_ps(b.add(32 * q)));
-                        pair[1] = _mm512_add_ps(pair[1], _mm512_loadu_ps(b.add(32 * q + 16)));
+                if last && t.relu {
+                    // As in the tile kernel: the value second, so NaN stays NaN.
+                    let z = _mm512_setzero_ps();
+                    pair[0] = _mm512_max_ps(z, pair[0]);
+                    pair[1] = _mm512_max_ps(z, pair[1]);
+                }
+                // SAFETY: the output row is writable for `cols` floats; the masks keep every
+                // store inside them.
+                unsafe {
+                    _mm512_mask_storeu_ps(c0, m0, pair[0]);
+                    if let Some(c1) = c1 {
+                        _mm512_mask_storeu_ps(c1, m1, pair[1]);
                     }
                 }
-                Init::Bias(_) => {}
             }
-            if t.relu {
-                // As in the tile kernel: the value second, so NaN stays NaN.
-                let z = _mm512_setzero_ps();
-                pair[0] = _mm512_max_ps(z, pair[0]);
-                pair[1] = _mm512_max_ps(z, pair[1]);
+            if last {
+                break;
             }
-            // SAFETY: the output row is writable for `cols` floats; the masks keep every
-            // store inside them.
-            unsafe {
-                _mm512_mask_storeu_ps(c0, m0, pair[0]);
-                if let Some(c1) = c1 {
-                    _mm512_mask_storeu_ps(c1, m1, pair[1]);
-                }
-            }
+            acc = [[_mm512_setzero_ps(); 2]; NP];
+            init = Init::Load;
+            p0 = end;
         }
     }
 
@@ -665,105 +694,118 @@ pub(crate) mod avx2 {
                 }
             }
         }
-        if t.lda == 0 {
-            for p in 0..t.kc {
-                // The panel row (one line) `PREFETCH_L2` steps on, into L2 (a prefetch
-                // never faults, past the panel's end included).
-                _mm_prefetch::<_MM_HINT_T1>(t.b.wrapping_add((p + PREFETCH_L2) * NR).cast());
-                // SAFETY: p < kc: row p of the packed panel and group p of the packed
-                // input tile (6 floats, R ≤ 6 used) are inside them (contract).
-                unsafe {
-                    let b0 = _mm256_loadu_ps(t.b_at(p, NR, 0));
-                    let b1 = _mm256_loadu_ps(t.b_at(p, NR, 8));
-                    for (r, row) in acc.iter_mut().enumerate() {
-                        let a = _mm256_broadcast_ss(&*t.a.add(p * MR + r));
-                        row[0] = _mm256_fmadd_ps(a, b0, row[0]);
-                        row[1] = _mm256_fmadd_ps(a, b1, row[1]);
-                    }
-                }
-            }
-        } else {
-            // The input read in place: one pointer per row, each walking its `kc`
-            // floats (for a single panel, packing would copy what is read only once).
-            let rows: [*const f32; R] = core::array::from_fn(|r| t.a.wrapping_add(r * t.lda));
-            for p in 0..t.kc {
-                // The panel row (one line) `PREFETCH_L2` steps on, into L2 (a prefetch
-                // never faults, past the panel's end included).
-                _mm_prefetch::<_MM_HINT_T1>(t.b.wrapping_add((p + PREFETCH_L2) * NR).cast());
-                // SAFETY: p < kc: row p of the packed panel, and element p of input
-                // row r < R (`kc` readable floats from `a + r·lda`), are inside them
-                // (contract).
-                unsafe {
-                    let b0 = _mm256_loadu_ps(t.b_at(p, NR, 0));
-                    let b1 = _mm256_loadu_ps(t.b_at(p, NR, 8));
-                    for (row, ar) in acc.iter_mut().zip(&rows) {
-                        let a = _mm256_broadcast_ss(&*ar.add(p));
-                        row[0] = _mm256_fmadd_ps(a, b0, row[0]);
-                        row[1] = _mm256_fmadd_ps(a, b1, row[1]);
-                    }
-                }
-            }
-        }
-        match t.init {
-            Init::Load => {
-                for (r, row) in acc.iter_mut().enumerate() {
-                    // SAFETY: row r < R of C is readable for `cols` floats; the masks
-                    // (or `full`) keep the loads inside them, and the second half's
-                    // address is formed only where it holds a valid column (`cols > 8`),
-                    // as the stores below do.
+        // In blocks of the crate's K-sum, as the AVX-512 tile kernel (see there).
+        let mut init = t.init;
+        let mut p0 = 0;
+        loop {
+            let end = (p0 + crate::simd::K_BLOCK).min(t.kc);
+            let last = end == t.kc;
+            if t.lda == 0 {
+                for p in p0..end {
+                    // The panel row (one line) `PREFETCH_L2` steps on, into L2 (a prefetch
+                    // never faults, past the panel's end included).
+                    _mm_prefetch::<_MM_HINT_T1>(t.b.wrapping_add((p + PREFETCH_L2) * NR).cast());
+                    // SAFETY: p < kc: row p of the packed panel and group p of the packed
+                    // input tile (6 floats, R ≤ 6 used) are inside them (contract).
                     unsafe {
-                        let c = t.c_at(r, R, 0);
-                        let (c0, c1) = if full {
-                            (_mm256_loadu_ps(c), _mm256_loadu_ps(t.c_at(r, R, 8)))
-                        } else if t.cols > 8 {
-                            (_mm256_loadu_ps(c), _mm256_maskload_ps(t.c_at(r, R, 8), m1))
-                        } else {
-                            (_mm256_maskload_ps(c, m0), _mm256_setzero_ps())
-                        };
-                        row[0] = _mm256_add_ps(row[0], c0);
-                        row[1] = _mm256_add_ps(row[1], c1);
+                        let b0 = _mm256_loadu_ps(t.b_at(p, NR, 0));
+                        let b1 = _mm256_loadu_ps(t.b_at(p, NR, 8));
+                        for (r, row) in acc.iter_mut().enumerate() {
+                            let a = _mm256_broadcast_ss(&*t.a.add(p * MR + r));
+                            row[0] = _mm256_fmadd_ps(a, b0, row[0]);
+                            row[1] = _mm256_fmadd_ps(a, b1, row[1]);
+                        }
+                    }
+                }
+            } else {
+                // The input read in place: one pointer per row, each walking its `kc`
+                // floats (for a single panel, packing would copy what is read only once).
+                let rows: [*const f32; R] = core::array::from_fn(|r| t.a.wrapping_add(r * t.lda));
+                for p in p0..end {
+                    // The panel row (one line) `PREFETCH_L2` steps on, into L2 (a prefetch
+                    // never faults, past the panel's end included).
+                    _mm_prefetch::<_MM_HINT_T1>(t.b.wrapping_add((p + PREFETCH_L2) * NR).cast());
+                    // SAFETY: p < kc: row p of the packed panel, and element p of input
+                    // row r < R (`kc` readable floats from `a + r·lda`), are inside them
+                    // (contract).
+                    unsafe {
+                        let b0 = _mm256_loadu_ps(t.b_at(p, NR, 0));
+                        let b1 = _mm256_loadu_ps(t.b_at(p, NR, 8));
+                        for (row, ar) in acc.iter_mut().zip(&rows) {
+                            let a = _mm256_broadcast_ss(&*ar.add(p));
+                            row[0] = _mm256_fmadd_ps(a, b0, row[0]);
+                            row[1] = _mm256_fmadd_ps(a, b1, row[1]);
+                        }
                     }
                 }
             }
-            Init::Bias(b) if !b.is_null() => {
-                // The block's sum, then the bias (the crate's K-sum order).
-                // SAFETY: a non-null bias row holds 16 readable floats (contract).
-                let (b0, b1) = unsafe { (_mm256_loadu_ps(b), _mm256_loadu_ps(b.add(8))) };
+            match init {
+                Init::Load => {
+                    for (r, row) in acc.iter_mut().enumerate() {
+                        // SAFETY: row r < R of C is readable for `cols` floats; the masks
+                        // (or `full`) keep the loads inside them, and the second half's
+                        // address is formed only where it holds a valid column (`cols > 8`),
+                        // as the stores below do.
+                        unsafe {
+                            let c = t.c_at(r, R, 0);
+                            let (c0, c1) = if full {
+                                (_mm256_loadu_ps(c), _mm256_loadu_ps(t.c_at(r, R, 8)))
+                            } else if t.cols > 8 {
+                                (_mm256_loadu_ps(c), _mm256_maskload_ps(t.c_at(r, R, 8), m1))
+                            } else {
+                                (_mm256_maskload_ps(c, m0), _mm256_setzero_ps())
+                            };
+                            row[0] = _mm256_add_ps(row[0], c0);
+                            row[1] = _mm256_add_ps(row[1], c1);
+                        }
+                    }
+                }
+                Init::Bias(b) if !b.is_null() => {
+                    // The block's sum, then the bias (the crate's K-sum order).
+                    // SAFETY: a non-null bias row holds 16 readable floats (contract).
+                    let (b0, b1) = unsafe { (_mm256_loadu_ps(b), _mm256_loadu_ps(b.add(8))) };
+                    for row in acc.iter_mut() {
+                        row[0] = _mm256_add_ps(row[0], b0);
+                        row[1] = _mm256_add_ps(row[1], b1);
+                    }
+                }
+                Init::Bias(_) => {}
+            }
+            if last && t.relu {
+                let z = _mm256_setzero_ps();
                 for row in acc.iter_mut() {
-                    row[0] = _mm256_add_ps(row[0], b0);
-                    row[1] = _mm256_add_ps(row[1], b1);
+                    // vmaxps returns the second operand if either is NaN: value second.
+                    row[0] = _mm256_max_ps(z, row[0]);
+                    row[1] = _mm256_max_ps(z, row[1]);
                 }
             }
-            Init::Bias(_) => {}
-        }
-        if t.relu {
-            let z = _mm256_setzero_ps();
-            for row in acc.iter_mut() {
-                // vmaxps returns the second operand if either is NaN: value second.
-                row[0] = _mm256_max_ps(z, row[0]);
-                row[1] = _mm256_max_ps(z, row[1]);
-            }
-        }
-        for (r, row) in acc.iter().enumerate() {
-            // SAFETY: row r < R of C is writable for `cols` floats; the masked stores
-            // (or `full`, or `cols ≥ 8` for the plain first half) write nothing past
-            // them; with `cols ≤ 8` the second half holds no valid column and neither
-            // its address is formed nor anything stored.
-            unsafe {
-                let c = t.c_at(r, R, 0);
-                if full {
-                    _mm256_storeu_ps(c, row[0]);
-                    _mm256_storeu_ps(t.c_at(r, R, 8), row[1]);
-                } else if t.cols > 8 {
-                    // vmaskmovps stores are slow on AMD cores: only the ragged half.
-                    _mm256_storeu_ps(c, row[0]);
-                    _mm256_maskstore_ps(t.c_at(r, R, 8), m1, row[1]);
-                } else if t.cols == 8 {
-                    _mm256_storeu_ps(c, row[0]);
-                } else {
-                    _mm256_maskstore_ps(c, m0, row[0]);
+            for (r, row) in acc.iter().enumerate() {
+                // SAFETY: row r < R of C is writable for `cols` floats; the masked stores
+                // (or `full`, or `cols ≥ 8` for the plain first half) write nothing past
+                // them; with `cols ≤ 8` the second half holds no valid column and neither
+                // its address is formed nor anything stored.
+                unsafe {
+                    let c = t.c_at(r, R, 0);
+                    if full {
+                        _mm256_storeu_ps(c, row[0]);
+                        _mm256_storeu_ps(t.c_at(r, R, 8), row[1]);
+                    } else if t.cols > 8 {
+                        // vmaskmovps stores are slow on AMD cores: only the ragged half.
+                        _mm256_storeu_ps(c, row[0]);
+                        _mm256_maskstore_ps(t.c_at(r, R, 8), m1, row[1]);
+                    } else if t.cols == 8 {
+                        _mm256_storeu_ps(c, row[0]);
+                    } else {
+                        _mm256_maskstore_ps(c, m0, row[0]);
+                    }
                 }
             }
+            if last {
+                break;
+            }
+            acc = [[_mm256_setzero_ps(); 2]; R];
+            init = Init::Load;
+            p0 = end;
         }
     }
 
