@@ -40,13 +40,27 @@
 //! ```
 //!
 //! ## Accuracy
-//! The only rounding that grows with the problem is the GEMM's K-sum: each
-//! pre-activation is within `γ(K+1)·(Σ|x·w| + |b|)` of the exact value
-//! (`γ(n) = n·u/(1 − n·u)`, `u` the unit roundoff). Activations run in vector kernels picked
-//! at run time for the CPU ([`simd_path`]: AVX-512, AVX2+FMA or portable), each within a
-//! documented number of ulps of the exact value (see [`Activation`] for the bounds,
-//! special values and the few deliberate departures from Keras). [`reference`](mod@reference) holds the naive yardstick and the checks the
-//! tests use.
+//! The only rounding that grows with the problem is the GEMM's K-sum, which every path
+//! sums in the same blocked order (blocks of 256 steps, each from zero, added in turn
+//! onto the bias): each pre-activation is within `γ(K+1)·(Σ|x·w| + |b|)` of the exact
+//! value (`γ(n) = n·u/(1 − n·u)`, `u` the unit roundoff), and in practice within
+//! Keras's own error at `K = 4096` (docs/ACCURACY.md). Activations run in vector kernels
+//! picked at run time for the CPU ([`simd_path`]: AVX-512, AVX2+FMA or portable), each
+//! within a documented number of ulps of the exact value (see [`Activation`] for the
+//! bounds, special values and the few deliberate departures from Keras).
+//! [`reference`](mod@reference) holds the naive yardstick and the checks the tests use.
+//!
+//! ## Stack and memory
+//! A call needs little of its caller's stack: every public entry point, layer API
+//! included, runs on a thread of 32 KiB in an optimised build (16 KiB measured) and 64
+//! KiB unoptimised, alone or as the workers of a rayon pool of such threads
+//! (`tests/small_stack.rs`). Buffers go on the heap: the packed path's input block and
+//! the skinny path's partial sums live in one buffer per thread and element type,
+//! allocated on the thread's first use (144 KiB for `f32` packed calls) and kept until
+//! the thread exits, so a prepared call allocates nothing after its first on a thread
+//! (buffers over 4 MiB are freed after the call). Every size is checked and every
+//! allocation fallible: a shape too large to hold is a [`DenseError`], never a panic or
+//! an abort.
 
 #![warn(missing_docs)]
 

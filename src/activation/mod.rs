@@ -55,8 +55,10 @@ pub const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
 ///
 /// # Special values
 /// NaN in gives NaN out, except where Keras's formula says otherwise:
-/// `hard_shrink(NaN) = soft_shrink(NaN) = 0` and `threshold(NaN) = default_value` (their
-/// comparisons are false for NaN), `sparse_sigmoid`/`hard_sigmoid`/`relu6`/`hard_tanh`
+/// `hard_shrink(NaN) = soft_shrink(NaN) = 0`, `threshold(NaN) = default_value`, and relu
+/// with a `threshold` (and no slope) gives 0 for NaN and `−∞` (their comparisons are
+/// false for NaN; Keras 3.15's relu selects with `where(x > t, x, 0)`, where Keras 3.14
+/// multiplied by `x > t` and gave NaN), `sparse_sigmoid`/`hard_sigmoid`/`relu6`/`hard_tanh`
 /// keep NaN. Softmax and log_softmax give a NaN row for a row holding NaN or `+∞`
 /// (`∞ − ∞`, as Keras does) and for a row of all `−∞`; `−∞` entries give 0 (log_softmax
 /// `−∞`). Sparsemax follows the same rules.
