@@ -360,8 +360,9 @@ fn check_element(
 }
 
 /// The finite arguments where `act` is NaN, if there are any: `squareplus` with `b < 0`
-/// on the open interval `|x| < √−b` (`√(x² + b)` of a negative number), and `celu` with
-/// `α = 0` at the single point `x = ±0` (`0·expm1(0/0)`), given as `(0, 0)`.
+/// on the open interval `|x| < √−b` (`√(x² + b)` of a negative number), `celu` with
+/// `α = +0` at the single point `x = ±0` (`0·expm1(0/0)`), given as `(0, 0)`, and with
+/// `α = −0` on `x ≤ 0`.
 /// The arguments where `act` has a kink or a jump (NaN entries: none).
 fn kinks(act: Activation) -> [f64; 3] {
     use Activation::*;
@@ -399,6 +400,11 @@ fn nan_region(act: Activation) -> Option<(f64, f64)> {
         Activation::Squareplus { b } if b < 0.0 => {
             let e = (-b).sqrt();
             Some((-e, e))
+        }
+        // α = −0: x/α = +∞ for every x < 0, so α·expm1(+∞) = −0·∞ is NaN there too
+        // (found by the fuzzer's −0 parameters).
+        Activation::Celu { alpha } if alpha == 0.0 && alpha.is_sign_negative() => {
+            Some((f64::NEG_INFINITY, 0.0))
         }
         Activation::Celu { alpha: 0.0 } => Some((0.0, 0.0)),
         _ => None,
