@@ -128,6 +128,18 @@ pub enum DenseError {
         /// What was given.
         actual: Vec<usize>,
     },
+    /// An `ndarray` view whose memory layout a [`MatRef`](crate::MatRef) or
+    /// [`MatMut`](crate::MatMut) cannot borrow without copying: negative strides, gaps
+    /// between a view's elements (`MatRef`), or an output that is not row-major
+    /// contiguous (`MatMut`).
+    UnsupportedLayout {
+        /// The view's shape.
+        shape: Vec<usize>,
+        /// Its strides, in elements.
+        strides: Vec<isize>,
+        /// What the borrowing view needs.
+        needs: &'static str,
+    },
 }
 
 impl fmt::Display for DenseError {
@@ -225,6 +237,14 @@ impl fmt::Display for DenseError {
                 expected,
                 actual,
             } => write!(f, "{name}: expected shape {expected:?}, got {actual:?}"),
+            DenseError::UnsupportedLayout {
+                shape,
+                strides,
+                needs,
+            } => write!(
+                f,
+                "a view of shape {shape:?} with strides {strides:?} cannot be borrowed: {needs}"
+            ),
         }
     }
 }

@@ -65,6 +65,8 @@
 #![warn(missing_docs)]
 
 mod activation;
+#[cfg(feature = "ndarray")]
+mod array;
 mod element;
 mod error;
 mod forward;
@@ -76,17 +78,23 @@ pub mod reference;
 mod simd;
 
 pub use activation::{Activation, SELU_ALPHA, SELU_SCALE};
+#[cfg(feature = "ndarray")]
+pub use array::dense_forward_array;
 pub use element::Element;
 pub use error::DenseError;
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 pub use forward::dense_forward_into_on;
 pub use forward::{dense_forward, dense_forward_into, dense_forward_packed};
 pub use matrix::{Mat, MatMut, MatRef};
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 pub use paths::packed::microkernel_flops;
 pub use paths::packed::PackedKernel;
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 pub use paths::ForwardPath;
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 pub use simd::{apply_activation_on, path_runs};
 pub use simd::{cpu_features, simd_path, CpuFeatures, SimdPath};

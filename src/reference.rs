@@ -6,8 +6,6 @@
 //! right. The row-wise activations are implemented again here, independently of the
 //! kernel's (a sort-based sparsemax against the kernel's pivoting one).
 
-pub mod fuzz;
-
 use crate::activation::scalar;
 use crate::forward::check_shapes;
 use crate::{Activation, DenseError, Element, Mat, MatRef};

@@ -3,10 +3,13 @@
 
 use dense_kernel::Activation;
 
+#[path = "../fuzz/decode.rs"]
+mod decode;
+
 /// `sorted(keras.src.activations.ALL_OBJECTS_DICT)` in Keras 3.15.1, minus `glu` (halves
 /// the last axis) and `threshold` (no defaults: Keras cannot build it by name either);
 /// the one list the fuzz target `activation_names` also checks against.
-const KERAS_NAMES: &[&str] = dense_kernel::reference::fuzz::KERAS_NAMES;
+const KERAS_NAMES: &[&str] = decode::KERAS_NAMES;
 
 #[test]
 fn every_keras_name_parses_and_round_trips() {

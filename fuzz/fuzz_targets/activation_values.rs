@@ -1,11 +1,14 @@
-//! `cargo fuzz run activation_values`: the body is `dense_kernel::reference::fuzz::activation_values`, which the
+//! `cargo fuzz run activation_values`: the body is `decode::activation_values`, which the
 //! stable test `tests/fuzz_corpus.rs` replays over the committed corpus.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
+#[path = "../decode.rs"]
+mod decode;
+
 fuzz_target!(|data: &[u8]| {
-    if let Err(e) = dense_kernel::reference::fuzz::activation_values(data) {
+    if let Err(e) = decode::activation_values(data) {
         panic!("activation_values: {e}");
     }
 });

@@ -971,9 +971,10 @@ fn piece(
                             // relative to it), which no other piece touches. The kernels
                             // sum the call's steps in blocks of the crate's K-sum
                             // (`K_BLOCK`), which start at multiples of it in K as this
-                            // `k` block does (`k_blocks`).
-                            debug_assert!(k0.is_multiple_of(K_BLOCK));
+                            // `k` block does (`k_blocks`, asserted here).
+                            #[allow(clippy::undocumented_unsafe_blocks)] // the SAFETY above
                             unsafe {
+                                debug_assert!(k0.is_multiple_of(K_BLOCK));
                                 let t = Tile {
                                     kc,
                                     a: match direct {
@@ -1251,12 +1252,14 @@ pub(crate) fn takes_8x48(n: usize) -> bool {
 
 /// The `k` block of [`microkernel_flops`]: short enough for the panel (256·32·4 = 32 KiB)
 /// and the input tile to stay in L1 together.
+#[cfg(feature = "internals")]
 const BENCH_KC: usize = 256;
 
 /// Runs the packed path's microkernel on one full tile `reps` times, with `kc = BENCH_KC`
 /// and every operand in L1 (64-byte aligned, as packed weights are), and returns the FLOPs
 /// done: the kernel's own rate, for the benches to set beside the whole path's. `None`
 /// on CPUs without the microkernels.
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 pub fn microkernel_flops(reps: usize) -> Option<f64> {
     let isa = Isa::current();

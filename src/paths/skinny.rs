@@ -69,7 +69,7 @@ pub(crate) fn run_block<T: Element>(
                 bias: bias.map_or(core::ptr::null(), <[T]>::as_ptr),
                 part: core::ptr::null_mut(),
             };
-            // SAFETY (both calls): `s` describes sub-views of validated views, the bias
+            // SAFETY: (both calls) `s` describes sub-views of validated views, the bias
             // columns of the block (N elements checked by the caller) and the exclusively
             // owned output block (which aliases neither input: they are shared borrows
             // while `out` is a unique one). For `Rows` the kernel's column stride is 1
@@ -77,6 +77,7 @@ pub(crate) fn run_block<T: Element>(
             // stride are 1 (or `k` is 1), as `layout` checked. `part`, where set, is a
             // separate buffer of m·n elements.
             if dot || k <= K_BLOCK {
+                // SAFETY: as above.
                 unsafe { T::skinny(&s, dot) };
             } else {
                 let len = m
@@ -87,6 +88,8 @@ pub(crate) fn run_block<T: Element>(
                         part: part.as_mut_ptr().cast::<T>(),
                         ..s
                     };
+                    // SAFETY: as above; `part` is this thread's scratch of `len` =
+                    // m·n elements, borrowed for this call only.
                     unsafe { T::skinny(&s, false) }
                 })?;
             }

@@ -553,7 +553,8 @@ unsafe fn dot_tile<V: Vector, const R: usize, const C: usize>(
         }
         for r in 0..R {
             for c in 0..C {
-                total[r][c] += V::acc_total(V::acc_add(V::acc_zero(), acc[r][c]));
+                // SAFETY: called inside the backend's entry function (this function's contract).
+                total[r][c] += unsafe { V::acc_total(V::acc_add(V::acc_zero(), acc[r][c])) };
                 acc[r][c] = zero;
             }
         }

@@ -104,7 +104,7 @@ pub(crate) unsafe fn apply_f32_tile<V: Lut>(
     cols: usize,
     ld: usize,
 ) -> bool {
-    // SAFETY (both arms): forwarded from the caller.
+    // SAFETY: (both arms) forwarded from the caller.
     unsafe {
         match act {
             Activation::Gelu => map_rows::<V, _>(p, rows, cols, ld, &GeluF32),
@@ -456,7 +456,7 @@ fn tanh_shrink<V: Vector>(x: V) -> V {
 #[cfg_attr(dense_kernel_unoptimized, inline(never))]
 unsafe fn native<V: Vector>(act: Activation, data: &mut [V::E], round: fn(f64) -> f64) -> bool {
     use Activation as A;
-    // SAFETY (every arm): forwarded from the caller.
+    // SAFETY: (every arm) forwarded from the caller.
     unsafe {
         match act {
             A::Relu => map::<V, _>(data, &Relu {}),
@@ -513,7 +513,7 @@ unsafe fn native<V: Vector>(act: Activation, data: &mut [V::E], round: fn(f64) -
 #[cfg_attr(dense_kernel_unoptimized, inline(never))]
 unsafe fn f64_lanes<B: F64Body>(act: Activation, block: B) -> bool {
     use Activation as A;
-    // SAFETY (every arm): forwarded from the caller.
+    // SAFETY: (every arm) forwarded from the caller.
     unsafe {
         match act {
             A::HardSigmoid => block.run(HardSigmoid {}),
@@ -617,7 +617,7 @@ fn round_f64(x: f64) -> f64 {
 #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
 #[cfg_attr(dense_kernel_unoptimized, inline(never))]
 pub(crate) unsafe fn apply_f32<V: Widen>(act: Activation, data: &mut [f32], cols: usize) {
-    // SAFETY (every call): forwarded from the caller.
+    // SAFETY: (every call) forwarded from the caller.
     unsafe {
         match act {
             Activation::Linear => {}
@@ -648,7 +648,7 @@ pub(crate) unsafe fn apply_f32<V: Widen>(act: Activation, data: &mut [f32], cols
 #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
 #[cfg_attr(dense_kernel_unoptimized, inline(never))]
 pub(crate) unsafe fn apply_f64<V: Vector<E = f64>>(act: Activation, data: &mut [f64], cols: usize) {
-    // SAFETY (every call): forwarded from the caller.
+    // SAFETY: (every call) forwarded from the caller.
     unsafe {
         match act {
             Activation::Linear => {}

@@ -308,6 +308,7 @@ fn record_run(path: SimdPath) {
 
 /// How many activation blocks `path` has processed on the calling thread (for tests
 /// that check a forced path really ran).
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 pub fn path_runs(path: SimdPath) -> u64 {
     RUNS.with(|r| r.get()[path.index()])

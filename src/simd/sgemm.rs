@@ -221,10 +221,11 @@ pub(crate) mod avx512 {
         // `D`: one pointer per input row, each walking its `kc` floats.
         let rows: [*const f32; R] = core::array::from_fn(|r| t.a.wrapping_add(r * t.lda));
         // One step of the K-sum: row p of the panel times group p of the input tile.
-        // SAFETY (every call): p < kc, so row p of the packed panel (16·V floats, of
+        // SAFETY: (every call) p < kc, so row p of the packed panel (16·V floats, of
         // which the first 16·H, and 8 more with a tail, are read) and group p of the
         // packed input tile (M floats, R ≤ M used), or (`D`) element p of input row
         // r < R, are inside them (contract).
+        #[allow(clippy::undocumented_unsafe_blocks)] // the SAFETY above
         let step = |acc: &mut [[__m512; H]; R], tail: &mut [__m256; R], p: usize| unsafe {
             let b: [__m512; H] = core::array::from_fn(|h| _mm512_loadu_ps(t.b_at(p, nr, 16 * h)));
             let bt = if T {
@@ -429,6 +430,7 @@ pub(crate) mod avx512 {
                 // is formed only then (`at`), never past the row's end.
                 // SAFETY: both offsets are at most `cols` (a row of one; checked by `c_at`).
                 let c0 = unsafe { t.c_at(0, 1, 32 * q) };
+                // SAFETY: formed only where `cols > 32·q + 16`: at most `cols`.
                 let c1 = (m1 != 0).then(|| unsafe { t.c_at(0, 1, 32 * q + 16) });
                 match init {
                     Init::Load => {
@@ -565,7 +567,7 @@ pub(crate) mod avx512 {
     /// # Safety
     /// As [`sgemm_avx512`] with `M = 12, V = 2, R = rows`.
     pub(crate) unsafe fn run(rows: usize, t: &Tile) {
-        // SAFETY (every arm): forwarded contract; `cols ≤ 16` is what `H = 1` needs,
+        // SAFETY: (every arm) forwarded contract; `cols ≤ 16` is what `H = 1` needs,
         // and `lda > 0` means the input is readable in place (`D`).
         unsafe {
             match (t.cols <= 16, t.lda > 0) {
@@ -584,7 +586,7 @@ pub(crate) mod avx512 {
     /// # Safety
     /// As [`sgemm_avx512`] with `M = 8, V = 3, R = rows`.
     pub(crate) unsafe fn run48(rows: usize, t: &Tile) {
-        // SAFETY (every arm): forwarded contract; `H` vectors and the tail cover
+        // SAFETY: (every arm) forwarded contract; `H` vectors and the tail cover
         // `cols ≤ 16·H + 8·T` (≤ 48), and `lda > 0` means the input is readable in
         // place (`D`).
         unsafe {
@@ -662,11 +664,17 @@ pub(crate) mod avx2 {
     const PREFETCH_L2: usize = 256;
 
     /// Lane mask for `n` (0..=8) leading lanes of a `ymm`.
+    ///
+    /// # Safety
+    /// The CPU has AVX2.
     #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
     #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     unsafe fn mask(n: usize) -> __m256i {
-        let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), idx)
+        // SAFETY: the caller guarantees AVX2 (these touch registers only, no memory).
+        unsafe {
+            let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), idx)
+        }
     }
 
     /// `R` rows (1..=6) of the 6×16 tile.
@@ -680,7 +688,8 @@ pub(crate) mod avx2 {
     #[target_feature(enable = "avx2,fma")]
     pub(crate) unsafe fn sgemm_6x16_avx2fma<const R: usize>(t: &Tile) {
         let full = t.cols == NR;
-        let (m0, m1) = (mask(t.cols.min(8)), mask(t.cols.saturating_sub(8)));
+        // SAFETY: this function's contract includes AVX2.
+        let (m0, m1) = unsafe { (mask(t.cols.min(8)), mask(t.cols.saturating_sub(8))) };
         let mut acc = [[_mm256_setzero_ps(); 2]; R];
         match t.init {
             Init::Bias(_) => {}

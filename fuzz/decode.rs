@@ -1,7 +1,9 @@
 //! The fuzz targets' bodies: each turns arbitrary bytes into a call and checks the
-//! crate's answer against an independent oracle. `fuzz/` (cargo-fuzz, nightly features)
-//! runs them under libFuzzer; `tests/fuzz_corpus.rs` replays the committed corpus through
-//! the same functions on stable, so CI covers every target.
+//! crate's answer against an independent oracle. `fuzz/fuzz_targets/` (cargo-fuzz,
+//! nightly features) run them under libFuzzer; `tests/fuzz_corpus.rs` replays the
+//! committed corpus through the same functions on stable, so CI covers every target.
+//! Both include this file as a module (`#[path]`): it is not part of the library. It
+//! uses the crate's test hooks (the `internals` feature).
 //!
 //! Each returns `Ok(())` when the crate behaved, or a description of what it got wrong.
 //! A panic inside the crate is a failure too (libFuzzer reports it; the replay test
@@ -10,8 +12,11 @@
 //! The oracles do not call the crate's own validation: view validity, shape agreement
 //! and output size are re-derived here from the definitions, in `u128` arithmetic.
 
-use super::{activation_ulp_bound, check_activation_value, check_dense};
-use crate::{
+// Each fuzz target uses one of these entry points; the replay test uses them all.
+#![allow(dead_code)]
+
+use dense_kernel::reference::{activation_ulp_bound, check_activation_value, check_dense};
+use dense_kernel::{
     dense_forward, dense_forward_into_on, dense_forward_packed, Activation, Element, ForwardPath,
     MatMut, MatRef, PackedKernel, SimdPath,
 };
@@ -293,7 +298,7 @@ impl<T: Element> Operand<T> {
         }
     }
 
-    fn view(&self) -> Result<MatRef<'_, T>, crate::DenseError> {
+    fn view(&self) -> Result<MatRef<'_, T>, dense_kernel::DenseError> {
         view_of(&self.data, self)
     }
 }
@@ -302,7 +307,7 @@ impl<T: Element> Operand<T> {
 fn view_of<'a, E: Element, T>(
     data: &'a [E],
     op: &Operand<T>,
-) -> Result<MatRef<'a, E>, crate::DenseError> {
+) -> Result<MatRef<'a, E>, dense_kernel::DenseError> {
     if op.transposed {
         MatRef::from_slice(data, op.cols, op.rows).map(MatRef::t)
     } else {
@@ -352,7 +357,7 @@ fn packed_case<T: Element>(
         (true, Err(e)) => Err(format!("packed path refused ({e})")),
         (true, Ok(())) => check_dense(x, w, bf, act, &out)
             .map_err(|e| format!("packed: {e}"))
-            .and_then(|()| packed_reuse(x, w, bf, act, &packed, &out)),
+            .and_then(|()| packed_reuse(x, xd, w, bf, act, &packed, &out)),
     })
 }
 
@@ -361,6 +366,7 @@ fn packed_case<T: Element>(
 /// the same bits for the same call, the reference's bound for the other shape.
 fn packed_reuse(
     x: MatRef<'_, f32>,
+    x_data: &[f32],
     w: MatRef<'_, f32>,
     b: Option<&[f32]>,
     act: Activation,
@@ -402,7 +408,7 @@ fn packed_reuse(
     if m > 1 {
         // The first rows as a batch of their own (a view over the same elements).
         let rows = m / 2;
-        let part = MatRef::from_strided(x.data(), rows, x.cols(), x.row_stride(), x.col_stride())
+        let part = MatRef::from_strided(x_data, rows, x.cols(), x.row_stride(), x.col_stride())
             .map_err(|e| format!("sub-batch view: {e}"))?;
         check_dense(part, w, b, act, &run(packed, part)?)
             .map_err(|e| format!("packed, first {rows} rows: {e}"))?;
@@ -619,7 +625,7 @@ fn values_case<T: Element>(
     }
     for path in SimdPath::ALL {
         let mut ys = xs.clone();
-        let ran = crate::apply_activation_on(path, act, &mut ys, len);
+        let ran = dense_kernel::apply_activation_on(path, act, &mut ys, len);
         if ran != path.is_available() {
             return Err(format!(
                 "{path}: ran = {ran}, available = {}",
@@ -721,8 +727,8 @@ fn param(r: &mut Bytes<'_>) -> f64 {
     }
 }
 
-fn initializer(r: &mut Bytes<'_>) -> crate::layer::Initializer {
-    use crate::layer::{Distribution, FanMode, Initializer as I};
+fn initializer(r: &mut Bytes<'_>) -> dense_kernel::layer::Initializer {
+    use dense_kernel::layer::{Distribution, FanMode, Initializer as I};
     match r.u8() % 14 {
         0 => I::GlorotUniform,
         1 => I::GlorotNormal,
@@ -758,8 +764,8 @@ fn initializer(r: &mut Bytes<'_>) -> crate::layer::Initializer {
     }
 }
 
-fn constraint(r: &mut Bytes<'_>) -> crate::layer::Constraint {
-    use crate::layer::Constraint as C;
+fn constraint(r: &mut Bytes<'_>) -> dense_kernel::layer::Constraint {
+    use dense_kernel::layer::Constraint as C;
     let axis = r.pick(&[0usize, 1, 2, 7]);
     match r.u8() % 4 {
         0 => C::MaxNorm {
@@ -832,7 +838,7 @@ pub fn layer_api(data: &[u8]) -> Result<(), String> {
 }
 
 fn layer_case<T: Element>(r: &mut Bytes<'_>) -> Result<(), String> {
-    use crate::layer::{ActivationLayer, Dense, Regularizer, Sequential};
+    use dense_kernel::layer::{ActivationLayer, Dense, Regularizer, Sequential};
     let units = match r.u8() {
         b @ 0..=229 => (b % 12) as usize,
         230..=249 => r.pick(EDGE_SIZES),
@@ -849,8 +855,8 @@ fn layer_case<T: Element>(r: &mut Bytes<'_>) -> Result<(), String> {
         .seed(u64::from(r.u8()));
     // A configuration Keras takes whatever its parameters: one that must build (the
     // parameterless initializers, no regularizer, no input_dim or the input's own).
-    let plain_init = |i: crate::layer::Initializer| {
-        use crate::layer::Initializer as I;
+    let plain_init = |i: dense_kernel::layer::Initializer| {
+        use dense_kernel::layer::Initializer as I;
         matches!(
             i,
             I::GlorotUniform
