@@ -169,8 +169,7 @@ fn rows_and_last(shape: &[usize], len: usize) -> Result<(usize, usize), DenseErr
 /// let y = dense_forward_array(x.view().into_dyn(), w.view(), Some(b.view()), Activation::Relu)?;
 /// assert_eq!(y.shape(), &[2, 3, 2]);
 /// // Element (1, 2, :) is relu(x[1, 2, :] · w + b).
-/// let row = x.slice(ndarray::s![1, 2, ..]);
-/// let z0 = row.dot(&w.column(0)) + 0.1;
+/// let z0 = (0..4).map(|f| x[[1, 2, f]] * w[[f, 0]]).sum::<f32>() + 0.1;
 /// assert!((y[[1, 2, 0]] - z0.max(0.0)).abs() < 1e-6);
 /// # Ok::<(), dense_kernel::DenseError>(())
 /// ```
