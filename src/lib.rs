@@ -17,7 +17,7 @@
 //!   names ([`std::str::FromStr`]) and defaults.
 //! - Bad input is an error ([`DenseError`]), never a panic.
 //! - A weight used many times can be packed once ([`PackedKernel`]) for the crate's own
-//!   AVX-512 microkernel ([`dense_forward_packed`], `f32`).
+//!   AVX-512 or AVX2+FMA microkernels ([`dense_forward_packed`], `f32`).
 //! - [`layer`]: Keras's `Dense` with its parameters, initializers, regularizers and
 //!   constraints, the `Activation` layer, `Sequential` and Keras 3's `summary()`.
 //!

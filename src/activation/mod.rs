@@ -106,7 +106,7 @@ pub const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
 /// | softsign, squareplus, tanh_shrink | 1 | `f64` lanes, rounded once |
 /// | softmax, log_softmax | 3 per element + the sum's rounding | max-shifted, summed in `f64` |
 ///
-/// Measured maxima (all 2³² `f32` inputs) are in the README. `f64`: exp ≤ 1, tanh ≤ 2
+/// Measured maxima (all 2³² `f32` inputs) are in docs/ACCURACY.md. `f64`: exp ≤ 1, tanh ≤ 2
 /// and the rest within a few ulps of the scalar `f64` definitions; `f64` gelu and
 /// sparsemax (both types) run the scalar definitions. The scalar definitions themselves
 /// are within a few ulps, except `tanh_shrink` for `0.4 ≤ |x| < 1` (cancellation, up to

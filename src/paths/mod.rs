@@ -122,9 +122,8 @@ pub(crate) fn choose(m: usize, k: usize, n: usize, layout: Layout) -> ForwardPat
 /// the packed path on a weight packed for the call (`f32`, CPUs with the
 /// microkernels): matrixmultiply and the skinny kernels compute whole register widths
 /// of columns, so `N = 10` wastes most of each, while packing a `K × 16` weight costs
-/// about what one row of the product does. On Zen 4, relu, GFLOP/s before → after:
-/// 100×300×10 26 → 54, 512×784×10 28 → 66, 64×256×16 45 → 75 (GEMM path); 4×784×10
-/// 8 → 19, 16×784×10 7 → 42, 16×4096×16 46 → 72 (skinny path).
+/// about what one row of the product does. Measured (up to 6× at 16×784×10 on Zen 4) in
+/// docs/PERFORMANCE.md, "Packed per call".
 pub(crate) const PACK_MAX_N_NARROW: usize = 16;
 /// See [`PACK_MAX_N_NARROW`]; single rows stay on the skinny path.
 pub(crate) const PACK_MIN_M_NARROW: usize = 2;
@@ -132,18 +131,9 @@ pub(crate) const PACK_MIN_M_NARROW: usize = 2;
 /// units) are packed per call too from this many rows, and from
 /// [`PACK_MIN_M_48_ROWS`] rows for a Keras-layout weight of at most 48 units:
 /// matrixmultiply's kernel wastes columns on them too, and the skinny kernels fall
-/// behind the packed tile. On Zen 4, relu, one thread, `dense_forward_into` against
-/// packing plus `dense_forward_packed` per call, alternated in one process (median
-/// ratio of 15 rounds), Keras layout: 512×784×40 1.92×, 64×784×40 1.78×, 32×784×40
-/// 1.74×, 16×784×40 2.44×, 8×784×40 1.68×, 1024×1024×48 2.83×, 64×1024×48 2.60×,
-/// 16×1024×48 1.27×, 8×1024×48 1.00×, 16×256×24 2.87×, 64×256×24 1.86×,
-/// 256×512×100 1.35×, 64×512×100 1.24×, 128×784×128 1.23×, 32×784×128 1.09×; but
-/// 16×512×100 1.05×, 8×512×100 0.85×, 16×784×192 0.88×, 8×784×128 0.76×. PyTorch
-/// layout (on the dot kernel up to 16 rows): 512×784×40 1.89×, 32×784×40 1.52×,
-/// 64×512×100 1.24×, 32×784×128 1.14×, 32×512×192 1.12×; but 16×784×40 0.55×,
-/// 8×1024×48 0.34×, 16×512×100 0.67×. (Wider layers, whose packed path's gain over
-/// matrixmultiply is smaller, measured 0.88–1.12× and stay on it: a one-off call is
-/// matrixmultiply's.)
+/// behind the packed tile. Below those row counts (and, on the dot kernel, in the PyTorch
+/// layout up to 16 rows) packing for one call measured slower than not packing, and wider
+/// layers stay on matrixmultiply. Measured in docs/PERFORMANCE.md, "Packed per call".
 pub(crate) const PACK_MIN_M_48: usize = 32;
 /// See [`PACK_MIN_M_48`].
 pub(crate) const PACK_MIN_M_48_ROWS: usize = 8;

@@ -16,42 +16,38 @@
 //! Loop order (GotoBLAS): column chunks of `NC` → `k` blocks of at most `KC` → row
 //! blocks of at most `MC` → panels → row tiles. Blocking, for cores with at least 32 KiB
 //! of L1d and 1 MiB of L2 (Zen 4: 32 KiB and 1 MiB; the Xeons this project has also run
-//! on: 48 KiB and 2 MiB):
+//! on: 48 KiB and 2 MiB); the measurements behind each choice are in
+//! docs/PERFORMANCE.md, "Packed path: blocking" and "Packed path: prefetching":
 //! - `KC = 1024`: a kernel call sums up to 1024 steps before its tile of the output
 //!   goes back to memory. The weight panel (1024·32·4 = 128 KiB on AVX-512) then
 //!   streams from L2 rather than sitting in L1, which the kernel can afford: it needs
 //!   128 bytes of panel per 24 FMAs (≈ 5 bytes a cycle, a fraction of L2's bandwidth).
 //!   What it saves is the output tile's round trips (one per `k` block, each a dozen
-//!   rows of lines that are by then out of L1) and the per-call set-up: on Zen 4,
-//!   `KC = 1024` ran 1.07–1.14× `KC = 256` (with `MC = 48`) at 64×1024², 1024³,
-//!   2048³ and 256×1024×4096, 1.02× at 32×512², on one and two threads; on AVX2+FMA
-//!   1.00–1.04×. `KC = 2048` measured the same as 1024 at 2048³, with twice the input buffer.
-//! - `MC = 24` rows (2 12×32 tiles, 3 8×48 tiles, 4 AVX2 tiles): the input block (`MC × KC`, 96 KiB,
-//!   in a buffer of 144 KiB) stays in L2 while the chunk's panels pass. 12 and 36 rows measured
-//!   the same; 24 re-reads the chunk's weight slice half as often as 12 (every `MC`
-//!   rows), which matters once many cores share L3. Short sums (`K` in [`SHORT_K`],
-//!   64..512) on the 12×32 kernel take 12-row blocks: there the output's row streams
-//!   are much of the traffic (1000×100×1000 1.10–1.17× on Zen 4). But pieces of at most
-//!   36 rows on the 12×32 kernel run as one block ([`block_rows`], the buffer's 144 KiB):
-//!   the weight then streams in once per call rather than once per block (Zen 5:
-//!   32×2048² 1.20–1.22×, 32×512² 1.02–1.03×).
+//!   rows of lines that are by then out of L1) and the per-call set-up.
+//! - `MC = 24` rows (2 12×32 tiles, 3 8×48 tiles, 4 AVX2 tiles): the input block (`MC × KC`,
+//!   96 KiB, in a buffer of 144 KiB) stays in L2 while the chunk's panels pass, and the
+//!   chunk's weight slice is re-read half as often as with 12 rows (every `MC` rows),
+//!   which matters once many cores share L3. Short sums (`K` in [`SHORT_K`], 64..512) on
+//!   the 12×32 kernel take 12-row blocks: there the output's row streams are much of the
+//!   traffic. But pieces of at most 36 rows on the 12×32 kernel run as one block
+//!   ([`block_rows`], the buffer's 144 KiB): the weight then streams in once per call
+//!   rather than once per block.
 //! - On cores with 2 MiB of L2 or more (the Xeons), `KC = 512` and `MC = 48` instead
-//!   ([`blocking`]; the same 96 KiB input block): 1.02–1.05× there, and a 32-row input
-//!   runs as one block of 11-, 11- and 10-row tiles rather than two of 8-row tiles.
-//!   The microkernel prefetches its panel 32 steps ahead (`PREFETCH` in
-//!   `simd::sgemm`), since at these `kc` the panel streams from L2.
+//!   ([`blocking`]; the same 96 KiB input block): a 32-row input then runs as one block
+//!   of 11-, 11- and 10-row tiles rather than two of 8-row tiles. The microkernel
+//!   prefetches its panel 32 steps ahead (`PREFETCH` in `simd::sgemm`), since at these
+//!   `kc` the panel streams from L2.
 //! - `NC = 1024` columns per chunk: the output block the element-wise epilogue runs on
 //!   (`MC × NC`, 96 KiB, less for 12-row blocks; 48-column panels round `NC` down to
-//!   1008) is still in L2 when it runs; the input is repacked once per
-//!   chunk (a cost of about 1/`NC` of the products). 512 measured the same, 256 and
-//!   2048 (at 256×1024×4096) 3–7% slower. On cores with 2 MiB of L2 or more, chunks
-//!   narrow (to 512 or 256 columns) until the chunk's weight slice fits in half the L2
-//!   ([`chunk_cols`]): there the 4 MiB slice of 1024 columns streamed from L3 for every
-//!   row block, and 256 columns ran 1.1–1.14× faster on a Xeon with 2 MiB of L2.
+//!   1008) is still in L2 when it runs; the input is repacked once per chunk (a cost of
+//!   about 1/`NC` of the products). On cores with 2 MiB of L2 or more, chunks narrow (to
+//!   512 or 256 columns) until the chunk's weight slice fits in half the L2
+//!   ([`chunk_cols`]), where a 4 MiB slice of 1024 columns streamed from L3 for every row
+//!   block.
 //! - On the AVX-512 kernels, outputs larger than the L2 whose rows are a multiple of
 //!   4 KiB apart (`N` a multiple of 1024) have each tile's rows prefetched before its
-//!   first kernel call ([`prefetches_output`]): 1.03–1.10× at 1024³, 1024×512×1024 and
-//!   256×1024×4096 on Zen 5, nothing or a loss elsewhere.
+//!   first kernel call ([`prefetches_output`]): their stores otherwise found their lines
+//!   in L3 or memory.
 //!
 //! Row blocks and tiles are cut into near-equal parts (64 rows: tiles of 11, 11, 11, 11,
 //! 10, 10), so that no tile is left with a few rows: a short tile does few FMAs per
@@ -112,28 +108,17 @@ pub(crate) const INPUT_BLOCK_FLOATS: usize = A_BLOCK + PACK_SLACK;
 pub(crate) const NC: usize = 1024;
 /// Pieces of at most this many panels read the input in place on the AVX-512 kernel
 /// (12×32: where the L1d has 12 ways or more, `simd::l1d_ways`, or its rows share few
-/// sets; 8×48: always; see [`reads_in_place`]). On an Emerald
-/// Rapids Xeon (48 KiB, 12-way L1d), relu, one thread, packings with and without it
-/// alternated in one process: 64×256×40 1.35×, 256×512×100 and
-/// 128×784×128 1.19–1.20×, 256×1024×100 1.19×, 1024×1024×48 1.16×, 64×1024×112 1.07×,
-/// 1024×1024×64 1.00–1.02×. Wider pieces read in place only while their input (rows ×
-/// `K` floats) fits in half the L2 and its rows are not a multiple of 4 KiB apart (all
-/// 12 in one L1 set), for sums of at least [`DIRECT_WIDE_MIN_K`]: then, the same way,
-/// 256×1000×200 1.12×, 128×784×256 1.09×, 256×768×768 1.07×, 256×1000×4000 1.06×, 32×512² and 64×512² 1.03–1.05×, 64×784×1024
-/// 1.03–1.05×; but 1024×512×512 (2 MiB of input streaming from L3, re-read for each
-/// of 16 panels) 0.75× and 1024×1024×256 (rows 4 KiB apart) 0.72×. Since Zen 5 (also 12
-/// ways) ran up to 1.7× slower in place with rows 2 KiB apart (`K = 512`), wide pieces
-/// need their rows spread over the L1 sets on every core ([`reads_in_place`]): 32×512² and
-/// 64×512² now pack there too.
+/// sets; 8×48: always; see [`reads_in_place`]): a few panels re-read the same input rows,
+/// which the L1d then holds, and packing them cost more than it saved (up to 1.35× on an
+/// Emerald Rapids Xeon). Wider pieces read in place only while their input (rows × `K`
+/// floats) fits in half the L2, its rows are spread over the L1 sets and not a multiple
+/// of 4 KiB apart, for sums of at least [`DIRECT_WIDE_MIN_K`]. Measurements:
+/// docs/PERFORMANCE.md, "Reading the input in place" and "Wider pieces in place".
 const DIRECT_PANELS: usize = 4;
 /// Pieces wider than [`DIRECT_PANELS`] read the input in place only for sums at least
-/// this long. Below it each 12-row input tile is a few short rows, met once per panel:
-/// on Zen 4 (relu, one thread, both ways alternated in one process, medians of 21
-/// rounds) packing ran 1024×16×1024 1.52×, 1024×64×512 1.56×, 2048×32×256 1.42×,
-/// 1000×100×1000 1.47×, 256×128×1024 1.44×, 512×200×512 1.44× the in-place reads;
-/// 1024×256×512 and 512×300×1000 0.996–0.999×; 128×784×256, 64×784×1024 and
-/// 32×784×512 0.98–0.99× (in place ahead by 1–2%). The Xeon's gains above were all at
-/// `K ≥ 512`; shorter sums there are unmeasured and pack.
+/// this long. Below it each 12-row input tile is a few short rows, met once per panel,
+/// and packing measured up to 1.56× as fast on Zen 4 (docs/PERFORMANCE.md, "Wider pieces
+/// in place").
 const DIRECT_WIDE_MIN_K: usize = 512;
 /// Calls with at most this many multiply-adds (`M·K·N`) run the unpacked paths on a
 /// row-major copy of the weight, kept when `K·N` is at most this: below it the packed
@@ -164,25 +149,11 @@ fn rows_per_l1_set(rs: usize, rows: usize) -> usize {
 /// multiple of 4 KiB apart, and, except on Intel CPUs, whose row tiles all have fewer
 /// than 12 rows ([`tallest_tile`]); narrow pieces of 12-row tiles, too, read in place
 /// only where no other piece reads the same rows (`shared`: the call is split by
-/// columns across threads). Two threads on Zen 5, each piece of four panels reading
-/// the same rows in place, ran 1.5–2.0× slower than packing (24×1000×256 1.53–1.97×,
-/// 24×2000×256 1.97×, 12×2000×256 1.97×, 36×1000×256 1.76×, 24×1000×200 1.47×,
-/// 48×256×256 1.77×), against 0.93–0.96× with 10- or 11-row tiles (20, 22 and 11
-/// rows) and with the 8×48 kernel (24×1000×192, 16×784×144); alone, a narrow piece of
-/// 12-row tiles reads in place 6–15% faster (24×2000×128, 24×1000×128, 12×2000×128). (Zen 5, 48 KiB 12-way L1d, relu, one thread, both
-/// ways alternated in one process: with `K = 512`, rows 2 KiB apart and 6 of 12 to a
-/// set, reading in place ran 256×512×1024 1.69×, 192×512×1024 1.61×, 96×512×1024
-/// 1.63×, 256×512×4096 1.43× slower than packing, where 32×512², 64×512², 288×512×1024
-/// and 512×512×1024 ran within 2% either way; with rows spread, 128×784×256 1.01–1.03×
-/// and 64×784×1024 within 1%, in favour of reading in place (11-row tiles). But wide
-/// pieces of 12-row tiles, twelve input row streams beside the panel's, ran 1.5–1.8×
-/// slower in place: 24×1000×4000 1.56×, 36×1000×4000 1.63×, 48×1000×4000 1.62×,
-/// 72×1000×4000 1.53×, 96×1000×4000 1.68×, 24×1000² 1.75×, 48×1000² 1.78×, 12×1000²
-/// 1.55×, 48×2000×1000 1.52×, 24×600×2000 1.71×, 24×784×4000 1.65×, where 32×1000×4000
-/// (11-row tiles) ran 1.02–1.04× ahead in place, 60×1000² (10) level, 11×1000² 0.98–1.00×,
-/// and narrow pieces of 12-row tiles 8–16% ahead (24×1000×128, 48×1000×100,
-/// 96×784×128, 24×1000×64). On an Emerald Rapids Xeon wide pieces of 12-row tiles
-/// gained in place, see [`DIRECT_PANELS`].)
+/// columns across threads). Each condition marks where reading in place measured slower
+/// than packing: rows sharing L1 sets (up to 1.7× slower on Zen 5 with rows 2 KiB
+/// apart), twelve input row streams beside the panel's on AMD (1.5–1.8× slower), and two
+/// threads reading the same 12-row tiles (1.5–2.0× slower). Measurements:
+/// docs/PERFORMANCE.md, "Packed path: the input".
 fn reads_in_place(
     packed: &PackedKernel,
     rows: usize,
@@ -238,12 +209,10 @@ fn panel_offset(k0: usize, kc: usize, jp: usize, panels: usize, nr: usize) -> us
 /// slice (the first `k` block's `kc` rows by the chunk's columns, in `f32`) fits in half
 /// the L2, so that the slice stays there while every row block of the chunk passes.
 ///
-/// Measured (relu, one thread, `examples/epilogue_ratio`, alternating): on a Xeon with
-/// 2 MiB of L2 and 48 KiB of L1d, where a `1024 × 1024` slice (4 MiB) streams from the
-/// mesh's L3 for every `MC` rows, `NC = 256` ran 64×1024² 143–148 → 162–172 GFLOP/s,
-/// 256×1024×4096 157 → 169–179, 1024³ 180 → 200, 2048³ 162–166 → 180–189, 128×4096×1024
-/// 155 → 172–174. On Zen 4 (1 MiB of L2, no slice of 256 columns or more fits in half)
-/// `NC = 1024` stays: there 256 measured 3–7% slower than 1024 at 256×1024×4096.
+/// On a Xeon with 2 MiB of L2, where a `1024 × 1024` slice (4 MiB) streamed from the
+/// mesh's L3 for every `MC` rows, 256 columns ran 1.1–1.14× as fast; on Zen 4 (1 MiB of
+/// L2, no slice of 256 columns or more fits in half) `NC = 1024` stays, 256 having run
+/// 3–7% slower there (docs/PERFORMANCE.md, "`chunk_cols`").
 fn chunk_cols(k: usize, kc_max: usize, l2: Option<usize>) -> usize {
     let kc = k_blocks(k, kc_max).next().map_or(0, |b| b.len());
     match l2 {
@@ -261,13 +230,12 @@ fn chunk_cols(k: usize, kc_max: usize, l2: Option<usize>) -> usize {
 /// The longest `k` block and the rows per input block on a core with `l2` bytes of L2:
 /// [`KC`] and [`MC`], or, with 2 MiB of L2 or more, [`KC_L2`] = 512 and [`MC_L2`] = 48.
 ///
-/// Measured on a Xeon (Emerald Rapids, 48 KiB of L1d, 2 MiB of L2; relu, one thread,
-/// both packings alternated in one process, medians of 21 rounds): 512 × 48 against
-/// 1024 × 24 ran 32×512² 1.019×, 64×1024² 1.034×, 1024³ 1.032–1.036×, 256×1024×4096
-/// 1.029–1.048× (256 × 48 and 256 × 96 within ±2% of it; 1024 × 24 leaves no row
-/// block of 32 rows whole: 32×512² ran as 8-row tiles). On Zen 4 (1 MiB of L2) 1024 ×
-/// 24 ran 1.07–1.14× 256 × 48 and stays, except that there the 12×32 kernel's
-/// packings for sums in [`SHORT_K`] take row blocks of one tile (12 rows; see there).
+/// With 2 MiB of L2 the shorter blocks and taller row blocks ran 1.02–1.05× as fast on an
+/// Emerald Rapids Xeon, a 32-row input running as one block of 11-row tiles rather than
+/// as 8-row tiles; on Zen 4 (1 MiB of L2) 1024 × 24 ran 1.07–1.14× as fast as 256 × 48
+/// and stays, except that there the 12×32 kernel's packings for sums in [`SHORT_K`] take
+/// row blocks of one tile (12 rows; see there). Measurements: docs/PERFORMANCE.md,
+/// "`blocking`" and "`KC`, `MC`".
 fn blocking(l2: Option<usize>, isa: Isa, k: usize) -> (usize, usize) {
     match l2 {
         Some(l2) if l2 >= 2 << 20 => (KC_L2, MC_L2),
@@ -279,30 +247,19 @@ fn blocking(l2: Option<usize>, isa: Isa, k: usize) -> (usize, usize) {
 /// Sums this long, on the 12×32 kernel with the small-L2 blocking, run row blocks of a
 /// single tile: a row block writes its rows of the output across the whole chunk while
 /// its panels pass, and for a short sum that output is much of the traffic, from one
-/// store stream per row (24 streams against 12). Zen 4 (1 MiB of L2), relu, one thread,
-/// `MC = 12` against 24 alternated in one process (medians of 21 rounds): 1000×100×1000
-/// 1.10–1.17×, 256×100×4096 1.16×, 1024×128×1024 1.09–1.10×, 1024×256×512 1.05×,
-/// 512×200×512 1.03×; 1024×64×512, 2048×32×256, 256×128×1024, 777×333×555,
-/// 512×300×1000, 1024×384×1024 and 4096×100×256 0.995–1.01×; below the range
-/// 1024×16×1024 0.97× and 1024×32×1024 0.99×; above it neutral (64×1024², 1024³,
-/// 0.99–1.00×) but 128×784×256, read in place, 0.69×. Measured on Zen 4 only, it
-/// applies wherever the small-L2 blocking does (an L2 under 2 MiB, or of unknown size).
+/// store stream per row (24 streams against 12): up to 1.17× as fast on Zen 4, neutral
+/// or slower outside the range. Measured on Zen 4 only, it applies wherever the small-L2 blocking
+/// does (an L2 under 2 MiB, or of unknown size); docs/PERFORMANCE.md, "`SHORT_K`".
 const SHORT_K: core::ops::Range<usize> = 64..512;
 
 /// The rows per input block for a piece of `rows` rows on `isa`'s kernel, from the
 /// packing's `mc`: on the 12×32 kernel, a piece of at most [`MC_ONE`] rows runs as one
 /// block, so that each weight panel streams in once per call and meets all its rows
 /// (three tiles, the first reading the panel from L3 or memory and the others from L2),
-/// where blocks of `mc` rows stream the whole weight once per block. Zen 5 (1 MiB L2),
-/// relu, one thread, both alternated in one process (medians of 21 rounds): 32×2048²
-/// 1.20–1.22×, 26×4096×1024 1.23×, 32×4096² 1.18×, 36×2048² 1.17×, 30×1024×4096 1.13×,
-/// 28×2048×1024 1.04×, 32×512² and 32×1024² 1.02–1.03×, 32×256×4096 1.03×, 32×1000²,
-/// 32×500×2000, 32×300×3000 1.01×, 32×768×3072 and 32×128×1024 1.00×; gelu 32×2048²
-/// 1.20×, 32×512² 1.02×; two threads 32×1024×4096 1.12×, 36×4096×1024 1.11×, 32×2048²
-/// 1.06×. Taller pieces keep `mc`: 36-row blocks for them ran 0.97–1.01× (64×2048²,
-/// 96×2048², 256×1024×4096, 1024³, 2048³), since what gains is one pass over the weight,
-/// not taller blocks. Blocks only group rows: the sums' order, and so every bit, is the
-/// same either way.
+/// where blocks of `mc` rows stream the whole weight once per block: up to 1.23× as fast
+/// on Zen 5 (26×4096×1024). Taller pieces keep `mc`, since what gains is one pass over
+/// the weight, not taller blocks (docs/PERFORMANCE.md, "`block_rows`"). Blocks only
+/// group rows: the sums' order, and so every bit, is the same either way.
 fn block_rows(isa: Isa, rows: usize, mc: usize) -> usize {
     if isa == Isa::Avx512 && rows <= MC_ONE {
         mc.max(rows)
@@ -351,10 +308,9 @@ enum Isa {
 }
 
 impl Isa {
-    /// The packing for this CPU: the dispatched SIMD path's microkernel. On this
-    /// project's VM run as AVX2+FMA, with matrixmultiply held to its own AVX2+FMA kernel
-    /// (`MMTEST_FEATURE=fma,avx2,avx` at build time, as on a CPU without AVX-512), the
-    /// 6×16 packed path measured 1.1–1.4× the unpacked path in the same loop.
+    /// The packing for this CPU: the dispatched SIMD path's microkernel. On AVX2+FMA the
+    /// 6×16 packed path measured 1.1–1.4× as fast as the unpacked path, matrixmultiply held
+    /// to its own AVX2+FMA kernel (docs/PERFORMANCE.md, "AVX2+FMA: the 6×16 kernel").
     fn current() -> Isa {
         match crate::simd_path() {
             #[cfg(target_arch = "x86_64")]
@@ -374,24 +330,14 @@ impl Isa {
     ///   two 256-bit halves, but the 256-bit kernel needs twice the instructions and
     ///   loads per FMA), covers `N = 40, 48` in one tile, and streams 8 input rows, which
     ///   Zen 4's 8-way L1d holds where the 12×32 kernel's 12 in-place rows thrashed it.
-    ///   On Zen 4 (32 KiB 8-way L1d, 1 MiB L2), relu, one thread, packings alternated
-    ///   in one process (`examples/tune`-style, median of 21 rounds), against the
-    ///   previous choice: the 6×16 kernel at 64×256×40 1.28×, 128×256×48 1.15×,
-    ///   512×784×40 1.16×, 256×784×48 1.13×, 256×784×100 1.08×, 1024×1024×48 1.17–1.26×,
-    ///   256×512×100 1.09×, 1024×1024×10 1.04×, 32×512×16 1.05×, 512×512×8 1.18×; the
-    ///   12×32 kernel at 256×784×64 1.34×, 256×784×96 1.61×, 256×784×128 1.33×,
-    ///   1024×300×64 1.45×, 512×1024×96 1.10×, 256×784×144 1.04×, 64×256×96 and
-    ///   512×784×10 1.00×. Wider layers measured 0.96–1.03× on it (128×784×256,
-    ///   32×512², 1024³, 256×768², 2048³) and keep the 12×32 kernel, whose 1-row
-    ///   variant reads four panels at once.
-    /// - Intel: always the 12×32 kernel. On an Emerald Rapids Xeon (two 512-bit FMA
-    ///   ports, so 256-bit code runs at half the rate; 48 KiB 12-way L1d), relu, one
-    ///   thread, both packings alternated in one process, it ran against the 6×16:
-    ///   64×256×40 1.20×, 1024×1024×48 1.16×, 64×1024×112 and 256×512×100 1.52×,
-    ///   128×256×200 1.00×; and, once it ran tiles of ≤ 16 columns on one half and read
-    ///   the input in place ([`DIRECT_PANELS`]; before, 0.55× at `N ≤ 16`), 512×784×10
-    ///   1.64×, 100×300×10 1.78×, 32×512×16 and 64×256×16 1.79–1.80×, 1024×1024×10
-    ///   1.32×, 256×4096×16 1.39×. The 8×48 kernel has not been measured there.
+    ///   Up to 1.61× as fast on Zen 4; wider layers measured level and keep the 12×32
+    ///   kernel, whose 1-row variant reads four panels at once.
+    /// - Intel: always the 12×32 kernel, whose 512-bit FMAs run at twice the 256-bit rate on
+    ///   the Xeons (two 512-bit FMA ports): up to 1.80× the 6×16 kernel on an Emerald Rapids
+    ///   Xeon, narrow layers included once it ran tiles of ≤ 16 columns on one half and read
+    ///   the input in place ([`DIRECT_PANELS`]). The 8×48 kernel has not been measured there.
+    ///
+    /// Measurements: docs/PERFORMANCE.md, "Packed path: which microkernel".
     fn for_units(self, n: usize, intel: bool) -> Isa {
         #[cfg(target_arch = "x86_64")]
         if self == Isa::Avx512 && !intel && n <= DIRECT_PANELS * crate::simd::sgemm::avx512::NR48 {
@@ -405,13 +351,9 @@ impl Isa {
     /// `l1d_ways` ways: where that is 12 or more (Zen 5), layers of at most 16 units
     /// take the 12×32 kernel's 16-column half tile instead of the 8×48 tile, unless
     /// the input rows (`k` floats apart) put half the ways' worth of its 12 rows in
-    /// one L1 set ([`rows_per_l1_set`]). On Zen 5 (48 KiB 12-way L1d), relu, one
-    /// thread, both packings alternated in one process (medians of 21 rounds):
-    /// 100×300×10 1.09–1.10×, 64×784×10 1.08×, 512×784×10 1.04–1.07×, 1000×100×10
-    /// 1.04×, 4096×64×8 1.07×, 512×512×8 1.08×, 128×3000×16 1.06×, 2048×256×16
-    /// 1.03×, 1024×784×1 1.06×; with rows 4 KiB or a multiple apart, 1024×1024×10
-    /// 0.96×, 256×4096×16 0.97×, 512×2048×10 0.96×, and 6 KiB apart 512×1536×10
-    /// 0.99×, which keep the 8×48 tile. (Zen 4's 8-way L1d keeps it everywhere.)
+    /// one L1 set ([`rows_per_l1_set`]): there the half tile ran up to 1.10× as fast on Zen 5,
+    /// and 0.96–0.99× with rows 4 KiB or 6 KiB apart, which keep the 8×48 tile (Zen 4's 8-way
+    /// L1d keeps it everywhere). Measurements: docs/PERFORMANCE.md, "12-way L1d".
     fn for_layer(self, k: usize, n: usize, intel: bool, l1d_ways: Option<usize>) -> Isa {
         let isa = self.for_units(n, intel);
         #[cfg(target_arch = "x86_64")]
@@ -706,8 +648,9 @@ impl PackedKernel {
         (self.data.capacity() + self.bias.capacity() + self.small.capacity()) * 4
     }
 
-    /// Whether the packing is for the crate's own microkernel (AVX-512); `false` on
-    /// CPUs without it, where the forward pass runs matrixmultiply.
+    /// Whether the packing is for one of the crate's own microkernels (AVX-512 or
+    /// AVX2+FMA); `false` on CPUs with neither, where the forward pass runs
+    /// matrixmultiply.
     pub fn uses_microkernels(&self) -> bool {
         self.isa != Isa::None
     }
@@ -792,10 +735,9 @@ pub(crate) fn run(
 /// reading the whole input): where `m ≥ n`, and also where whole row tiles share out
 /// more evenly than whole panels (the slowest piece's share of tiles against of
 /// panels). A layer of three 48-column panels split two ways gave one thread one panel
-/// and the other two; two threads on Zen 5, by rows against by panels, alternated in
-/// one process: 48×2000×128 1.48×, 64×2000×128 1.68×, 96×1000×128 1.72×,
-/// 100×1024×128 1.37×, 36×784×128 1.08×; where both split as evenly, by panels stays
-/// (24×2000×128, three 8-row tiles, 0.75× by rows; 48×1000×96 0.97×, 24×1024×64 0.99×).
+/// and the other two: by rows it ran up to 1.72× as fast on two threads of Zen 5; where
+/// both split as evenly, by panels stays, having measured faster (docs/PERFORMANCE.md,
+/// "`splits_by_rows`").
 fn splits_by_rows(isa: Isa, m: usize, n: usize, threads: usize) -> bool {
     let (mr, nr) = isa.tile();
     // The speed-up a split into whole units allows: units over the largest piece.
@@ -1053,18 +995,11 @@ fn input_block_floats(packed: &PackedKernel, rows: usize) -> usize {
 /// ([`crate::simd::sgemm::prefetch_rows`]; the kernels prefetch the running sum of
 /// later `k` blocks themselves): where the output is larger than the L2 (`l2` bytes,
 /// 1 MiB where unknown), so that its lines come from L3 or memory, and its rows are a
-/// multiple of 4 KiB apart, so that a tile's rows all fall in one L1 set. Zen 5 (1 MiB
-/// L2, 48 KiB 12-way L1d), relu, one thread, with and without it alternated in one
-/// process (medians of 21 rounds, up to four runs): 1024×512×1024 1.04–1.10×, 1024³
-/// 1.03–1.05×, 256×1024×4096 1.03–1.04×, 1024×1024×3072 1.04×, 512×1024² 1.05×,
-/// 4096×128×1024 1.04×, 2048×64×4096 1.04×, 128×512×4096 1.08–1.10×, 300×700×2048
-/// 1.06×, 64×1024×8192 1.02–1.04×, 2048³ 1.01–1.03×; but with rows
-/// not so aligned nothing or a loss: 1024×1024×1000, 1024×512×1000, 256×1024×4000,
-/// 1024×1024×1536 0.99–1.00×, 4096×512×512 and 4096×256×768 0.98–0.99×, and, rows
-/// 64 bytes apart, 65536×100×16 0.91–1.01×; outputs within the L2 (32×512²,
-/// 256×512×1024) 0.98–0.99×. Two threads: 1024³ 1.035–1.04×, 256×1024×4096 1.02×,
-/// 2048³ 1.01–1.02×, 1024×512×1024 0.99–1.01×. Only the AVX-512 kernels take it: the
-/// AVX2+FMA kernel, run on the same Zen 5, measured 0.98–1.00× with it.
+/// multiple of 4 KiB apart, so that a tile's rows all fall in one L1 set: the tiles'
+/// stores otherwise found their lines in L3 or memory. Up to 1.10× as fast on Zen 5 there;
+/// nothing or a loss where rows are not so aligned or the output fits in the L2. Only the
+/// AVX-512 kernels take it: the AVX2+FMA kernel measured no gain (docs/PERFORMANCE.md,
+/// "`prefetches_output`").
 fn prefetches_output(out_bytes: usize, ld_bytes: usize, l2: usize) -> bool {
     out_bytes > if l2 == 0 { 1 << 20 } else { l2 } && ld_bytes.is_multiple_of(4096)
 }
@@ -1081,12 +1016,8 @@ const TILE_EPILOGUE_STRIDE: usize = 8 << 10;
 /// 24 rows of 4 KiB share few L2 sets (a 1 MiB, 16-way L2 maps addresses 64 KiB apart
 /// to one set: rows 16 KiB apart put 6 of the block's rows in each set the block
 /// touches, beside the weight slice streaming through), and the block pass found them
-/// evicted. Zen 5 (48 KiB L1d, 1 MiB L2), one thread, gelu, both ways alternated in one
-/// process (medians of 21 rounds): 256×1024×4096 1.05–1.08×, 128×1024×4096
-/// 1.06–1.10×, 64×1024×4096 1.06×, 384×1024×2048 1.06×, 512×1024×2048 1.04–1.05×,
-/// 2048³ 1.03×; where rows are not so aligned it gains nothing or loses a little:
-/// 256×1024×4000 1.01×, 512×1024×2000 1.00×, 256×1000×4000 0.99×, 256×1024×1024
-/// 0.97–1.00×, 64×1024² 0.98–0.99×, 32×512² 0.99–1.01×, 256×768² 0.97×.
+/// evicted. Up to 1.10× as fast on Zen 5 where rows are so aligned, nothing or a little
+/// loss elsewhere (docs/PERFORMANCE.md, "`epilogue_per_tile`").
 fn epilogue_per_tile(isa: Isa, act: Activation, ld: usize) -> bool {
     let avx512 = {
         #[cfg(target_arch = "x86_64")]

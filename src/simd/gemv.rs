@@ -310,11 +310,7 @@ unsafe fn axpy_tile<
 /// first step to its last, where the group-by-group sweep stored and reloaded them every
 /// [`KU`] steps, a chain through memory per output vector; the total lives in `out`
 /// between blocks. The same FMAs and adds in the same order as the sweep, so the same
-/// bits. Against the sweep, `dense_forward_into`, relu, one thread, Zen 4, alternated
-/// in one process (medians of 15 rounds): AVX-512 1×784×10 2.47–2.52×, 1×100000×16
-/// 2.52×, 4×100×50 2.04×, 8×784×64 1.94×, 1×784×64 1.46–1.51×, 16×784×64 1.17–1.27×,
-/// 16×4096×64 1.01×; AVX2+FMA 1×784×10 2.66×, 1×784×32 1.59×, 16×4096×32 1.57×,
-/// 16×784×32 1.33×; `wide` (two vectors) 1×784×16 1.71×, 16×784×16 1.54×.
+/// bits, and up to 2.5× as fast (1×784×10; docs/PERFORMANCE.md, "`axpy_narrow`").
 ///
 /// # Safety
 /// As [`axpy`], with `s.n ≤ NV·LANES` and `NV ≥ 1` (`s.part` unused).

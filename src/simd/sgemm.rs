@@ -128,23 +128,16 @@ pub(crate) mod avx512 {
     pub(crate) const NR48: usize = 48;
     pub(crate) const MR8: usize = 8;
     /// How many steps of the K-sum ahead [`sgemm_avx512`] prefetches its panel
-    /// (32 rows: 4 KiB ahead) and input tile. On a Xeon with 48 KiB of L1d and 2 MiB of
-    /// L2 (relu, one thread, binaries run in turn), against no prefetch: with
-    /// `kc = 1024` (a 128 KiB panel) 64×1024² 1.04×, 1024³ 1.10×, 256×1024×4096
-    /// 1.07×, 32×512² 1.00× (8 and 16 steps ahead within 2% of 32); with that CPU's
-    /// own `kc = 512` blocking 0.99–1.03×, inside the noise. Zen 4 (`kc = 1024`) not
-    /// measured.
+    /// (32 rows: 4 KiB ahead) and input tile: with `kc` of 512 or 1024 the panel streams from
+    /// L2, and on a Xeon with 2 MiB of L2 this ran up to 1.10× as fast at `kc = 1024`
+    /// (docs/PERFORMANCE.md, "`PREFETCH`").
     const PREFETCH: usize = 32;
     /// How many steps ahead [`sgemm_avx512`] also prefetches its panel into L2 (256
     /// rows: 32 KiB ahead of a 32-column panel, 48 KiB of a 48-column one), for panels
     /// that stream from L3 or memory: there the hardware prefetchers alone left a few-row
-    /// product waiting on the weight. Zen 4, relu, one thread, packed, with and
-    /// without it alternated in one process (medians of 9 rounds): 8×4096² 73 → 100
-    /// GFLOP/s (the DRAM roof, ~25 GB/s), 4×4096² 1.47×, 16×4096² 1.34×, 12×4096²
-    /// 1.25×, 2×4096² 1.11×, 32×4096² 1.06×, 64×4096² 1.04×; 128, 192, 384, 512 and
-    /// 768 steps within a few percent of 256; where the weight is cached, 0.99–1.02×
-    /// (32×512², 64×1024², 1024³, 2048³, 256×1024×4096, 1000×100×1000, 64×256×40,
-    /// 512×784×40, 8×1024×4096).
+    /// product waiting on the weight (8×4096² on Zen 4: 73 → 100 GFLOP/s, the DRAM roof),
+    /// while shapes whose weight is cached do not notice it (docs/PERFORMANCE.md,
+    /// "`PREFETCH_L2`").
     const PREFETCH_L2: usize = 256;
 
     /// `R` rows (1..=`M`) of an `M`-row tile whose panel rows hold `V` 16-float
@@ -153,21 +146,17 @@ pub(crate) mod avx512 {
     ///
     /// - 12×32: a tile of at most 16 valid columns (a layer's
     ///   last panel when `N mod 32` is 1..=16) runs `H = 1`, 12 accumulators and half the
-    ///   FMAs, reading the first 16 floats of each 32-float panel row. On an Emerald
-    ///   Rapids Xeon, relu, one thread, builds without and with `H = 1` run in turn (4
-    ///   pairs, median ratio): 64×256×40 1.29×, 1024×1024×48 1.25×, 64×1024×112 and
-    ///   256×512×100 1.14×; 32×512² 1.02×.
+    ///   FMAs, reading the first 16 floats of each 32-float panel row (up to 1.29× on a
+    ///   Xeon; docs/PERFORMANCE.md, "The half tile").
     /// - 8×48: for layers whose width is a multiple of 48 or just
     ///   under one (`N = 40, 48, 96`) one tile covers what the 12×32 kernel covers with a
     ///   full tile and a half one (re-reading the input for the second); each step
     ///   loads three weight vectors and broadcasts eight inputs for its 24 FMAs. A tile
     ///   whose valid columns end within 8 of a 16-column vector runs `T`: that last
     ///   vector as a 256-bit tail (`ymm` FMAs on the low half of the broadcast, 512-bit
-    ///   masked loads and stores with the upper lanes masked off). On Zen 4, relu, one
-    ///   thread, against rounding the tail up to a full vector (21 alternated rounds,
-    ///   median ratio): 512×784×40 1.11×, 64×256×40 1.10×, 1024×1024×40 1.08×,
-    ///   256×784×56 1.06×, 1024×300×136 1.05×, 256×784×100 1.03×, 128×512×24 1.04×,
-    ///   256×512×20 1.02×, 512×512×8 1.48×.
+    ///   masked loads and stores with the upper lanes masked off): on Zen 4 a 256-bit FMA
+    ///   takes half the issue of a 512-bit one, and the tail ran up to 1.48× as fast as a
+    ///   full vector (docs/PERFORMANCE.md, "The 8-column tail").
     ///
     /// `D` (direct): the input is read in place, `t.lda` apart, instead of from a packed
     /// tile. The sum runs in the same order for either shape (see the module docs), so
@@ -655,12 +644,9 @@ pub(crate) mod avx2 {
     /// Tile height in rows.
     pub(crate) const MR: usize = 6;
     /// How many steps ahead [`sgemm_6x16_avx2fma`] prefetches its panel into L2 (256
-    /// rows of 64 bytes: 16 KiB ahead), as the AVX-512 kernels do. Measured on Zen 4
-    /// with the crate held to AVX2+FMA (relu, one thread, packed, with and without it
-    /// alternated in one process, medians of 9 rounds): 8×4096² 45 → 57 GFLOP/s,
-    /// 4×4096² 1.27×, 16×4096² 1.24×, 64×4096² 1.06×, 256×1024×4096 1.04×, 32×512²
-    /// 1.03×, 64×1024² 1.02×, 1024³ within the noise (512 and 1024 steps within a few
-    /// percent of 256). Unmeasured on CPUs whose best path is AVX2+FMA.
+    /// rows of 64 bytes: 16 KiB ahead), as the AVX-512 kernels do, for the same reason
+    /// (8×4096² on Zen 4 held to AVX2+FMA: 45 → 57 GFLOP/s). Unmeasured on CPUs whose best
+    /// path is AVX2+FMA (docs/PERFORMANCE.md, "`PREFETCH_L2`").
     const PREFETCH_L2: usize = 256;
 
     /// Lane mask for `n` (0..=8) leading lanes of a `ymm`.
