@@ -365,7 +365,7 @@ fn compare(
         "bitwise equal".to_string()
     } else {
         format!(
-            "{differ} of {} outputs differ in the last bits, by at most {worst:.1}·u·Σ|x·w|",
+            "{differ} of {} outputs differ in the last bits, by at most {worst:.1}·u·(Σ|x·w| + |b|)",
             keras.len()
         )
     }
