@@ -70,6 +70,12 @@ fn main() -> Res<()> {
         pk.one / 1e9,
         pk.all / 1e9
     );
+    if threads > 1 && pk.all < 0.75 * threads as f64 * pk.one {
+        println!(
+            "  (all {threads} threads together reached only {:.1}× one thread's peak: something else is using this machine's cores\n   right now, so the {threads}-thread timings below understate the crate; run again when it is idle)",
+            pk.all / pk.one
+        );
+    }
     let flops = 2.0 * (m * k * n) as f64;
     let budget = Duration::from_millis(1500);
     let mut y = Mat::<f32>::try_zeros(m, n)?;
