@@ -158,8 +158,10 @@ fn main() -> Res<()> {
         );
     }
 
-    println!("\n== 3. Keras (in, units) and PyTorch (units, in) weights, the same numbers\n");
-    layouts(xv, &w, &b, act, &packed, y.as_slice())?;
+    println!(
+        "\n== 3. Keras (in, units) and PyTorch (units, in) weights, the same numbers (pre-activations compared)\n"
+    );
+    layouts(xv, &w, &b, &packed)?;
 
     println!("\n== 4. The roofline report\n");
     println!(
@@ -259,55 +261,32 @@ fn check_chain(model: &Sequential<f32>, x: &[f32], batch: usize, y: &[f32]) -> R
     Ok(())
 }
 
-/// Keras-layout against PyTorch-layout weights on three paths: the large layer's
-/// (`dense_forward`), the packed one, and the seed layer's small shape.
-fn layouts(
-    xv: MatRef<'_, f32>,
-    w: &[f32],
-    b: &[f32],
-    act: Activation,
-    packed: &PackedKernel,
-    y_keras: &[f32],
-) -> Res<()> {
+/// Keras-layout against PyTorch-layout weights, pre-activations (linear) compared: the
+/// large layer's shape on `dense_forward` and on the packed path, and the seed layer's.
+fn layouts(xv: MatRef<'_, f32>, w: &[f32], b: &[f32], packed: &PackedKernel) -> Res<()> {
+    let lin = Activation::Linear;
     let (m, k, n) = (xv.rows(), xv.cols(), packed.units());
+    let keras = MatRef::from_slice(w, k, n)?;
     let w_torch = transpose(w, k, n);
     let torch = MatRef::from_slice(&w_torch, n, k)?.t();
-    let y_torch = dense_forward(xv, torch, Some(b), act)?;
-    let mut y_packed = vec![0.0f32; m * n];
-    let packed_torch = PackedKernel::new(torch, Some(b))?;
-    dense_forward_packed(
-        xv,
-        &packed_torch,
-        act,
-        MatMut::from_slice(&mut y_packed, m, n)?,
-    )?;
-    let small = m <= 16 || (m * k * n) <= 1 << 14;
-    let path = if small {
-        "tiny or skinny path"
-    } else {
-        "GEMM path"
-    };
+    let (yk, yt) = (
+        dense_forward(xv, keras, Some(b), lin)?,
+        dense_forward(xv, torch, Some(b), lin)?,
+    );
+    check_dense(xv, torch, Some(b), lin, yt.as_slice())?;
     println!(
         "  {:<52} {}",
-        format!("{m}×{k}×{n}, dense_forward ({path}):"),
-        compare(
-            xv,
-            MatRef::from_slice(w, k, n)?,
-            Some(b),
-            y_keras,
-            y_torch.as_slice()
-        )
+        format!("{m}×{k}×{n}, dense_forward:"),
+        compare(xv, keras, Some(b), yk.as_slice(), yt.as_slice())
     );
+    let packed_torch = PackedKernel::new(torch, Some(b))?;
+    let (mut pk, mut pt) = (vec![0.0f32; m * n], vec![0.0f32; m * n]);
+    dense_forward_packed(xv, packed, lin, MatMut::from_slice(&mut pk, m, n)?)?;
+    dense_forward_packed(xv, &packed_torch, lin, MatMut::from_slice(&mut pt, m, n)?)?;
     println!(
         "  {:<52} {}",
         format!("{m}×{k}×{n}, PackedKernel + dense_forward_packed:"),
-        compare(
-            xv,
-            MatRef::from_slice(w, k, n)?,
-            Some(b),
-            y_keras,
-            &y_packed
-        )
+        compare(xv, keras, Some(b), &pk, &pt)
     );
     // The seed layer's shape: Dense(7) on a batch of 32 inputs of 4 features.
     let (m, k, n) = (32, 4, 7);
@@ -328,7 +307,7 @@ fn layouts(
     check_dense(xv, wv, Some(&b), Activation::Linear, yt.as_slice())?;
     println!(
         "  {:<52} {}",
-        format!("{m}×{k}×{n}, dense_forward (tiny path):"),
+        format!("{m}×{k}×{n} (the seed layer's shape), dense_forward:"),
         compare(xv, wv, Some(&b), yk.as_slice(), yt.as_slice())
     );
     println!(
