@@ -1,150 +1,432 @@
-//! Runs real Dense forward passes and prints what they computed.
+//! The main job: what the crate computes and how fast, on this machine, in well under a
+//! minute.
 //!
 //! ```text
-//! cargo run --release --example forward                 # the seed layer + a timed 256x1024x1024 gelu
-//! cargo run --release --example forward -- 64 512 256 softmax   # M K N activation
+//! cargo run --release --example forward                        # the default large layer
+//! cargo run --release --example forward -- 64 512 256 softmax  # M K N [activation]
 //! ```
 //!
-//! 1. The Keras tutorial's first layer, `Dense(7, input_shape=(4,), activation='sigmoid')`,
-//!    on a batch of 32, with glorot-uniform weights and zero bias (Keras's defaults).
-//! 2. The same weights in PyTorch's `(units, in)` layout through a transposed view: the
-//!    results are bit-identical.
-//! 3. A larger layer, timed (median of several runs), with its max deviation from the
-//!    naive f64 reference.
+//! 1. The Keras tutorial's two models, built with the layer API: their Keras 3
+//!    `summary()`, a forward pass, and every Dense layer's output checked against the
+//!    `f64` reference (`reference::check_dense`).
+//! 2. One large layer, timed on one thread (a one-thread rayon pool) and on all of
+//!    them, one-off (`dense_forward`) and with the weight packed once
+//!    (`PackedKernel` + `dense_forward_packed`), each as a share of this machine's
+//!    measured peak (the same measurement as the roofline report's), and its result
+//!    checked against the reference.
+//! 3. The same weights in Keras's `(in, units)` layout and in PyTorch's `(units, in)`
+//!    layout through `.t()`: where the results are bitwise equal, and where not, by how
+//!    much they differ (`tests/layouts.rs`).
+//! 4. Where the roofline report is.
+//!
+//! Every check that fails ends the run with an error.
 
+use dense_kernel::layer::{ActivationLayer, Dense, Input, Layer, Sequential};
 use dense_kernel::reference::{check_dense, dense_reference};
-use dense_kernel::{dense_forward, Activation, MatRef};
-use std::time::Instant;
+use dense_kernel::{
+    dense_forward, dense_forward_into, dense_forward_packed, Activation, Mat, MatMut, MatRef,
+    PackedKernel,
+};
+use std::error::Error;
+use std::time::{Duration, Instant};
 
-/// A small deterministic generator for the example's data (SplitMix64).
-struct Rng(u64);
+#[path = "common/peak.rs"]
+mod peak;
 
-impl Rng {
-    fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        let u = ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32;
-        lo + (hi - lo) * u
-    }
+type Res<T> = Result<T, Box<dyn Error>>;
 
-    /// Keras's glorot_uniform for a `(fan_in, fan_out)` kernel: U(±sqrt(6/(in+out))).
-    fn glorot_uniform(&mut self, fan_in: usize, fan_out: usize) -> Vec<f32> {
-        let limit = (6.0 / (fan_in + fan_out) as f32).sqrt();
-        (0..fan_in * fan_out)
-            .map(|_| self.uniform(-limit, limit))
-            .collect()
-    }
-}
-
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut rng = Rng(2024);
+    let (m, k, n, act) = parse_shape(&args)?;
+    let all = rayon::ThreadPoolBuilder::new().build()?;
+    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+    let threads = all.current_num_threads();
     println!(
-        "activation kernels: {} (cpu features: {})",
+        "dense-kernel on {} ({} logical CPUs); SIMD path {} (cpu features: {})",
+        peak::cpu_name(),
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
         dense_kernel::simd_path(),
         dense_kernel::cpu_features()
     );
 
-    // 1. The seed layer: Dense(7) on inputs of 4 features, sigmoid.
-    let (batch, inp, units) = (32, 4, 7);
-    let x: Vec<f32> = (0..batch * inp).map(|_| rng.uniform(-1.0, 1.0)).collect();
-    let w = rng.glorot_uniform(inp, units);
-    let b = vec![0.0f32; units];
-    let act: Activation = "sigmoid".parse()?;
-    let xv = MatRef::from_slice(&x, batch, inp)?;
-    let wv = MatRef::from_slice(&w, inp, units)?;
-    let y = dense_forward(xv, wv, Some(&b), act)?;
-    println!(
-        "Dense({units}, activation='{act}') on a ({batch}, {inp}) batch -> ({}, {})",
-        y.rows(),
-        y.cols()
-    );
-    println!(
-        "params: {} (kernel {inp}x{units} + bias {units})",
-        inp * units + units
-    );
-    for i in 0..3 {
-        let row: Vec<String> = (0..units)
-            .map(|j| format!("{:.5}", y.get(i, j).unwrap()))
-            .collect();
-        println!("  y[{i}] = [{}]", row.join(", "));
-    }
-    println!("  ...");
-    check_dense(xv, wv, Some(&b), act, y.as_slice())?;
-    println!("  matches the naive f64 reference within the derived tolerance");
+    println!("\n== 1. The Keras tutorial's two models (layer API)\n");
+    seed_models()?;
 
-    // 2. PyTorch layout: the weight stored (units, in), used through a transposed view.
-    let mut w_torch = vec![0.0f32; units * inp];
-    for k in 0..inp {
-        for j in 0..units {
-            w_torch[j * inp + k] = w[k * units + j];
-        }
-    }
-    let y_torch = dense_forward(
-        xv,
-        MatRef::from_slice(&w_torch, units, inp)?.t(),
-        Some(&b),
-        act,
-    )?;
-    println!(
-        "PyTorch (units, in) weight via .t(): {}",
-        if y_torch == y {
-            "bit-identical"
-        } else {
-            "DIFFERENT"
-        }
-    );
-
-    // 3. A larger layer, timed.
-    let (m, k, n, act) = parse_shape(&args)?;
-    let x: Vec<f32> = (0..m * k).map(|_| rng.uniform(-1.0, 1.0)).collect();
-    let w = rng.glorot_uniform(k, n);
-    let b: Vec<f32> = (0..n).map(|_| rng.uniform(-0.1, 0.1)).collect();
+    println!("\n== 2. One large layer: {m}×{k} · {k}×{n} + bias, {act}, f32\n");
+    let x = uniform(m * k, 1, 1.0);
+    let w = glorot_uniform(k, n, 2);
+    let b = uniform(n, 3, 0.1);
     let (xv, wv) = (MatRef::from_slice(&x, m, k)?, MatRef::from_slice(&w, k, n)?);
-    let runs = (2e9 / (2.0 * (m * k * n) as f64)).clamp(3.0, 50.0) as usize;
-    let mut times = Vec::with_capacity(runs);
-    let mut y = dense_forward(xv, wv, Some(&b), act)?;
-    for _ in 0..runs {
-        let t = Instant::now();
-        y = dense_forward(xv, wv, Some(&b), act)?;
-        times.push(t.elapsed().as_secs_f64());
-    }
-    times.sort_by(f64::total_cmp);
-    let median = times[runs / 2];
-    let gflops = 2.0 * (m * k * n) as f64 / median / 1e9;
+    let t = Instant::now();
+    let packed = PackedKernel::new(wv, Some(&b))?;
+    let pack_secs = t.elapsed().as_secs_f64();
+    let pk = peak::measure(&all, 10)?;
     println!(
-        "{m}x{k} . {k}x{n} + bias, {act}: median {:.3} ms over {runs} runs, {gflops:.1} GFLOP/s (f32, 1 thread)",
-        median * 1e3
+        "this machine's peak, measured ({}, operands in registers; as the roofline report measures it):",
+        pk.fma.name()
     );
-    if m * k * n <= 1 << 28 {
+    println!(
+        "  {:.1} GFLOP/s on 1 thread, {:.1} GFLOP/s on {threads} threads",
+        pk.one / 1e9,
+        pk.all / 1e9
+    );
+    if threads > 1 && pk.all < 0.75 * threads as f64 * pk.one {
+        println!(
+            "  (all {threads} threads together reached only {:.1}× one thread's peak: something else is using this machine's cores\n   right now, so the {threads}-thread timings below understate the crate; run again when it is idle)",
+            pk.all / pk.one
+        );
+    }
+    let flops = 2.0 * (m * k * n) as f64;
+    let budget = Duration::from_millis(1500);
+    let mut y = Mat::<f32>::try_zeros(m, n)?;
+    let mut yp = Mat::<f32>::try_zeros(m, n)?;
+    let mut rows = Vec::new();
+    for (label, pool, peak) in [
+        ("1 thread".to_string(), &one, pk.one),
+        (format!("{threads} threads"), &all, pk.all),
+    ] {
+        // One-off and packed alternated, so a slow moment on a shared machine hits both.
+        let t = pool.install(|| {
+            time_pair(
+                budget,
+                &mut || {
+                    dense_forward_into(xv, wv, Some(&b), act, y.as_mut()).unwrap();
+                },
+                &mut || {
+                    dense_forward_packed(xv, &packed, act, yp.as_mut()).unwrap();
+                },
+            )
+        });
+        rows.push((label, peak, t));
+    }
+    println!(
+        "  {:<34} {:>11} {:>16} {:>16}",
+        "", "median", "GFLOP/s", "% of peak"
+    );
+    for (label, peak, (one_off, prepared)) in &rows {
+        for (name, secs) in [
+            ("dense_forward (one-off)", one_off),
+            ("dense_forward_packed", prepared),
+        ] {
+            let rate = flops / secs;
+            println!(
+                "  {:<34} {:>8.2} ms {:>16.1} {:>15.0}%",
+                format!("{name}, {label}"),
+                secs * 1e3,
+                rate / 1e9,
+                100.0 * rate / peak
+            );
+        }
+    }
+    println!(
+        "  (packed: PackedKernel::new once, {:.1} ms, then dense_forward_packed per call; one-off: the weight read as it is, every call)",
+        pack_secs * 1e3
+    );
+    let same_bits = y
+        .as_slice()
+        .iter()
+        .zip(yp.as_slice())
+        .all(|(a, b)| a.to_bits() == b.to_bits());
+    if (m * k * n) as u64 <= 1 << 30 {
+        check_dense(xv, wv, Some(&b), act, y.as_slice())?;
+        if !same_bits {
+            check_dense(xv, wv, Some(&b), act, yp.as_slice())?;
+        }
         let r = dense_reference(xv, wv, Some(&b), act)?;
         let dev = y
             .as_slice()
             .iter()
             .zip(r.as_slice())
-            .map(|(a, b)| (*a as f64 - b).abs())
+            .map(|(a, b)| (f64::from(*a) - b).abs())
             .fold(0.0, f64::max);
-        check_dense(xv, wv, Some(&b), act, y.as_slice())?;
-        println!("  max |y - reference| = {dev:.2e}, within the derived tolerance");
+        println!(
+            "  checked: {}, within the f64 reference's derived bound (max |y − reference| = {dev:.1e})",
+            if same_bits {
+                "one-off and packed give the same bits"
+            } else {
+                "one-off and packed (whose last bits differ here)"
+            }
+        );
+    } else {
+        println!(
+            "  one-off and packed give {} (the f64 reference is skipped above 2^30 multiply-adds)",
+            if same_bits {
+                "the same bits"
+            } else {
+                "results differing in the last bits"
+            }
+        );
     }
+
+    println!(
+        "\n== 3. Keras (in, units) and PyTorch (units, in) weights, the same numbers (pre-activations compared)\n"
+    );
+    layouts(xv, &w, &b, &packed)?;
+
+    println!("\n== 4. The roofline report\n");
+    println!(
+        "  cargo run --release --example roofline    (about a minute; --quick: a few seconds)"
+    );
+    println!(
+        "  measures this machine's peak and each memory level's bandwidth (L1, L2, L3, DRAM), judges each shape against"
+    );
+    println!(
+        "  the level its working set fits in, prints the table and writes roofline.svg; docs/ROOFLINE.md explains it."
+    );
     Ok(())
 }
 
-/// `M K N [activation]` from the command line, or the default 256 1024 1024 gelu.
-fn parse_shape(
-    args: &[String],
-) -> Result<(usize, usize, usize, Activation), Box<dyn std::error::Error>> {
+/// The tutorial's models: `Sequential([Dense(7, input_shape=(4,)), Activation('sigmoid'),
+/// Dense(13), Activation('sigmoid'), Dense(5), Activation('softmax')])` and
+/// `Model(Input((5,)), Dense(1, activation='softmax'))`.
+fn seed_models() -> Res<()> {
+    use Activation::{Sigmoid, Softmax};
+    let mut model = Sequential::<f32>::new()
+        .seed(2024)
+        .add(Dense::new(7).input_dim(4))?
+        .add(ActivationLayer::new(Sigmoid))?
+        .add(Dense::new(13))?
+        .add(ActivationLayer::new(Sigmoid))?
+        .add(Dense::new(5))?
+        .add(ActivationLayer::new(Softmax))?;
+    print!("{}", model.summary());
+    let x = [
+        0.1f32, 0.2, 0.3, 0.4, //
+        -1.0, 0.5, 2.0, 0.0, //
+        3.0, -2.0, 1.0, -0.5,
+    ];
+    let (y, shape) = model.forward(&x, &[3, 4])?;
+    println!("forward on a batch of 3: output shape {shape:?}");
+    for row in y.chunks(shape[1]) {
+        let sum: f32 = row.iter().sum();
+        println!("  {row:.4?}  (sum {sum:.6})");
+    }
+    let y = y.to_vec();
+    check_chain(&model, &x, 3, &y)?;
+
+    let mut model2 =
+        Sequential::<f32>::functional(Input::new(&[5])).add(Dense::new(1).activation(Softmax))?;
+    println!();
+    print!("{}", model2.summary());
+    let x2 = [0.3f32, -1.2, 0.8, 2.0, -0.1, 1.0, 1.0, 1.0, 1.0, 1.0];
+    let (y2, shape2) = model2.forward(&x2, &[2, 5])?;
+    println!(
+        "forward on a batch of 2: output shape {shape2:?}, values {y2:?} (a softmax over one unit is always 1; Keras warns about this model)"
+    );
+    let y2 = y2.to_vec();
+    check_chain(&model2, &x2, 2, &y2)
+}
+
+/// Re-runs `model`'s chain layer by layer with `dense_forward` (each Dense layer with
+/// the Activation layer after it, if any, fused), checks each step's output against the
+/// `f64` reference given that step's input, and checks that the model's output is the
+/// chain's, bit for bit.
+fn check_chain(model: &Sequential<f32>, x: &[f32], batch: usize, y: &[f32]) -> Res<()> {
+    let layers: Vec<&Layer<f32>> = model.layers().map(|(_, l)| l).collect();
+    let mut cur = x.to_vec();
+    let mut checked = 0;
+    let mut i = 0;
+    while i < layers.len() {
+        let Layer::Dense(d) = layers[i] else {
+            return Err("the example's models start each step with a Dense layer".into());
+        };
+        let mut act = d.get_activation();
+        if let Some(Layer::Activation(a)) = layers.get(i + 1) {
+            if act != Activation::Linear {
+                return Err("a Dense activation followed by an Activation layer".into());
+            }
+            act = a.activation();
+            i += 1;
+        }
+        let kernel = d.kernel().ok_or("an unbuilt Dense layer")?;
+        let xin = MatRef::from_slice(&cur, batch, kernel.rows())?;
+        let out = dense_forward(xin, kernel, d.bias(), act)?;
+        check_dense(xin, kernel, d.bias(), act, out.as_slice())?;
+        cur = out.as_slice().to_vec();
+        checked += 1;
+        i += 1;
+    }
+    if cur.iter().zip(y).any(|(a, b)| a.to_bits() != b.to_bits()) || cur.len() != y.len() {
+        return Err("the model's output is not its layers' chain".into());
+    }
+    println!(
+        "checked: {} (with its activation) within the f64 reference's derived bound (reference::check_dense),",
+        if checked == 1 {
+            "the Dense layer".to_string()
+        } else {
+            format!("each of the {checked} Dense layers")
+        }
+    );
+    println!("         and model.forward's output is the layers' chain, bit for bit");
+    Ok(())
+}
+
+/// Keras-layout against PyTorch-layout weights, pre-activations (linear) compared: the
+/// large layer's shape on `dense_forward` and on the packed path, and the seed layer's.
+fn layouts(xv: MatRef<'_, f32>, w: &[f32], b: &[f32], packed: &PackedKernel) -> Res<()> {
+    let lin = Activation::Linear;
+    let (m, k, n) = (xv.rows(), xv.cols(), packed.units());
+    let keras = MatRef::from_slice(w, k, n)?;
+    let w_torch = transpose(w, k, n);
+    let torch = MatRef::from_slice(&w_torch, n, k)?.t();
+    let (yk, yt) = (
+        dense_forward(xv, keras, Some(b), lin)?,
+        dense_forward(xv, torch, Some(b), lin)?,
+    );
+    check_dense(xv, torch, Some(b), lin, yt.as_slice())?;
+    println!(
+        "  {:<52} {}",
+        format!("{m}×{k}×{n}, dense_forward:"),
+        compare(xv, keras, Some(b), yk.as_slice(), yt.as_slice())
+    );
+    let packed_torch = PackedKernel::new(torch, Some(b))?;
+    let (mut pk, mut pt) = (vec![0.0f32; m * n], vec![0.0f32; m * n]);
+    dense_forward_packed(xv, packed, lin, MatMut::from_slice(&mut pk, m, n)?)?;
+    dense_forward_packed(xv, &packed_torch, lin, MatMut::from_slice(&mut pt, m, n)?)?;
+    println!(
+        "  {:<52} {}",
+        format!("{m}×{k}×{n}, PackedKernel + dense_forward_packed:"),
+        compare(xv, keras, Some(b), &pk, &pt)
+    );
+    // The seed layer's shape: Dense(7) on a batch of 32 inputs of 4 features.
+    let (m, k, n) = (32, 4, 7);
+    let (x, w, b) = (
+        uniform(m * k, 4, 1.0),
+        glorot_uniform(k, n, 5),
+        vec![0.0f32; n],
+    );
+    let w_torch = transpose(&w, k, n);
+    let (xv, wv) = (MatRef::from_slice(&x, m, k)?, MatRef::from_slice(&w, k, n)?);
+    let yk = dense_forward(xv, wv, Some(&b), Activation::Linear)?;
+    let yt = dense_forward(
+        xv,
+        MatRef::from_slice(&w_torch, n, k)?.t(),
+        Some(&b),
+        Activation::Linear,
+    )?;
+    check_dense(xv, wv, Some(&b), Activation::Linear, yt.as_slice())?;
+    println!(
+        "  {:<52} {}",
+        format!("{m}×{k}×{n} (the seed layer's shape), dense_forward:"),
+        compare(xv, wv, Some(&b), yk.as_slice(), yt.as_slice())
+    );
+    println!(
+        "  Bitwise equal on the GEMM and packed paths (both layouts are copied into the same panels); on the tiny and"
+    );
+    println!(
+        "  skinny paths (M·K·N ≤ 16384, or M ≤ 16) the PyTorch layout runs its own kernel, a dot product whose lanes are"
+    );
+    println!(
+        "  summed in f64 (below K = 16 a loop without fused multiply-adds), so the last bits may differ; both layouts"
+    );
+    println!("  stay within the reference's bound (tests/layouts.rs).");
+    Ok(())
+}
+
+/// "bitwise equal", or how many outputs differ and by how much, in units of
+/// `u·(Σ|x·w| + |b|)` (`u` = 2⁻²⁴, the pre-activation's scale).
+fn compare(
+    x: MatRef<'_, f32>,
+    w: MatRef<'_, f32>,
+    b: Option<&[f32]>,
+    keras: &[f32],
+    torch: &[f32],
+) -> String {
+    let n = w.cols();
+    let mut differ = 0;
+    let mut worst = 0.0f64;
+    for (e, (a, t)) in keras.iter().zip(torch).enumerate() {
+        if a.to_bits() == t.to_bits() {
+            continue;
+        }
+        differ += 1;
+        let (i, j) = (e / n, e % n);
+        let scale = (0..x.cols()).fold(b.map_or(0.0, |b| f64::from(b[j].abs())), |s, p| {
+            s + f64::from((x.get(i, p).unwrap() * w.get(p, j).unwrap()).abs())
+        });
+        worst = worst.max((f64::from(*a) - f64::from(*t)).abs() / (scale * 2f64.powi(-24)));
+    }
+    if differ == 0 {
+        "bitwise equal".to_string()
+    } else {
+        format!(
+            "{differ} of {} outputs differ in the last bits, by at most {worst:.1}·u·(Σ|x·w| + |b|)",
+            keras.len()
+        )
+    }
+}
+
+/// The `(units, in)` row-major copy of a `(in, units)` row-major weight.
+fn transpose(w: &[f32], k: usize, n: usize) -> Vec<f32> {
+    let mut t = vec![0.0f32; k * n];
+    for p in 0..k {
+        for j in 0..n {
+            t[j * k + p] = w[p * n + j];
+        }
+    }
+    t
+}
+
+/// Median seconds of `f` and of `g`, run in turn for about `budget` each.
+fn time_pair(budget: Duration, f: &mut dyn FnMut(), g: &mut dyn FnMut()) -> (f64, f64) {
+    let once = |h: &mut dyn FnMut()| {
+        let t = Instant::now();
+        h();
+        t.elapsed().as_secs_f64()
+    };
+    // Warm: buffers allocated, caches and the pool's threads awake.
+    let slowest = once(f).max(once(g)).max(1e-9);
+    let reps = ((budget.as_secs_f64() / slowest) as usize).clamp(5, 500);
+    let (mut a, mut b) = (Vec::with_capacity(reps), Vec::with_capacity(reps));
+    for _ in 0..reps {
+        a.push(once(f));
+        b.push(once(g));
+    }
+    (median(a), median(b))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// `len` values uniform in `[−scale, scale)`, deterministic per `seed` (SplitMix64).
+fn uniform(len: usize, seed: u64, scale: f32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (0..len)
+        .map(|_| {
+            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = s;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            let u = ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32;
+            scale * (2.0 * u - 1.0)
+        })
+        .collect()
+}
+
+/// Keras's glorot_uniform for a `(fan_in, fan_out)` kernel: U(±sqrt(6/(in+out))).
+fn glorot_uniform(fan_in: usize, fan_out: usize, seed: u64) -> Vec<f32> {
+    uniform(
+        fan_in * fan_out,
+        seed,
+        (6.0 / (fan_in + fan_out) as f32).sqrt(),
+    )
+}
+
+/// `M K N [activation]` from the command line, or the default large layer.
+fn parse_shape(args: &[String]) -> Res<(usize, usize, usize, Activation)> {
     if args.is_empty() {
-        return Ok((256, 1024, 1024, Activation::Gelu));
+        return Ok((512, 1024, 1024, Activation::Relu));
     }
     if args.len() < 3 {
         return Err("usage: forward [M K N [activation]]".into());
     }
     let dim = |s: &String| {
         s.parse::<usize>()
-            .map_err(|e| format!("bad dimension {s:?}: {e}"))
+            .ok()
+            .filter(|&d| d > 0)
+            .ok_or_else(|| format!("bad dimension {s:?}: want a positive integer"))
     };
     let act = match args.get(3) {
         Some(a) => a.parse::<Activation>()?,
