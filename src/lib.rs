@@ -67,6 +67,7 @@
 mod activation;
 #[cfg(feature = "ndarray")]
 mod array;
+mod backward;
 mod element;
 mod error;
 mod forward;
@@ -80,6 +81,7 @@ mod simd;
 pub use activation::{Activation, SELU_ALPHA, SELU_SCALE};
 #[cfg(feature = "ndarray")]
 pub use array::dense_forward_array;
+pub use backward::{dense_backward, dense_forward_train, Gradients};
 pub use element::Element;
 pub use error::DenseError;
 #[cfg(feature = "internals")]

@@ -658,6 +658,141 @@ pub fn check_activation_exact<T: Element>(
     Ok(())
 }
 
+/// The Dense backward pass in `f64` ([`dense_backward_reference`]): each gradient and,
+/// for tolerances, the sum of its terms' magnitudes.
+#[derive(Clone, Debug)]
+pub struct BackwardReference {
+    /// `dL/dz`, `(M, N)`.
+    pub dz: Mat<f64>,
+    /// `dL/dx = dz·Wᵀ`, `(M, K)`, and `Σ_n |dz·w|` per element.
+    pub dx: (Mat<f64>, Mat<f64>),
+    /// `dL/dW = xᵀ·dz`, `(K, N)`, and `Σ_m |x·dz|` per element.
+    pub dw: (Mat<f64>, Mat<f64>),
+    /// `dL/db = Σ_rows dz`, `(N)`, and `Σ_rows |dz|`.
+    pub db: (Vec<f64>, Vec<f64>),
+}
+
+/// The Dense backward pass, naively in `f64`, from the input, the kernel, the
+/// pre-activation `z` the forward kept and `dL/dy` (all as `T` values, widened):
+/// `dz` by the activation's derivative as [`dense_backward`](crate::dense_backward)
+/// defines it (Keras's one-sided values at kinks; the row-wise activations' products
+/// from this module's own softmax, log_softmax and sparsemax), then triple loops for
+/// `dx`, `dW` and `db`.
+pub fn dense_backward_reference<T: Element>(
+    input: MatRef<'_, T>,
+    kernel: MatRef<'_, T>,
+    act: Activation,
+    pre_activation: MatRef<'_, T>,
+    grad_output: MatRef<'_, T>,
+) -> Result<BackwardReference, DenseError> {
+    let (m, n) = check_shapes(&input, &kernel, None)?;
+    let k = input.cols();
+    for v in [&pre_activation, &grad_output] {
+        if (v.rows(), v.cols()) != (m, n) {
+            return Err(DenseError::OutputShape {
+                expected: (m, n),
+                actual: (v.rows(), v.cols()),
+            });
+        }
+    }
+    let act = act.params_as::<T>();
+    let at = |v: &MatRef<'_, T>, i: usize, j: usize| v.get(i, j).map_or(f64::NAN, |x| x.widen());
+    let round = |v: f64| T::narrow(v).widen();
+    let mut dz = Mat::try_zeros(m, n)?;
+    for i in 0..m {
+        let z: Vec<f64> = (0..n).map(|j| at(&pre_activation, i, j)).collect();
+        let dy: Vec<f64> = (0..n).map(|j| at(&grad_output, i, j)).collect();
+        let row = &mut dz.as_mut_slice()[i * n..(i + 1) * n];
+        match row_wise_fn(act) {
+            Some(f) => {
+                let y = f(&z);
+                match act {
+                    Activation::Softmax => {
+                        let s: f64 = y.iter().zip(&dy).map(|(a, b)| a * b).sum();
+                        for ((r, y), d) in row.iter_mut().zip(&y).zip(&dy) {
+                            *r = y * (d - s);
+                        }
+                    }
+                    Activation::LogSoftmax => {
+                        let s: f64 = dy.iter().sum();
+                        for ((r, y), d) in row.iter_mut().zip(&y).zip(&dy) {
+                            *r = d - y.exp() * s;
+                        }
+                    }
+                    _ => {
+                        // Sparsemax: the support is where the projection is positive.
+                        let on: Vec<f64> = y
+                            .iter()
+                            .zip(&dy)
+                            .filter(|(y, _)| **y > 0.0)
+                            .map(|(_, d)| *d)
+                            .collect();
+                        let mean = on.iter().sum::<f64>() / on.len().max(1) as f64;
+                        for ((r, y), d) in row.iter_mut().zip(&y).zip(&dy) {
+                            *r = if y.is_nan() {
+                                f64::NAN
+                            } else if *y > 0.0 {
+                                d - mean
+                            } else {
+                                0.0
+                            };
+                        }
+                    }
+                }
+            }
+            None => {
+                for ((r, z), d) in row.iter_mut().zip(&z).zip(&dy) {
+                    *r = match crate::activation::grad::elementwise(act, *z, round) {
+                        Some(crate::activation::grad::Grad::Factor(g)) => d * g,
+                        _ => 0.0,
+                    };
+                }
+            }
+        }
+    }
+    let dzs = dz.as_slice();
+    let mut dx = Mat::try_zeros(m, k)?;
+    let mut dx_mag = Mat::try_zeros(m, k)?;
+    for i in 0..m {
+        for p in 0..k {
+            let (mut s, mut a) = (0.0, 0.0);
+            for j in 0..n {
+                let t = dzs[i * n + j] * at(&kernel, p, j);
+                s += t;
+                a += t.abs();
+            }
+            dx.as_mut_slice()[i * k + p] = s;
+            dx_mag.as_mut_slice()[i * k + p] = a;
+        }
+    }
+    let mut dw = Mat::try_zeros(k, n)?;
+    let mut dw_mag = Mat::try_zeros(k, n)?;
+    for p in 0..k {
+        for j in 0..n {
+            let (mut s, mut a) = (0.0, 0.0);
+            for i in 0..m {
+                let t = at(&input, i, p) * dzs[i * n + j];
+                s += t;
+                a += t.abs();
+            }
+            dw.as_mut_slice()[p * n + j] = s;
+            dw_mag.as_mut_slice()[p * n + j] = a;
+        }
+    }
+    let db: Vec<f64> = (0..n)
+        .map(|j| (0..m).map(|i| dzs[i * n + j]).sum())
+        .collect();
+    let db_mag: Vec<f64> = (0..n)
+        .map(|j| (0..m).map(|i| dzs[i * n + j].abs()).sum())
+        .collect();
+    Ok(BackwardReference {
+        dz,
+        dx: (dx, dx_mag),
+        dw: (dw, dw_mag),
+        db: (db, db_mag),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
 //! The activations: the [`Activation`] enum with Keras 3's names, definitions and
 //! defaults, their scalar f64 definitions, and how they are applied to an output.
 
+pub(crate) mod grad;
 mod names;
 pub(crate) mod scalar;
 

@@ -119,7 +119,7 @@ fn celu(x: f64, alpha: f64) -> f64 {
 
 #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
 #[cfg_attr(dense_kernel_unoptimized, inline(never))]
-fn sigmoid(x: f64) -> f64 {
+pub(crate) fn sigmoid(x: f64) -> f64 {
     if x >= 0.0 {
         1.0 / (1.0 + (-x).exp())
     } else {
@@ -201,7 +201,7 @@ fn hard_silu(x: f64) -> f64 {
 /// `ln(1 + eˣ)` as `max(x, 0) + ln(1 + e^−|x|)`: no overflow, no cancellation.
 #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
 #[cfg_attr(dense_kernel_unoptimized, inline(never))]
-fn softplus(x: f64) -> f64 {
+pub(crate) fn softplus(x: f64) -> f64 {
     if x.is_nan() {
         return x;
     }

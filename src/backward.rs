@@ -1,0 +1,201 @@
+//! The Dense layer's backward pass at the kernel level: a forward that keeps the
+//! pre-activation, and the gradients `dz`, `dx`, `dW`, `db` from `dy`.
+//!
+//! The two products run through the forward's paths (`dx = dz·Wᵀ` is a forward call
+//! with the transposed kernel, `dW = xᵀ·dz` one with the transposed input), so they sum
+//! in its one K-sum order and split only rows or columns across threads: gradients are
+//! bitwise the same for any thread count. `db` sums `dz` down each column in row order,
+//! in `f64`.
+
+use crate::activation::grad::{elementwise, vjp_elementwise, vjp_row, Grad};
+use crate::forward::check_shapes;
+use crate::{dense_forward_into, Activation, DenseError, Element, MatMut, MatRef};
+
+/// Where [`dense_backward`] writes the gradients (caller-owned buffers, all row-major):
+/// `dL/dz` `(M, N)`, `dL/dx` `(M, K)` if wanted (a first layer does not need it),
+/// `dL/dW` `(K, N)` in Keras layout, and `dL/db` `(N)` if the layer has a bias.
+pub struct Gradients<'a, T> {
+    /// `dL/dz = dL/dy ⊙ act'(z)` (the row-wise activations' Jacobian-vector products).
+    pub pre_activation: MatMut<'a, T>,
+    /// `dL/dx = dL/dz · Wᵀ`, if wanted.
+    pub input: Option<MatMut<'a, T>>,
+    /// `dL/dW = xᵀ · dL/dz`, `(in, units)`.
+    pub kernel: MatMut<'a, T>,
+    /// `dL/db = Σ_rows dL/dz`, if the layer has a bias.
+    pub bias: Option<&'a mut [T]>,
+}
+
+fn shape_is(expected: (usize, usize), rows: usize, cols: usize) -> Result<(), DenseError> {
+    if (rows, cols) == expected {
+        Ok(())
+    } else {
+        Err(DenseError::OutputShape {
+            expected,
+            actual: (rows, cols),
+        })
+    }
+}
+
+/// The forward pass that keeps what [`dense_backward`] needs: writes the
+/// pre-activation `z = input · kernel + bias` and the output `y = act(z)` (both
+/// `(M, N)`) into caller buffers, allocating nothing for element-wise activations.
+/// `z` is [`dense_forward_into`]'s linear result, bit for bit; `y` is `act` applied to
+/// it by the same element-wise kernels.
+///
+/// ```
+/// use dense_kernel::{dense_forward_train, Activation, MatMut, MatRef};
+/// let x = [1.0f32, -2.0];
+/// let w = [0.5f32, 1.0, 1.0, 0.25]; // (in = 2, units = 2)
+/// let (mut z, mut y) = ([0.0f32; 2], [0.0f32; 2]);
+/// dense_forward_train(
+///     MatRef::from_slice(&x, 1, 2)?,
+///     MatRef::from_slice(&w, 2, 2)?,
+///     None,
+///     Activation::Relu,
+///     MatMut::from_slice(&mut z, 1, 2)?,
+///     MatMut::from_slice(&mut y, 1, 2)?,
+/// )?;
+/// assert_eq!((z, y), ([-1.5, 0.5], [0.0, 0.5]));
+/// # Ok::<(), dense_kernel::DenseError>(())
+/// ```
+///
+/// # Errors
+/// Those of [`dense_forward_into`], for either output.
+pub fn dense_forward_train<T: Element>(
+    input: MatRef<'_, T>,
+    kernel: MatRef<'_, T>,
+    bias: Option<&[T]>,
+    act: Activation,
+    pre_activation: MatMut<'_, T>,
+    output: MatMut<'_, T>,
+) -> Result<(), DenseError> {
+    let (m, n) = check_shapes(&input, &kernel, bias)?;
+    shape_is((m, n), pre_activation.rows(), pre_activation.cols())?;
+    shape_is((m, n), output.rows(), output.cols())?;
+    let z = pre_activation.into_slice();
+    dense_forward_into(
+        input,
+        kernel,
+        bias,
+        Activation::Linear,
+        MatMut::from_slice(z, m, n)?,
+    )?;
+    let y = output.into_slice();
+    let len = m * n; // both buffers hold (m, n), checked above
+    y[..len].copy_from_slice(&z[..len]);
+    if n > 0 && act != Activation::Linear {
+        crate::simd::apply(act.params_as::<T>(), &mut y[..len], n);
+    }
+    Ok(())
+}
+
+/// The Dense layer's backward pass: from the input `x` `(M, K)`, the kernel `W`
+/// `(K, N)` (a PyTorch `(units, in)` weight as `.t()`), the activation, the
+/// pre-activation `z` `(M, N)` the forward kept ([`dense_forward_train`]) and `dL/dy`
+/// `(M, N)`, writes `dL/dz`, `dL/dx` (if asked), `dL/dW` and `dL/db` (if asked) into
+/// `grads`.
+///
+/// Derivatives follow Keras 3 (jax) at kinks (`relu'(0) = 0`, `leaky_relu'(0) = 1`,
+/// ties of `max`/`clip` split in halves) and give exact zeros where jax selects a
+/// branch away; docs/ACCURACY.md ("Backward") lists them and the departures. Each
+/// `dz` is computed in `f64` and rounded once; the products are the forward's GEMM
+/// paths, bitwise the same for any thread count.
+///
+/// ```
+/// use dense_kernel::{dense_backward, Activation, Gradients, MatMut, MatRef};
+/// let x = [1.0f32, 2.0];                // (M = 1, K = 2)
+/// let w = [1.0f32, -1.0, 0.5, 1.0];     // (K = 2, N = 2)
+/// let z = [2.0f32, 1.0];                // x·W, both > 0: relu passes dy
+/// let dy = [1.0f32, 3.0];
+/// let (mut dz, mut dx, mut dw, mut db) = ([0.0f32; 2], [0.0f32; 2], [0.0f32; 4], [0.0f32; 2]);
+/// dense_backward(
+///     MatRef::from_slice(&x, 1, 2)?,
+///     MatRef::from_slice(&w, 2, 2)?,
+///     Activation::Relu,
+///     MatRef::from_slice(&z, 1, 2)?,
+///     MatRef::from_slice(&dy, 1, 2)?,
+///     Gradients {
+///         pre_activation: MatMut::from_slice(&mut dz, 1, 2)?,
+///         input: Some(MatMut::from_slice(&mut dx, 1, 2)?),
+///         kernel: MatMut::from_slice(&mut dw, 2, 2)?,
+///         bias: Some(&mut db),
+///     },
+/// )?;
+/// assert_eq!(dz, [1.0, 3.0]);
+/// assert_eq!(dx, [1.0 - 3.0, 0.5 + 3.0]);    // dz·Wᵀ
+/// assert_eq!(dw, [1.0, 3.0, 2.0, 6.0]);      // xᵀ·dz
+/// assert_eq!(db, [1.0, 3.0]);
+/// # Ok::<(), dense_kernel::DenseError>(())
+/// ```
+///
+/// # Errors
+/// [`DenseError::InnerDimMismatch`] if `x` and `W` do not chain;
+/// [`DenseError::OutputShape`] if `z`, `dL/dy` or a gradient buffer has another shape
+/// than the one `x` and `W` imply; [`DenseError::BiasLength`] for a bias gradient not
+/// of `N` elements.
+pub fn dense_backward<T: Element>(
+    input: MatRef<'_, T>,
+    kernel: MatRef<'_, T>,
+    act: Activation,
+    pre_activation: MatRef<'_, T>,
+    grad_output: MatRef<'_, T>,
+    grads: Gradients<'_, T>,
+) -> Result<(), DenseError> {
+    let (m, n) = check_shapes(&input, &kernel, None)?;
+    let k = input.cols();
+    shape_is((m, n), pre_activation.rows(), pre_activation.cols())?;
+    shape_is((m, n), grad_output.rows(), grad_output.cols())?;
+    shape_is(
+        (m, n),
+        grads.pre_activation.rows(),
+        grads.pre_activation.cols(),
+    )?;
+    if let Some(dx) = &grads.input {
+        shape_is((m, k), dx.rows(), dx.cols())?;
+    }
+    shape_is((k, n), grads.kernel.rows(), grads.kernel.cols())?;
+    if let Some(db) = &grads.bias {
+        if db.len() != n {
+            return Err(DenseError::BiasLength {
+                len: db.len(),
+                units: n,
+            });
+        }
+    }
+
+    // dz, row by row (the shapes are checked: every index below is in range).
+    let dz = grads.pre_activation.into_slice();
+    let act = act.params_as::<T>();
+    let round = |v: f64| T::narrow(v).widen();
+    let mut dy_row = Vec::new();
+    let mut buf = Vec::new();
+    for i in 0..m {
+        let row = &mut dz[i * n..(i + 1) * n];
+        if act.is_row_wise() {
+            dy_row.clear();
+            dy_row.extend((0..n).map(|j| grad_output.get(i, j).unwrap_or(T::nan())));
+            let zs = (0..n).map(|j| pre_activation.get(i, j).unwrap_or(T::nan()));
+            vjp_row(act, zs, &dy_row, row, &mut buf);
+        } else {
+            for (j, d) in row.iter_mut().enumerate() {
+                let z = pre_activation.get(i, j).unwrap_or(T::nan()).widen();
+                let dy = grad_output.get(i, j).unwrap_or(T::nan());
+                let g = elementwise(act, z, round).unwrap_or(Grad::Zero);
+                *d = vjp_elementwise(g, dy);
+            }
+        }
+    }
+    let dz_view = MatRef::from_slice(&dz[..m * n], m, n)?;
+
+    if let Some(dx) = grads.input {
+        dense_forward_into(dz_view, kernel.t(), None, Activation::Linear, dx)?;
+    }
+    dense_forward_into(input.t(), dz_view, None, Activation::Linear, grads.kernel)?;
+    if let Some(db) = grads.bias {
+        for (j, b) in db.iter_mut().enumerate() {
+            let s: f64 = (0..m).map(|i| dz[i * n + j].widen()).sum();
+            *b = T::narrow(s);
+        }
+    }
+    Ok(())
+}
