@@ -7,7 +7,9 @@
 //! `float64` run as Keras's own `float32` run is. Per array, the crate's largest error
 //! against the `float64` run may be at most twice Keras's `float32` largest error, plus
 //! the rounding of the result itself (`u·max|g|`): both sum the same terms in `f32`,
-//! in different orders, so their errors are of the same size, not the same bits.
+//! in different orders, so their errors are of the same size, not the same bits. On
+//! the portable path, which does not fuse its multiply-adds (two roundings per term
+//! where XLA has one), twice that.
 
 use dense_kernel::{dense_backward, dense_forward_train, Activation, Gradients, MatMut, MatRef};
 
@@ -89,6 +91,14 @@ fn max_err(got: &[f64], truth: &[f64]) -> f64 {
 fn dense_gradients_are_as_close_to_keras_f64_as_keras_f32_is() {
     let cases = parse();
     assert_eq!(cases.len(), 4, "cases in the fixture");
+    // Keras (XLA) sums with fused multiply-adds, one rounding per term; so do the
+    // crate's AVX2+FMA and AVX-512 paths. The portable path multiplies and adds
+    // separately: two roundings per term, twice the bound.
+    let factor = if dense_kernel::simd_path() == dense_kernel::SimdPath::Portable {
+        4.0
+    } else {
+        2.0
+    };
     let mut compared = 0;
     let mut worst = (0.0f64, String::new());
     let mut failures = Vec::new();
@@ -146,7 +156,8 @@ fn dense_gradients_are_as_close_to_keras_f64_as_keras_f32_is() {
                 let keras32: Vec<f64> = f32s(&k32[i]).iter().map(|&v| v as f64).collect();
                 let ours: Vec<f64> = ours.iter().map(|&v| v as f64).collect();
                 let scale = truth.iter().fold(0.0f64, |a, v| a.max(v.abs()));
-                let allowed = 2.0 * max_err(&keras32, &truth) + f32::EPSILON as f64 / 2.0 * scale;
+                let allowed =
+                    factor * max_err(&keras32, &truth) + f32::EPSILON as f64 / 2.0 * scale;
                 let e = max_err(&ours, &truth);
                 compared += 1;
                 if e / allowed > worst.0 {
