@@ -141,6 +141,28 @@ pub fn dense_backward<T: Element>(
     grad_output: MatRef<'_, T>,
     grads: Gradients<'_, T>,
 ) -> Result<(), DenseError> {
+    dense_backward_with(
+        input,
+        kernel,
+        act,
+        pre_activation,
+        grad_output,
+        grads,
+        &mut Vec::new(),
+    )
+}
+
+/// [`dense_backward`] with the row-wise activations' `f64` workspace supplied (grown
+/// once, then reused: the layer API's training steps allocate nothing).
+pub(crate) fn dense_backward_with<T: Element>(
+    input: MatRef<'_, T>,
+    kernel: MatRef<'_, T>,
+    act: Activation,
+    pre_activation: MatRef<'_, T>,
+    grad_output: MatRef<'_, T>,
+    grads: Gradients<'_, T>,
+    scratch: &mut Vec<f64>,
+) -> Result<(), DenseError> {
     let (m, n) = check_shapes(&input, &kernel, None)?;
     let k = input.cols();
     shape_is((m, n), pre_activation.rows(), pre_activation.cols())?;
@@ -165,23 +187,27 @@ pub fn dense_backward<T: Element>(
 
     // dz, row by row (the shapes are checked: every index below is in range).
     let dz = grads.pre_activation.into_slice();
-    let act = act.params_as::<T>();
-    let round = |v: f64| T::narrow(v).widen();
-    let mut dy_row = Vec::new();
-    let mut buf = Vec::new();
-    for i in 0..m {
-        let row = &mut dz[i * n..(i + 1) * n];
-        if act.is_row_wise() {
-            dy_row.clear();
-            dy_row.extend((0..n).map(|j| grad_output.get(i, j).unwrap_or(T::nan())));
-            let zs = (0..n).map(|j| pre_activation.get(i, j).unwrap_or(T::nan()));
-            vjp_row(act, zs, &dy_row, row, &mut buf);
-        } else {
-            for (j, d) in row.iter_mut().enumerate() {
-                let z = pre_activation.get(i, j).unwrap_or(T::nan()).widen();
-                let dy = grad_output.get(i, j).unwrap_or(T::nan());
-                let g = elementwise(act, z, round).unwrap_or(Grad::Zero);
-                *d = vjp_elementwise(g, dy);
+    match (contiguous(&pre_activation), contiguous(&grad_output)) {
+        (Some(z), Some(dy)) => activation_backward(act, z, dy, &mut dz[..m * n], n, scratch),
+        _ => {
+            let act = act.params_as::<T>();
+            let round = |v: f64| T::narrow(v).widen();
+            let mut dy_row = Vec::new();
+            for i in 0..m {
+                let row = &mut dz[i * n..(i + 1) * n];
+                if act.is_row_wise() {
+                    dy_row.clear();
+                    dy_row.extend((0..n).map(|j| grad_output.get(i, j).unwrap_or(T::nan())));
+                    let zs = (0..n).map(|j| pre_activation.get(i, j).unwrap_or(T::nan()));
+                    vjp_row(act, zs, &dy_row, row, scratch);
+                } else {
+                    for (j, d) in row.iter_mut().enumerate() {
+                        let z = pre_activation.get(i, j).unwrap_or(T::nan()).widen();
+                        let dy = grad_output.get(i, j).unwrap_or(T::nan());
+                        let g = elementwise(act, z, round).unwrap_or(Grad::Zero);
+                        *d = vjp_elementwise(g, dy);
+                    }
+                }
             }
         }
     }
@@ -198,4 +224,57 @@ pub fn dense_backward<T: Element>(
         }
     }
     Ok(())
+}
+
+/// The view's elements as one row-major slice, if it is one (no gaps, unit column step).
+fn contiguous<'a, T: Element>(v: &MatRef<'a, T>) -> Option<&'a [T]> {
+    let (m, n) = (v.rows(), v.cols());
+    let len = m.checked_mul(n)?;
+    let row_major = v.col_stride() == 1 && (v.row_stride() == n || m <= 1);
+    if row_major && v.data().len() >= len {
+        Some(&v.data()[..len])
+    } else if len == 0 {
+        Some(&[])
+    } else {
+        None
+    }
+}
+
+/// `dz = dy ⊙ act'(z)` over row-major `(rows, n)` slices of equal length (row-wise
+/// activations: their Jacobian-vector product per row), each element computed in `f64`
+/// and rounded once; `scratch` is the row-wise activations' workspace.
+pub(crate) fn activation_backward<T: Element>(
+    act: Activation,
+    z: &[T],
+    dy: &[T],
+    dz: &mut [T],
+    n: usize,
+    scratch: &mut Vec<f64>,
+) {
+    if n == 0 {
+        return;
+    }
+    let act = act.params_as::<T>();
+    match act {
+        // The two most common cases without the per-element dispatch (the same values
+        // as `elementwise`: 1, and relu's 1 above 0, exact 0 at and below 0 and for NaN).
+        Activation::Linear => dz.copy_from_slice(dy),
+        Activation::Relu => {
+            for ((d, z), g) in dz.iter_mut().zip(z).zip(dy) {
+                *d = if z.widen() > 0.0 { *g } else { T::zero() };
+            }
+        }
+        _ if act.is_row_wise() => {
+            for ((zr, dyr), dzr) in z.chunks(n).zip(dy.chunks(n)).zip(dz.chunks_mut(n)) {
+                vjp_row(act, zr.iter().copied(), dyr, dzr, scratch);
+            }
+        }
+        _ => {
+            let round = |v: f64| T::narrow(v).widen();
+            for ((d, z), g) in dz.iter_mut().zip(z).zip(dy) {
+                let gr = elementwise(act, z.widen(), round).unwrap_or(Grad::Zero);
+                *d = vjp_elementwise(gr, *g);
+            }
+        }
+    }
 }

@@ -140,6 +140,28 @@ pub enum DenseError {
         /// What the borrowing view needs.
         needs: &'static str,
     },
+    /// Training or evaluation targets whose shape does not fit the model's output for
+    /// the loss (the same shape; for a sparse loss, the output's without its last axis,
+    /// or with it as 1).
+    TargetShape {
+        /// The targets' shape.
+        shape: Vec<usize>,
+        /// The model's output shape.
+        prediction: Vec<usize>,
+        /// The loss's Keras name.
+        loss: String,
+    },
+    /// A sparse target that is not a class index in `0..classes`.
+    InvalidLabel {
+        /// The example (row) it belongs to.
+        index: usize,
+        /// The value given, as text.
+        value: String,
+        /// The number of classes (the output's last axis).
+        classes: usize,
+    },
+    /// Training or evaluation asked of a model that was not compiled.
+    NotCompiled,
 }
 
 impl fmt::Display for DenseError {
@@ -245,6 +267,26 @@ impl fmt::Display for DenseError {
                 f,
                 "a view of shape {shape:?} with strides {strides:?} cannot be borrowed: {needs}"
             ),
+            DenseError::TargetShape {
+                shape,
+                prediction,
+                loss,
+            } => write!(
+                f,
+                "targets of shape {shape:?} do not fit predictions of shape {prediction:?} \
+                 for loss {loss}"
+            ),
+            DenseError::InvalidLabel {
+                index,
+                value,
+                classes,
+            } => write!(
+                f,
+                "label {value} of example {index} is not a class index in 0..{classes}"
+            ),
+            DenseError::NotCompiled => {
+                write!(f, "the model must be compiled (compile) before training")
+            }
         }
     }
 }

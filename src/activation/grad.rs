@@ -295,6 +295,7 @@ pub(crate) fn vjp_row<T: Element>(
             let m = buf.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             buf.iter_mut().for_each(|v| *v -= m);
             let tau = sparsemax_threshold(buf);
+            buf.truncate(dz.len());
             let (mut cnt, mut sum) = (0usize, 0.0);
             for (v, d) in buf.iter().zip(dy) {
                 if *v > tau {
@@ -311,9 +312,12 @@ pub(crate) fn vjp_row<T: Element>(
     }
 }
 
-/// The paper's sparsemax threshold τ of a row (finite maximum), by sorting a copy.
-fn sparsemax_threshold(z: &[f64]) -> f64 {
-    let mut s: Vec<f64> = z.to_vec();
+/// The paper's sparsemax threshold τ of the row `z` (finite maximum), by sorting a
+/// copy appended to `z` (the caller truncates it again).
+fn sparsemax_threshold(z: &mut Vec<f64>) -> f64 {
+    let n = z.len();
+    z.extend_from_within(..n);
+    let s = &mut z[n..];
     s.sort_by(|a, b| b.total_cmp(a));
     let (mut cum, mut tau) = (0.0, s[0] - 1.0);
     for (k, &v) in s.iter().enumerate() {

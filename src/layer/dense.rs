@@ -34,14 +34,14 @@ use crate::{
 /// ```
 #[derive(Clone, Debug)]
 pub struct Dense<T> {
-    units: usize,
-    activation: Activation,
-    use_bias: bool,
+    pub(super) units: usize,
+    pub(super) activation: Activation,
+    pub(super) use_bias: bool,
     kernel_initializer: Initializer,
     bias_initializer: Initializer,
-    kernel_regularizer: Option<Regularizer>,
-    bias_regularizer: Option<Regularizer>,
-    activity_regularizer: Option<Regularizer>,
+    pub(super) kernel_regularizer: Option<Regularizer>,
+    pub(super) bias_regularizer: Option<Regularizer>,
+    pub(super) activity_regularizer: Option<Regularizer>,
     kernel_constraint: Option<Constraint>,
     bias_constraint: Option<Constraint>,
     /// The per-example input shape (without the batch axis), if given.
@@ -49,10 +49,10 @@ pub struct Dense<T> {
     seed: Option<u64>,
     name: Option<String>,
     /// `(in, units)` row-major once built.
-    kernel: Vec<T>,
-    bias: Vec<T>,
-    in_features: Option<usize>,
-    activity_penalty: Option<f64>,
+    pub(super) kernel: Vec<T>,
+    pub(super) bias: Vec<T>,
+    pub(super) in_features: Option<usize>,
+    pub(super) activity_penalty: Option<f64>,
     /// Calls since the weights last changed.
     calls: u32,
     /// The packed kernel and bias (f32 only), made on the second call.
@@ -352,7 +352,7 @@ impl<T: Element> Dense<T> {
         Ok(())
     }
 
-    fn weights_changed(&mut self) {
+    pub(super) fn weights_changed(&mut self) {
         self.calls = 0;
         self.packed = None;
     }

@@ -30,16 +30,26 @@
 
 mod constraint;
 mod dense;
+mod dropout;
 mod init;
+mod loss;
+mod metrics;
 mod model;
+mod optimizer;
 mod regularizer;
 mod rng;
+mod train;
 
 pub use constraint::{Constraint, EPSILON};
 pub use dense::Dense;
+pub use dropout::Dropout;
 pub use init::{fans, Distribution, FanMode, Initializer, TRUNCATION_STD};
+pub use loss::{Loss, LOSS_EPSILON};
+pub use metrics::Metric;
 pub use model::{ActivationLayer, Input, Layer, Sequential};
+pub use optimizer::Optimizer;
 pub use regularizer::Regularizer;
+pub use train::{CompileOptions, FitOptions, History};
 
 use crate::{DenseError, Element};
 

@@ -1,7 +1,7 @@
 //! Keras's `Activation` layer, `Input`, and `Sequential` (also in the `Input`-first
 //! functional form), with buffers reused across calls and Keras 3's `summary()` table.
 
-use super::{Dense, Tensor};
+use super::{Dense, Dropout, Tensor};
 use crate::forward::apply_activation_rows;
 use crate::{Activation, DenseError, Element};
 
@@ -82,6 +82,14 @@ pub enum Layer<T> {
     Dense(Dense<T>),
     /// An [`ActivationLayer`].
     Activation(ActivationLayer),
+    /// A [`Dropout`] layer.
+    Dropout(Dropout),
+}
+
+impl<T> From<Dropout> for Layer<T> {
+    fn from(d: Dropout) -> Self {
+        Layer::Dropout(d)
+    }
 }
 
 impl<T> From<Dense<T>> for Layer<T> {
@@ -123,10 +131,12 @@ impl<T> From<ActivationLayer> for Layer<T> {
 #[derive(Clone, Debug)]
 pub struct Sequential<T> {
     name: String,
-    input: Option<Vec<usize>>,
+    pub(super) input: Option<Vec<usize>>,
     functional: bool,
     seed: u64,
-    layers: Vec<(String, Layer<T>)>,
+    pub(super) layers: Vec<(String, Layer<T>)>,
+    /// What `compile` set up: loss, optimizer and its state, workspaces.
+    pub(super) training: Option<Box<super::train::Training<T>>>,
     /// Ping-pong buffers for the forward pass, kept across calls.
     bufs: [Vec<T>; 2],
     out_shape: Vec<usize>,
@@ -147,6 +157,7 @@ impl<T: Element> Sequential<T> {
             functional: false,
             seed: 0,
             layers: Vec::new(),
+            training: None,
             bufs: [Vec::new(), Vec::new()],
             out_shape: Vec::new(),
         }
@@ -189,6 +200,10 @@ impl<T: Element> Sequential<T> {
         let (kind, given) = match &layer {
             Layer::Dense(d) => ("dense", d.name_opt().map(str::to_owned)),
             Layer::Activation(a) => ("activation", a.name.clone()),
+            Layer::Dropout(d) => {
+                d.validate()?;
+                ("dropout", d.name.clone())
+            }
         };
         let name = match given {
             Some(n) => n,
@@ -199,7 +214,9 @@ impl<T: Element> Sequential<T> {
                     .filter(|(_, l)| {
                         matches!(
                             (l, kind),
-                            (Layer::Dense(_), "dense") | (Layer::Activation(_), "activation")
+                            (Layer::Dense(_), "dense")
+                                | (Layer::Activation(_), "activation")
+                                | (Layer::Dropout(_), "dropout")
                         )
                     })
                     .count();
@@ -226,6 +243,12 @@ impl<T: Element> Sequential<T> {
                 }
                 self.input = Some(s.to_vec());
             }
+            if d.seed_opt().is_none() {
+                let i = self.layers.len() as u64;
+                *d = d.clone().seed(self.seed.wrapping_add(i));
+            }
+        }
+        if let Layer::Dropout(d) = &mut layer {
             if d.seed_opt().is_none() {
                 let i = self.layers.len() as u64;
                 *d = d.clone().seed(self.seed.wrapping_add(i));
@@ -280,6 +303,9 @@ impl<T: Element> Sequential<T> {
                 Layer::Activation(_) => {
                     rows.push((name.clone(), "Activation", shape.clone(), Some(0)));
                 }
+                Layer::Dropout(_) => {
+                    rows.push((name.clone(), "Dropout", shape.clone(), Some(0)));
+                }
             }
         }
         rows
@@ -292,13 +318,60 @@ impl<T: Element> Sequential<T> {
     pub fn count_params(&self) -> Result<usize, DenseError> {
         self.layers.iter().try_fold(0usize, |acc, (_, l)| match l {
             Layer::Dense(d) => Ok(acc.saturating_add(d.count_params()?)),
-            Layer::Activation(_) => Ok(acc),
+            Layer::Activation(_) | Layer::Dropout(_) => Ok(acc),
         })
     }
 
     /// The layers, in order, with their names.
     pub fn layers(&self) -> impl Iterator<Item = (&str, &Layer<T>)> {
         self.layers.iter().map(|(n, l)| (n.as_str(), l))
+    }
+
+    /// Every Dense layer's weights in layer order, Keras's `model.get_weights()`:
+    /// `[kernel (in, units), bias (units,)]` per layer (no bias without `use_bias`).
+    ///
+    /// # Errors
+    /// [`DenseError::InvalidConfig`] if a Dense layer is not built yet; allocation
+    /// failures.
+    pub fn get_weights(&mut self) -> Result<Vec<Tensor<T>>, DenseError> {
+        let mut all = Vec::new();
+        for (_, l) in &mut self.layers {
+            if let Layer::Dense(d) = l {
+                all.extend(d.get_weights()?);
+            }
+        }
+        Ok(all)
+    }
+
+    /// Sets every Dense layer's weights from Keras's `model.get_weights()` order.
+    ///
+    /// # Errors
+    /// [`DenseError::WeightShape`] for the wrong number of arrays or a wrong shape.
+    pub fn set_weights(&mut self, weights: &[Tensor<T>]) -> Result<(), DenseError> {
+        let need: usize = self
+            .layers
+            .iter()
+            .map(|(_, l)| match l {
+                Layer::Dense(d) => 1 + usize::from(d.use_bias),
+                _ => 0,
+            })
+            .sum();
+        if weights.len() != need {
+            return Err(DenseError::WeightShape {
+                name: "weights",
+                expected: vec![need],
+                actual: vec![weights.len()],
+            });
+        }
+        let mut at = 0;
+        for (_, l) in &mut self.layers {
+            if let Layer::Dense(d) = l {
+                let n = 1 + usize::from(d.use_bias);
+                d.set_weights(&weights[at..at + n])?;
+                at += n;
+            }
+        }
+        Ok(())
     }
 
     /// The layer called `name`, mutably (to set its weights, say).
@@ -400,6 +473,8 @@ impl<T: Element> Sequential<T> {
                     a.call_in_place(&mut self.bufs[i][..len], &cur_shape)?;
                     cur = Some(i);
                 }
+                // Inference: the identity.
+                Layer::Dropout(_) => {}
             }
         }
         let len = super::numel(&cur_shape)?;
@@ -437,7 +512,7 @@ impl<T: Element> Sequential<T> {
             .iter()
             .flat_map(|(_, l)| match l {
                 Layer::Dense(d) => d.losses(),
-                Layer::Activation(_) => Vec::new(),
+                Layer::Activation(_) | Layer::Dropout(_) => Vec::new(),
             })
             .collect()
     }

@@ -1,6 +1,5 @@
-//! Keras's weight regularizers: a penalty added to the training loss. This crate runs
-//! no training; it computes the penalty Keras would add, for the kernel, the bias and the
-//! layer's output (activity).
+//! Keras's weight regularizers: a penalty added to the training loss, for the kernel,
+//! the bias and the layer's output (activity), and its gradient.
 
 use crate::{DenseError, Element};
 
@@ -83,5 +82,24 @@ impl Regularizer {
             p += self.l2 * s2;
         }
         p
+    }
+
+    /// Adds `scale · d(penalty)/dw` to `g`: `scale·(l1·sign(w) + 2·l2·w)`, with jax's
+    /// `|w|' = +1` at 0; each element computed in `f64` and rounded once.
+    pub(crate) fn add_gradient<T: Element>(&self, w: &[T], g: &mut [T], scale: f64) {
+        if self.l1 == 0.0 && self.l2 == 0.0 {
+            return;
+        }
+        for (g, w) in g.iter_mut().zip(w) {
+            let w = w.widen();
+            let mut d = 0.0;
+            if self.l1 != 0.0 {
+                d += self.l1 * if w >= 0.0 { 1.0 } else { -1.0 };
+            }
+            if self.l2 != 0.0 {
+                d += 2.0 * self.l2 * w;
+            }
+            *g = T::narrow(g.widen() + scale * d);
+        }
     }
 }

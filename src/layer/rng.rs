@@ -6,6 +6,7 @@
 //! gives the same *distribution* as Keras, not the same numbers.
 
 /// A seeded stream of uniform and normal samples.
+#[derive(Clone, Debug)]
 pub(crate) struct Rng {
     state: u64,
     /// The second value of the last Box–Muller pair, not yet used.
@@ -20,7 +21,7 @@ impl Rng {
         }
     }
 
-    fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.state;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -31,6 +32,18 @@ impl Rng {
     /// Uniform on `[0, 1)`, 53 random bits.
     pub(crate) fn uniform(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// Uniform on `0..n` (`n ≥ 1`), by Lemire's multiply-shift with rejection: unbiased.
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        let threshold = n.wrapping_neg() % n;
+        loop {
+            let x = self.next_u64();
+            let m = u128::from(x) * u128::from(n);
+            if (m as u64) >= threshold {
+                return (m >> 64) as u64;
+            }
+        }
     }
 
     /// Standard normal (Box–Muller on `(0, 1]`, so the logarithm is finite).
