@@ -132,7 +132,7 @@ impl<T: Element> Tensor<T> {
 
 /// The leading axes of `shape` flattened: `(rows, last)`, for a rank ≥ 1 input.
 fn rows_and_last(shape: &[usize], len: usize) -> Result<(usize, usize), DenseError> {
-    let (&last, lead) = shape.split_last().ok_or(DenseError::InputShape {
+    let (&last, lead) = shape.split_last().ok_or_else(|| DenseError::InputShape {
         shape: Vec::new(),
         len,
         expected_last: None,

@@ -9,7 +9,10 @@
 
 use crate::activation::grad::{elementwise, vjp_elementwise, vjp_row, Grad};
 use crate::forward::check_shapes;
-use crate::{dense_forward_into, Activation, DenseError, Element, MatMut, MatRef};
+use crate::{
+    dense_forward_into, dense_forward_packed, Activation, DenseError, Element, MatMut, MatRef,
+    PackedKernel,
+};
 
 /// Where [`dense_backward`] writes the gradients (caller-owned buffers, all row-major):
 /// `dL/dz` `(M, N)`, `dL/dx` `(M, K)` if wanted (a first layer does not need it),
@@ -218,10 +221,102 @@ pub(crate) fn dense_backward_with<T: Element>(
     }
     dense_forward_into(input.t(), dz_view, None, Activation::Linear, grads.kernel)?;
     if let Some(db) = grads.bias {
-        for (j, b) in db.iter_mut().enumerate() {
-            let s: f64 = (0..m).map(|i| dz[i * n + j].widen()).sum();
-            *b = T::narrow(s);
+        bias_gradient(&dz[..m * n], n, db);
+    }
+    Ok(())
+}
+
+/// `db_j = Σ_i dz_ij` down each column in row order, in `f64`, rounded once.
+fn bias_gradient<T: Element>(dz: &[T], n: usize, db: &mut [T]) {
+    let m = dz.len().checked_div(n).unwrap_or(0);
+    for (j, b) in db.iter_mut().enumerate() {
+        let s: f64 = (0..m).map(|i| dz[i * n + j].widen()).sum();
+        *b = T::narrow(s);
+    }
+}
+
+/// The packed weights an `f32` Dense layer's training step reuses: `W` for the
+/// forward, `Wᵀ` for `dx`, `dz` for `dW`, repacked each step into the same memory.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TrainPacks {
+    w: Option<PackedKernel>,
+    wt: Option<PackedKernel>,
+    dz: Option<PackedKernel>,
+}
+
+/// `b` packed (with `bias`) into `slot`, reusing its memory.
+fn pack_into<'s>(
+    slot: &'s mut Option<PackedKernel>,
+    b: MatRef<'_, f32>,
+    bias: Option<&[f32]>,
+) -> Result<&'s PackedKernel, DenseError> {
+    match slot {
+        Some(p) => {
+            p.repack(b, bias)?;
+            Ok(p)
         }
+        None => Ok(slot.insert(PackedKernel::for_one_call(b, bias)?)),
+    }
+}
+
+/// The training forward of an `f32` layer through the packed path (the weights packed
+/// into reused buffers): `z = x·W + b`, `y = act(z)`, both `(rows, n)` slices.
+pub(crate) fn forward_train_packed(
+    packs: &mut TrainPacks,
+    x: MatRef<'_, f32>,
+    w: MatRef<'_, f32>,
+    bias: Option<&[f32]>,
+    act: Activation,
+    z: &mut [f32],
+    y: &mut [f32],
+) -> Result<(), DenseError> {
+    let (m, n) = (x.rows(), w.cols());
+    let p = pack_into(&mut packs.w, w, bias)?;
+    dense_forward_packed(x, p, Activation::Linear, MatMut::from_slice(z, m, n)?)?;
+    y.copy_from_slice(z);
+    if n > 0 && act != Activation::Linear {
+        crate::simd::apply(act.params_as::<f32>(), y, n);
+    }
+    Ok(())
+}
+
+/// Where [`backward_packed`] writes: `dz`, `dx` (if wanted), `dW`, `db` (if a bias).
+pub(crate) struct SliceGrads<'a> {
+    pub dz: &'a mut [f32],
+    pub dx: Option<&'a mut [f32]>,
+    pub dw: &'a mut [f32],
+    pub db: Option<&'a mut [f32]>,
+}
+
+/// [`dense_backward`] for an `f32` layer whose data are row-major slices, through the
+/// packed path: `Wᵀ` and `dz` packed into reused buffers, so a step allocates nothing.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn backward_packed(
+    packs: &mut TrainPacks,
+    x: MatRef<'_, f32>,
+    w: MatRef<'_, f32>,
+    act: Activation,
+    z: &[f32],
+    dy: &[f32],
+    g: SliceGrads<'_>,
+    scratch: &mut Vec<f64>,
+) -> Result<(), DenseError> {
+    let (m, k, n) = (x.rows(), x.cols(), w.cols());
+    activation_backward(act, z, dy, g.dz, n, scratch);
+    let dz = MatRef::from_slice(g.dz, m, n)?;
+    if let Some(dx) = g.dx {
+        let p = pack_into(&mut packs.wt, w.t(), None)?;
+        dense_forward_packed(dz, p, Activation::Linear, MatMut::from_slice(dx, m, k)?)?;
+    }
+    let p = pack_into(&mut packs.dz, dz, None)?;
+    dense_forward_packed(
+        x.t(),
+        p,
+        Activation::Linear,
+        MatMut::from_slice(g.dw, k, n)?,
+    )?;
+    if let Some(db) = g.db {
+        bias_gradient(g.dz, n, db);
     }
     Ok(())
 }

@@ -186,4 +186,83 @@ fn main() {
         failures.join("\n")
     );
     println!("no_alloc: {cases} cases, no allocation in any prepared call");
+    for pool in &pools {
+        let (steps, per_fit) = training_allocs(pool);
+        assert_eq!(
+            steps,
+            0,
+            "{} threads: train_on_batch allocated",
+            pool.current_num_threads()
+        );
+        assert_eq!(
+            per_fit.0,
+            per_fit.1,
+            "{} threads: fit over 8 and over 16 steps per epoch allocated differently",
+            pool.current_num_threads()
+        );
+    }
+    println!("no_alloc: training steps allocate nothing (1, 2, 3 threads)");
+}
+
+/// Allocations in three `train_on_batch` steps after warm-up, and in one-epoch `fit`
+/// calls of 8 and of 16 steps (shuffled, with validation): equal if a step allocates
+/// nothing (the per-epoch history is the same in both).
+fn training_allocs(pool: &rayon::ThreadPool) -> (usize, (usize, usize)) {
+    use dense_kernel::layer::{CompileOptions, Dense, Dropout, FitOptions, Metric, Sequential};
+    pool.install(|| {
+        let mut m = Sequential::<f32>::new()
+            .add(Dense::new(40).activation(Activation::Relu).input_dim(30))
+            .unwrap()
+            .add(Dropout::new(0.25))
+            .unwrap()
+            .add(Dense::new(20).activation(Activation::Gelu))
+            .unwrap()
+            .add(Dense::new(6).activation(Activation::Softmax))
+            .unwrap();
+        m.compile_with(
+            "adam".parse().unwrap(),
+            "categorical_crossentropy".parse().unwrap(),
+            &CompileOptions::new()
+                .metrics(&[Metric::Accuracy])
+                .global_clipnorm(1.0),
+        )
+        .unwrap();
+        let x = values(160 * 30, 3);
+        let mut y = vec![0.0f32; 160 * 6];
+        for r in 0..160 {
+            y[r * 6 + r % 6] = 1.0;
+        }
+        let opts = FitOptions::new()
+            .batch_size(8)
+            .epochs(1)
+            .verbose(0)
+            .validation_split(0.2);
+        let mut fit = |n: usize| {
+            let before = ALLOCS.load(Ordering::SeqCst);
+            m.fit(&x[..n * 30], &[n, 30], &y[..n * 6], &[n, 6], &opts)
+                .unwrap();
+            ALLOCS.load(Ordering::SeqCst) - before
+        };
+        fit(160); // warm-up: buffers reach their size
+        let per_fit = (fit(80), fit(160));
+        // Inference through the layer API allocates nothing once the layers are packed
+        // (a `Dense::call_into` made an error message on every packed call).
+        m.forward(&x[..8 * 30], &[8, 30]).unwrap();
+        m.forward(&x[..8 * 30], &[8, 30]).unwrap();
+        let before = ALLOCS.load(Ordering::SeqCst);
+        for _ in 0..3 {
+            m.forward(&x[..8 * 30], &[8, 30]).unwrap();
+        }
+        assert_eq!(
+            ALLOCS.load(Ordering::SeqCst) - before,
+            0,
+            "Sequential::forward allocated"
+        );
+        let before = ALLOCS.load(Ordering::SeqCst);
+        for _ in 0..3 {
+            m.train_on_batch(&x[..8 * 30], &[8, 30], &y[..8 * 6], &[8, 6])
+                .unwrap();
+        }
+        (ALLOCS.load(Ordering::SeqCst) - before, per_fit)
+    })
 }

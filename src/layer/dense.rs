@@ -378,6 +378,15 @@ impl<T: Element> Dense<T> {
     /// # Errors
     /// [`DenseError::InputShape`] for rank < 2 or a last axis other than the layer's.
     pub fn output_shape(&self, shape: &[usize]) -> Result<Vec<usize>, DenseError> {
+        self.check_shape(shape)?;
+        let mut out = shape.to_vec();
+        *out.last_mut().unwrap_or(&mut 0) = self.units;
+        Ok(out)
+    }
+
+    /// Whether the layer takes inputs of `shape` (rank ≥ 2, its last axis the input
+    /// size if built), without allocating.
+    pub(super) fn check_shape(&self, shape: &[usize]) -> Result<(), DenseError> {
         let bad = || DenseError::InputShape {
             shape: shape.to_vec(),
             len: 0,
@@ -387,9 +396,7 @@ impl<T: Element> Dense<T> {
         if lead.is_empty() || self.in_features().is_some_and(|k| k != last) {
             return Err(bad());
         }
-        let mut out = lead.to_vec();
-        out.push(self.units);
-        Ok(out)
+        Ok(())
     }
 
     /// The layer on `input` of `shape` (batch axis first, rank ≥ 2), into a new tensor.
@@ -399,7 +406,8 @@ impl<T: Element> Dense<T> {
     /// [`DenseError::InputShape`] for rank < 2, a last axis other than the layer's, or
     /// data whose length is not the shape's product; the build's errors.
     pub fn call(&mut self, input: &[T], shape: &[usize]) -> Result<Tensor<T>, DenseError> {
-        let out_shape = self.prepare(input, shape)?;
+        self.prepare(input, shape)?;
+        let out_shape = self.output_shape(shape)?;
         let (rows, len) = super::output_len(shape, self.units)?;
         let mut data = Vec::new();
         super::try_grow(&mut data, len, rows, self.units)?;
@@ -410,8 +418,8 @@ impl<T: Element> Dense<T> {
         })
     }
 
-    /// Checks the input, builds on first use, returns the output shape.
-    fn prepare(&mut self, input: &[T], shape: &[usize]) -> Result<Vec<usize>, DenseError> {
+    /// Checks the input and builds on first use (no allocation).
+    fn prepare(&mut self, input: &[T], shape: &[usize]) -> Result<(), DenseError> {
         let bad = |expected_last| DenseError::InputShape {
             shape: shape.to_vec(),
             len: input.len(),
@@ -427,7 +435,7 @@ impl<T: Element> Dense<T> {
         if !self.is_built() {
             self.build(last)?;
         }
-        self.output_shape(shape)
+        self.check_shape(shape)
     }
 
     /// [`call`](Dense::call) into `out` (`shape` with its last axis replaced by
@@ -465,7 +473,7 @@ impl<T: Element> Dense<T> {
         }
         match (&self.packed, T::as_f32s(input)) {
             (Some(p), Some(x)) => {
-                let o = T::as_f32s_mut(out).ok_or(DenseError::InvalidConfig {
+                let o = T::as_f32s_mut(out).ok_or_else(|| DenseError::InvalidConfig {
                     what: "packed path on a non-f32 output".into(),
                 })?;
                 dense_forward_packed(

@@ -418,7 +418,10 @@ impl<T: Element> Sequential<T> {
                 });
             }
         }
-        let mut cur_shape = shape.to_vec();
+        // The running shape lives in the model's own buffer (no allocation per call).
+        let mut cur_shape = std::mem::take(&mut self.out_shape);
+        cur_shape.clear();
+        cur_shape.extend_from_slice(shape);
         // Which buffer holds the current activations (None: still the caller's input).
         let mut cur: Option<usize> = None;
         for (_, l) in &mut self.layers {
@@ -428,14 +431,13 @@ impl<T: Element> Sequential<T> {
                     if !d.is_built() && cur_shape.len() >= 2 {
                         d.build(cur_shape[cur_shape.len() - 1])?;
                     }
-                    let out_shape =
-                        d.output_shape(&cur_shape)
-                            .map_err(|_| DenseError::InputShape {
-                                shape: cur_shape.clone(),
-                                len: src_len,
-                                expected_last: d.in_features(),
-                            })?;
-                    let (rows, len) = super::output_len(&out_shape, d.units())?;
+                    d.check_shape(&cur_shape)
+                        .map_err(|_| DenseError::InputShape {
+                            shape: cur_shape.clone(),
+                            len: src_len,
+                            expected_last: d.in_features(),
+                        })?;
+                    let (rows, len) = super::output_len(&cur_shape, d.units())?;
                     let dst_i = cur.map_or(0, |i| 1 - i);
                     let [b0, b1] = &mut self.bufs;
                     let (src, dst): (&[T], &mut Vec<T>) = match cur {
@@ -452,7 +454,7 @@ impl<T: Element> Sequential<T> {
                     super::try_grow(dst, len, rows, d.units())?;
                     d.call_into(src, &cur_shape, &mut dst[..len])?;
                     cur = Some(dst_i);
-                    cur_shape = out_shape;
+                    *cur_shape.last_mut().unwrap_or(&mut 0) = d.units();
                 }
                 Layer::Activation(a) => {
                     let len = super::numel(&cur_shape)?;

@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 use super::optimizer::Clip;
 use super::rng::Rng;
 use super::{Layer, Loss, Metric, Optimizer, Sequential};
-use crate::backward::{activation_backward, dense_backward_with};
+use crate::backward::{
+    activation_backward, backward_packed, dense_backward_with, forward_train_packed, SliceGrads,
+    TrainPacks,
+};
 use crate::{dense_forward_train, DenseError, Element, Gradients, MatMut, MatRef};
 
 /// What [`Sequential::compile_with`] takes besides the optimizer and the loss: Keras's
@@ -181,6 +184,8 @@ pub(crate) struct Training<T> {
     slots: Vec<Vec<Vec<T>>>,
     /// Per layer, the Dropout mask generator.
     rngs: Vec<Option<Rng>>,
+    /// Per layer, the packed weights of an `f32` Dense layer's steps.
+    packs: Vec<TrainPacks>,
     ws: Workspace<T>,
     fit: FitBufs<T>,
 }
@@ -290,6 +295,7 @@ impl<T: Element> Sequential<T> {
             iterations: 0,
             slots: Vec::new(),
             rngs,
+            packs: Vec::new(),
             ws: Workspace::default(),
             fit: FitBufs::default(),
         }));
@@ -356,6 +362,7 @@ impl<T: Element> Sequential<T> {
         ws.outs.resize_with(nl, Vec::new);
         ws.zs.resize_with(nl, Vec::new);
         ws.shapes.resize_with(nl, Vec::new);
+        tr.packs.resize_with(nl, TrainPacks::default);
         let batch = x_shape[0] as f64;
 
         // Forward, keeping every layer's output (and Dense pre-activations).
@@ -387,14 +394,27 @@ impl<T: Element> Sequential<T> {
                     let (rows, len) = super::output_len(in_shape, n)?;
                     super::try_grow(out, len, rows, n)?;
                     super::try_grow(&mut ws.zs[i], len, rows, n)?;
-                    dense_forward_train(
-                        MatRef::from_slice(input, rows, k)?,
-                        MatRef::from_slice(&d.kernel, k, n)?,
-                        d.use_bias.then_some(&d.bias[..]),
-                        d.activation,
-                        MatMut::from_slice(&mut ws.zs[i][..len], rows, n)?,
-                        MatMut::from_slice(&mut out[..len], rows, n)?,
-                    )?;
+                    let bias = d.use_bias.then_some(&d.bias[..]);
+                    match (T::as_f32s(input), T::as_f32s(&d.kernel)) {
+                        // f32: the packed path, weights repacked into reused buffers.
+                        (Some(xf), Some(wf)) => forward_train_packed(
+                            &mut tr.packs[i],
+                            MatRef::from_slice(xf, rows, k)?,
+                            MatRef::from_slice(wf, k, n)?,
+                            bias.map(f32s).transpose()?,
+                            d.activation,
+                            f32s_mut(&mut ws.zs[i][..len])?,
+                            f32s_mut(&mut out[..len])?,
+                        )?,
+                        _ => dense_forward_train(
+                            MatRef::from_slice(input, rows, k)?,
+                            MatRef::from_slice(&d.kernel, k, n)?,
+                            bias,
+                            d.activation,
+                            MatMut::from_slice(&mut ws.zs[i][..len], rows, n)?,
+                            MatMut::from_slice(&mut out[..len], rows, n)?,
+                        )?,
+                    }
                     d.activity_penalty = d.activity_regularizer.map(|r| {
                         if batch == 0.0 {
                             0.0
@@ -516,24 +536,44 @@ impl<T: Element> Sequential<T> {
                             }
                             _ => None,
                         };
-                        dense_backward_with(
-                            MatRef::from_slice(input, rows, k)?,
-                            MatRef::from_slice(&d.kernel, k, n)?,
-                            d.activation,
-                            MatRef::from_slice(&ws.zs[i][..len], rows, n)?,
-                            MatRef::from_slice(&ws.dy[..len], rows, n)?,
-                            Gradients {
-                                pre_activation: MatMut::from_slice(&mut ws.dz[..len], rows, n)?,
-                                input: if need_dx {
-                                    Some(MatMut::from_slice(&mut ws.dx[..in_len], rows, k)?)
-                                } else {
-                                    None
+                        let dx = if need_dx {
+                            Some(&mut ws.dx[..in_len])
+                        } else {
+                            None
+                        };
+                        match (T::as_f32s(input), T::as_f32s(&d.kernel)) {
+                            (Some(xf), Some(wf)) => backward_packed(
+                                &mut tr.packs[i],
+                                MatRef::from_slice(xf, rows, k)?,
+                                MatRef::from_slice(wf, k, n)?,
+                                d.activation,
+                                f32s(&ws.zs[i][..len])?,
+                                f32s(&ws.dy[..len])?,
+                                SliceGrads {
+                                    dz: f32s_mut(&mut ws.dz[..len])?,
+                                    dx: dx.map(f32s_mut).transpose()?,
+                                    dw: f32s_mut(&mut gk[0][..k * n])?,
+                                    db: bias_grad.map(f32s_mut).transpose()?,
                                 },
-                                kernel: MatMut::from_slice(&mut gk[0][..k * n], k, n)?,
-                                bias: bias_grad,
-                            },
-                            &mut ws.scratch,
-                        )?;
+                                &mut ws.scratch,
+                            )?,
+                            _ => dense_backward_with(
+                                MatRef::from_slice(input, rows, k)?,
+                                MatRef::from_slice(&d.kernel, k, n)?,
+                                d.activation,
+                                MatRef::from_slice(&ws.zs[i][..len], rows, n)?,
+                                MatRef::from_slice(&ws.dy[..len], rows, n)?,
+                                Gradients {
+                                    pre_activation: MatMut::from_slice(&mut ws.dz[..len], rows, n)?,
+                                    input: dx
+                                        .map(|d| MatMut::from_slice(d, rows, k))
+                                        .transpose()?,
+                                    kernel: MatMut::from_slice(&mut gk[0][..k * n], k, n)?,
+                                    bias: bias_grad,
+                                },
+                                &mut ws.scratch,
+                            )?,
+                        }
                         if let Some(r) = d.kernel_regularizer {
                             r.add_gradient(&d.kernel, &mut gk[0][..k * n], 1.0);
                         }
@@ -932,6 +972,21 @@ impl<T: Element> Sequential<T> {
         }
         tr.fit = fb;
         result.map(|()| history)
+    }
+}
+
+/// `T`'s slice as `f32`, for the packed path (only reached when `T` is `f32`).
+fn f32s<T: Element>(s: &[T]) -> Result<&[f32], DenseError> {
+    T::as_f32s(s).ok_or_else(not_f32)
+}
+
+fn f32s_mut<T: Element>(s: &mut [T]) -> Result<&mut [f32], DenseError> {
+    T::as_f32s_mut(s).ok_or_else(not_f32)
+}
+
+fn not_f32() -> DenseError {
+    DenseError::InvalidConfig {
+        what: "the packed training path on non-f32 data".into(),
     }
 }
 

@@ -482,6 +482,31 @@ impl PackedKernel {
         Self::new_for(isa, crate::simd::l2_bytes(), kernel, bias, true)
     }
 
+    /// Packs `kernel` and `bias` into this kernel's own buffers, reusing their memory
+    /// (no allocation once they are large enough): training packs its changing weights
+    /// once per step. After an error the kernel is empty (`0 × 0`).
+    pub(crate) fn repack(
+        &mut self,
+        kernel: MatRef<'_, f32>,
+        bias: Option<&[f32]>,
+    ) -> Result<(), DenseError> {
+        let isa = Isa::current().for_layer(
+            kernel.rows(),
+            kernel.cols(),
+            crate::simd::is_intel(),
+            crate::simd::l1d_ways(),
+        );
+        let buffers = (
+            std::mem::take(&mut self.data),
+            std::mem::take(&mut self.bias),
+        );
+        // An empty kernel over empty buffers until the new packing is in place.
+        self.small.clear();
+        (self.k, self.n, self.start, self.has_bias) = (0, 0, 0, false);
+        *self = Self::new_into(isa, crate::simd::l2_bytes(), kernel, bias, false, buffers)?;
+        Ok(())
+    }
+
     /// [`new`](Self::new) for one call of more than `TINY_MACS` multiply-adds
     /// (`dense_forward`'s narrow layers): no row-major copy for tiny calls.
     pub(crate) fn for_one_call(
@@ -506,6 +531,19 @@ impl PackedKernel {
         bias: Option<&[f32]>,
         keep_small: bool,
     ) -> Result<Self, DenseError> {
+        Self::new_into(isa, l2, kernel, bias, keep_small, (Vec::new(), Vec::new()))
+    }
+
+    /// [`new_for`](Self::new_for) into `buffers` (panels, bias), whose memory is
+    /// reused when large enough.
+    fn new_into(
+        isa: Isa,
+        l2: Option<usize>,
+        kernel: MatRef<'_, f32>,
+        bias: Option<&[f32]>,
+        keep_small: bool,
+        (mut data, mut b): (Vec<f32>, Vec<f32>),
+    ) -> Result<Self, DenseError> {
         let (k, n) = (kernel.rows(), kernel.cols());
         if let Some(b) = bias {
             if b.len() != n {
@@ -523,7 +561,7 @@ impl PackedKernel {
             .and_then(|c| c.checked_mul(k))
             .and_then(|l| l.checked_add(16))
             .ok_or(DenseError::AllocationFailed { rows: k, cols: n })?;
-        let mut data: Vec<f32> = Vec::new();
+        data.clear();
         data.try_reserve_exact(len)
             .map_err(|_| DenseError::AllocationFailed { rows: k, cols: n })?;
         data.resize(len, 0.0);
@@ -601,7 +639,7 @@ impl PackedKernel {
                 small.extend((0..n).map(|j| get(p, j)));
             }
         }
-        let mut b = Vec::new();
+        b.clear();
         if let Some(bias) = bias {
             b.try_reserve_exact(panels * nr)
                 .map_err(|_| DenseError::AllocationFailed { rows: 1, cols: n })?;
