@@ -20,8 +20,10 @@ use std::time::Instant;
 
 const DIGITS: &str = include_str!("data/digits.txt");
 
-/// `(pixels / 16, one-hot labels)`, row-major, in file order.
-fn load() -> Result<(Vec<f32>, Vec<f32>, usize), Box<dyn Error>> {
+type Res<T> = Result<T, Box<dyn Error>>;
+
+/// `(pixels / 16, one-hot labels, samples)`, row-major, in file order.
+fn load() -> Res<(Vec<f32>, Vec<f32>, usize)> {
     let (mut x, mut y, mut n) = (Vec::new(), Vec::new(), 0);
     for line in DIGITS.lines().filter(|l| !l.starts_with('#')) {
         let (pixels, label) = line.split_once(' ').ok_or("a line without a label")?;

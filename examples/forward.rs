@@ -282,7 +282,8 @@ fn seed_training() -> Res<()> {
         secs * 1e3,
         secs * 1e6 / model.iterations().max(1) as f64
     );
-    if !(loss[epochs - 1] < 0.8 * loss[0]) || acc[epochs - 1] < 0.4 {
+    let learned = loss[epochs - 1] < 0.8 * loss[0] && acc[epochs - 1] >= 0.4;
+    if !learned {
         return Err(format!(
             "training did not learn: loss {} -> {}, accuracy {}",
             loss[0],
