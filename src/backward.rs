@@ -188,6 +188,41 @@ pub(crate) fn dense_backward_with<T: Element>(
         }
     }
 
+    // f32 with row-major z and dy, on a CPU with the microkernels: the packed path
+    // (`Wᵀ` and `dz` packed for this call), as the layer API's training runs.
+    if let (Some(xf), Some(wf)) = (T::as_f32s(input.data()), T::as_f32s(kernel.data())) {
+        if let (Some(z), Some(dy), true) = (
+            contiguous(&pre_activation).and_then(T::as_f32s),
+            contiguous(&grad_output).and_then(T::as_f32s),
+            crate::paths::packed::has_microkernels(),
+        ) {
+            let xv = MatRef::from_strided(xf, m, k, input.row_stride(), input.col_stride())?;
+            let wv = MatRef::from_strided(wf, k, n, kernel.row_stride(), kernel.col_stride())?;
+            let dz = grads.pre_activation.into_slice();
+            return backward_packed(
+                &mut TrainPacks::default(),
+                xv,
+                wv,
+                act,
+                z,
+                dy,
+                SliceGrads {
+                    dz: f32_slice(&mut dz[..m * n])?,
+                    dx: match grads.input {
+                        Some(d) => Some(f32_slice(d.into_slice())?),
+                        None => None,
+                    },
+                    dw: f32_slice(grads.kernel.into_slice())?,
+                    db: match grads.bias {
+                        Some(b) => Some(f32_slice(b)?),
+                        None => None,
+                    },
+                },
+                scratch,
+            );
+        }
+    }
+
     // dz, row by row (the shapes are checked: every index below is in range).
     let dz = grads.pre_activation.into_slice();
     match (contiguous(&pre_activation), contiguous(&grad_output)) {
@@ -372,4 +407,11 @@ pub(crate) fn activation_backward<T: Element>(
             }
         }
     }
+}
+
+/// `T`'s slice as `f32` (reached only when `T` is `f32`).
+fn f32_slice<T: Element>(v: &mut [T]) -> Result<&mut [f32], DenseError> {
+    T::as_f32s_mut(v).ok_or_else(|| DenseError::InvalidConfig {
+        what: "the packed backward path on non-f32 data".into(),
+    })
 }

@@ -3,7 +3,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::Loss;
 use crate::{DenseError, Element};
 
 /// A Keras metric of the accuracy family, reported by `fit` and `evaluate` as the mean
@@ -18,10 +17,11 @@ use crate::{DenseError, Element};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Metric {
-    /// `"accuracy"` / `"acc"`: Keras picks the metric below from the loss and the
-    /// output, as its `compile` does: binary accuracy for `binary_crossentropy` or a
-    /// single output unit, sparse categorical accuracy for a sparse loss, categorical
-    /// accuracy otherwise. Reported under the name `accuracy`.
+    /// `"accuracy"` / `"acc"`: Keras picks one of the metrics below from the shapes
+    /// of the targets and the output, as its `compile` does: binary accuracy for a
+    /// single output unit, sparse categorical accuracy for class-index targets,
+    /// categorical accuracy otherwise (a multi-label `binary_crossentropy` model too).
+    /// Reported under the name `accuracy`.
     Accuracy,
     /// The argmax of the prediction equals the argmax of the target (first maximum on
     /// ties, as `argmax`).
@@ -77,15 +77,25 @@ fn argmax<T: Element>(row: &[T]) -> usize {
 }
 
 impl Metric {
-    /// The concrete metric `"accuracy"` stands for with this loss and output width.
-    pub(crate) fn resolve(self, loss: Loss, units: usize) -> Metric {
+    /// The concrete metric `"accuracy"` stands for, from the targets' and the
+    /// predictions' shapes as Keras 3 decides it (`compile_utils.get_metric`): binary if
+    /// the prediction's last axis is 1; sparse categorical if the targets have a lower
+    /// rank, or a last axis of 1 against a wider prediction; categorical otherwise
+    /// (also for a multi-label `binary_crossentropy`, as in Keras).
+    pub(crate) fn resolve(self, true_shape: &[usize], pred_shape: &[usize]) -> Metric {
         match self {
-            Metric::Accuracy => match loss {
-                Loss::BinaryCrossentropy { .. } => Metric::BinaryAccuracy,
-                Loss::SparseCategoricalCrossentropy { .. } => Metric::SparseCategoricalAccuracy,
-                _ if units == 1 => Metric::BinaryAccuracy,
-                _ => Metric::CategoricalAccuracy,
-            },
+            Metric::Accuracy => {
+                let (t_last, p_last) = (true_shape.last(), pred_shape.last());
+                if p_last == Some(&1) {
+                    Metric::BinaryAccuracy
+                } else if true_shape.len() < pred_shape.len()
+                    || (t_last == Some(&1) && p_last.is_some_and(|&p| p > 1))
+                {
+                    Metric::SparseCategoricalAccuracy
+                } else {
+                    Metric::CategoricalAccuracy
+                }
+            }
             m => m,
         }
     }

@@ -65,7 +65,7 @@ impl CompileOptions {
 ///
 /// ```
 /// use dense_kernel::layer::FitOptions;
-/// let o = FitOptions::new().batch_size(16).epochs(3).verbose(0).seed(7);
+/// let o: FitOptions = FitOptions::new().batch_size(16).epochs(3).verbose(0).seed(7);
 /// # let _ = o;
 /// ```
 #[derive(Clone, Debug)]
@@ -475,7 +475,7 @@ impl<T: Element> Sequential<T> {
             .value_and_grad(y, out, cols, Some(&mut ws.dy[..out.len()]))?;
         if let Some(sums) = metric_sums {
             for (s, m) in sums.iter_mut().zip(&tr.metrics) {
-                *s += m.resolve(tr.loss, cols).sum(y, out, cols);
+                *s += m.resolve(y_shape, out_shape).sum(y, out, cols);
             }
         }
         for (_, l) in &self.layers {
@@ -749,7 +749,7 @@ impl<T: Element> Sequential<T> {
             let cols = out_shape[out_shape.len() - 1];
             let mut value = tr.loss.value_and_grad(yb, out, cols, None)?;
             for (s, m) in sums.iter_mut().zip(&tr.metrics) {
-                *s += m.resolve(tr.loss, cols).sum(yb, out, cols);
+                *s += m.resolve(&tr.ws.ey_shape, out_shape).sum(yb, out, cols);
             }
             for (_, l) in &self.layers {
                 if let Layer::Dense(d) = l {
@@ -952,7 +952,8 @@ impl<T: Element> Sequential<T> {
                         None => ("loss", vl),
                         Some(i) => (names[*i].as_str(), vper(fb.val_sums[*i])),
                     };
-                    let _ = write!(fb.line, " - val_{name}: {v:.4}");
+                    let _ = write!(fb.line, " - val_{name}: ");
+                    keras_number(&mut fb.line, v);
                 }
             }
             match o.verbose {
@@ -1011,6 +1012,24 @@ fn gather<T: Element>(
     Ok(())
 }
 
+/// A logged value as Keras's progress bar prints it: `{:.4f}` above 1e-3 in
+/// magnitude, else Python's `{:.4e}` (`0.0000e+00`, `5.0000e-04`).
+fn keras_number(line: &mut String, v: f64) {
+    if v.abs() > 1e-3 || !v.is_finite() {
+        let _ = write!(line, "{v:.4}");
+        return;
+    }
+    let s = format!("{v:.4e}");
+    let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
+    let e: i32 = exp.parse().unwrap_or(0);
+    let _ = write!(
+        line,
+        "{mant}e{}{:02}",
+        if e < 0 { '-' } else { '+' },
+        e.abs()
+    );
+}
+
 /// Keras's time per step: `12ms/step`, `850us/step`, `2s/step`.
 fn per_step(line: &mut String, el: Duration, steps: usize) {
     let us = el.as_secs_f64() * 1e6 / steps.max(1) as f64;
@@ -1050,6 +1069,48 @@ fn push_logs(
             None => ("loss", loss_sum),
             Some(i) => (names[*i].as_str(), sums[*i]),
         };
-        let _ = write!(line, " - {name}: {:.4}", v / seen);
+        let _ = write!(line, " - {name}: ");
+        keras_number(line, v / seen);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logged_values_print_as_keras_prints_them() {
+        let show = |v: f64| {
+            let mut s = String::new();
+            keras_number(&mut s, v);
+            s
+        };
+        // Python: f"{v:.4f}" above 1e-3 in magnitude, else f"{v:.4e}".
+        assert_eq!(show(1.20457), "1.2046");
+        assert_eq!(show(0.0), "0.0000e+00");
+        assert_eq!(show(5e-4), "5.0000e-04");
+        assert_eq!(show(-1.1920929e-7), "-1.1921e-07");
+        assert_eq!(show(1e-3), "1.0000e-03");
+    }
+
+    #[test]
+    fn progress_bar_is_keras_s() {
+        let mut s = String::new();
+        progress(&mut s, 3, 3, Duration::from_millis(1830));
+        push_logs(
+            &mut s,
+            &[Some(0), None],
+            &["accuracy".into()],
+            3.0,
+            &[1.5],
+            3,
+        );
+        assert_eq!(
+            s,
+            "3/3 ━━━━━━━━━━━━━━━━━━━━ 1s 610ms/step - accuracy: 0.5000 - loss: 1.0000"
+        );
+        let mut s = String::new();
+        progress(&mut s, 1, 4, Duration::from_micros(300));
+        assert_eq!(s, "1/4 ━━━━━─────────────── 0s 300us/step");
     }
 }
