@@ -432,4 +432,28 @@ fn training_errors_name_the_problem() {
         .unwrap_err();
     assert!(matches!(e, DenseError::InvalidConfig { .. }), "{e}");
     assert!(Sequential::<f32>::new().add(Dropout::new(1.5)).is_err());
+    // A categorical metric with class-index targets: an error, not a panic.
+    m.compile_with(
+        "sgd".parse().unwrap(),
+        "sparse_categorical_crossentropy".parse().unwrap(),
+        &CompileOptions::new().metrics(&[Metric::CategoricalAccuracy, Metric::BinaryAccuracy]),
+    )
+    .unwrap();
+    let e = m
+        .fit(
+            &x,
+            &[4, 12],
+            &[0.0, 1.0, 4.0, 2.0],
+            &[4],
+            &FitOptions::new().verbose(0),
+        )
+        .unwrap_err();
+    assert!(matches!(e, DenseError::TargetShape { .. }), "{e}");
+    // Layers added and rebuilt after compile: the state follows.
+    let mut m = m.add(Dropout::new(0.5)).unwrap();
+    m.train_on_batch(&x, &[4, 12], &[0.0, 1.0, 4.0, 2.0], &[4])
+        .unwrap();
+    m.dense_mut("dense").unwrap().build(12).unwrap();
+    m.train_on_batch(&x, &[4, 12], &[0.0, 1.0, 4.0, 2.0], &[4])
+        .unwrap();
 }

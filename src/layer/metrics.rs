@@ -102,11 +102,31 @@ impl Metric {
 
     /// The sum over the examples (rows of `cols`) of each one's accuracy in `[0, 1]`;
     /// `self` already resolved. Sparse targets hold one class index per row.
-    pub(crate) fn sum<T: Element>(self, y_true: &[T], y_pred: &[T], cols: usize) -> f64 {
+    ///
+    /// # Errors
+    /// [`DenseError::TargetShape`] if the targets do not have the metric's form (one
+    /// value per prediction, or one class index per row for the sparse metric).
+    pub(crate) fn sum<T: Element>(
+        self,
+        y_true: &[T],
+        y_pred: &[T],
+        cols: usize,
+    ) -> Result<f64, DenseError> {
         if cols == 0 {
-            return 0.0;
+            return Ok(0.0);
         }
         let rows = y_pred.len() / cols;
+        let fits = match self {
+            Metric::SparseCategoricalAccuracy => y_true.len() == rows,
+            _ => y_true.len() == y_pred.len(),
+        };
+        if !fits {
+            return Err(DenseError::TargetShape {
+                shape: vec![y_true.len()],
+                prediction: vec![rows, cols],
+                loss: format!("metric {self}"),
+            });
+        }
         let mut s = 0.0;
         for r in 0..rows {
             let p = &y_pred[r * cols..(r + 1) * cols];
@@ -129,6 +149,6 @@ impl Metric {
                 }
             };
         }
-        s
+        Ok(s)
     }
 }

@@ -363,6 +363,13 @@ impl<T: Element> Sequential<T> {
         ws.zs.resize_with(nl, Vec::new);
         ws.shapes.resize_with(nl, Vec::new);
         tr.packs.resize_with(nl, TrainPacks::default);
+        // Layers added after `compile` get their Dropout generators here.
+        for i in tr.rngs.len()..nl {
+            tr.rngs.push(match &self.layers[i].1 {
+                Layer::Dropout(d) => Some(Rng::new(d.seed_opt().unwrap_or(0))),
+                _ => None,
+            });
+        }
         let batch = x_shape[0] as f64;
 
         // Forward, keeping every layer's output (and Dense pre-activations).
@@ -475,7 +482,7 @@ impl<T: Element> Sequential<T> {
             .value_and_grad(y, out, cols, Some(&mut ws.dy[..out.len()]))?;
         if let Some(sums) = metric_sums {
             for (s, m) in sums.iter_mut().zip(&tr.metrics) {
-                *s += m.resolve(y_shape, out_shape).sum(y, out, cols);
+                *s += m.resolve(y_shape, out_shape).sum(y, out, cols)?;
             }
         }
         for (_, l) in &self.layers {
@@ -615,7 +622,15 @@ impl<T: Element> Sequential<T> {
 
         // The update: clipping, the optimizer's rule, then the constraints.
         let kinds = tr.optimizer.slots();
-        if tr.slots.len() != n_vars {
+        // Fresh slots on the first step, and if the variables changed since (a layer
+        // added or rebuilt after `compile`).
+        let stale = tr.slots.len() != n_vars
+            || tr
+                .slots
+                .iter()
+                .zip(&ws.grads)
+                .any(|(s, g)| s.len() != kinds.count || s.iter().any(|a| a.len() != g.len()));
+        if stale {
             tr.slots.clear();
             for g in &ws.grads {
                 let mut s = Vec::with_capacity(kinds.count);
@@ -749,7 +764,7 @@ impl<T: Element> Sequential<T> {
             let cols = out_shape[out_shape.len() - 1];
             let mut value = tr.loss.value_and_grad(yb, out, cols, None)?;
             for (s, m) in sums.iter_mut().zip(&tr.metrics) {
-                *s += m.resolve(&tr.ws.ey_shape, out_shape).sum(yb, out, cols);
+                *s += m.resolve(&tr.ws.ey_shape, out_shape).sum(yb, out, cols)?;
             }
             for (_, l) in &self.layers {
                 if let Layer::Dense(d) = l {
