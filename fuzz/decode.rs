@@ -1053,5 +1053,153 @@ fn layer_case<T: Element>(r: &mut Bytes<'_>) -> Result<(), String> {
     } else if huge(n) && init.sample::<T>(&cshape, 7).is_ok() {
         return Err(format!("{init:?} sampled an impossible {cshape:?}"));
     }
+    training_case::<T>(r)
+}
+
+/// Training: a small model with a Dropout, any optimizer, loss, metrics and clipping
+/// (parameters NaN, ±∞, −0 or huge among them), targets of the right shape or not,
+/// `train_on_batch`, `fit` (batch size 0, validation split outside [0, 1) included) and
+/// `evaluate`: `Ok` for a plain valid setup, errors with a message, never a panic.
+fn training_case<T: Element>(r: &mut Bytes<'_>) -> Result<(), String> {
+    use dense_kernel::layer::{
+        CompileOptions, Dense, Dropout, FitOptions, Loss, Metric, Optimizer, Sequential,
+    };
+    let (k, hidden, out) = (
+        (r.u8() % 6) as usize + 1,
+        (r.u8() % 6) as usize,
+        (r.u8() % 5) as usize + 1,
+    );
+    let (a1, a2) = (activation(r), activation(r));
+    let rate = if r.u8() & 1 == 0 { 0.25 } else { param(r) };
+    let model = Sequential::<T>::new()
+        .seed(u64::from(r.u8()))
+        .add(Dense::new(hidden).activation(a1).input_dim(k))
+        .and_then(|m| m.add(Dropout::new(rate)))
+        .and_then(|m| m.add(Dense::new(out).activation(a2)));
+    let mut model = match model {
+        Ok(m) => m,
+        Err(e) if e.to_string().is_empty() => return Err("empty model error".into()),
+        // Units 0 or a rate outside [0, 1]: refused, as Keras refuses them.
+        Err(_) if hidden == 0 || !(0.0..=1.0).contains(&rate) => return Ok(()),
+        Err(e) => return Err(format!("a valid training model was refused: {e}")),
+    };
+    let (lr, p2) = (param(r).abs(), param(r));
+    let opt = match r.u8() % 6 {
+        0 => Optimizer::Sgd {
+            learning_rate: lr,
+            momentum: p2,
+            nesterov: r.u8() & 1 == 0,
+        },
+        1 => Optimizer::Adam {
+            learning_rate: lr,
+            beta_1: 0.9,
+            beta_2: 0.999,
+            epsilon: p2,
+            amsgrad: r.u8() & 1 == 0,
+        },
+        2 => Optimizer::AdamW {
+            learning_rate: lr,
+            weight_decay: p2,
+            beta_1: 0.9,
+            beta_2: 0.999,
+            epsilon: 1e-7,
+            amsgrad: false,
+        },
+        3 => Optimizer::RmsProp {
+            learning_rate: lr,
+            rho: 0.9,
+            momentum: p2,
+            epsilon: 1e-7,
+            centered: r.u8() & 1 == 0,
+        },
+        4 => Optimizer::Adagrad {
+            learning_rate: lr,
+            initial_accumulator_value: p2,
+            epsilon: 1e-7,
+        },
+        _ => "adam".parse().map_err(|e| format!("{e}"))?,
+    };
+    let logits = r.u8() & 1 == 0;
+    let ls = param(r);
+    let loss = match r.u8() % 6 {
+        0 => Loss::CategoricalCrossentropy {
+            from_logits: logits,
+            label_smoothing: ls,
+        },
+        1 => Loss::SparseCategoricalCrossentropy {
+            from_logits: logits,
+        },
+        2 => Loss::BinaryCrossentropy {
+            from_logits: logits,
+            label_smoothing: ls,
+        },
+        3 => Loss::MeanSquaredError,
+        4 => Loss::MeanAbsoluteError,
+        _ => Loss::Huber { delta: ls },
+    };
+    let metrics = [
+        Metric::Accuracy,
+        Metric::CategoricalAccuracy,
+        Metric::SparseCategoricalAccuracy,
+        Metric::BinaryAccuracy,
+    ];
+    let mut opts = CompileOptions::new().metrics(&metrics[..(r.u8() % 5) as usize]);
+    match r.u8() % 8 {
+        0 => opts = opts.clipnorm(param(r)),
+        1 => opts = opts.clipvalue(param(r)),
+        2 => opts = opts.global_clipnorm(param(r)),
+        3 => opts = opts.clipnorm(1.0).clipvalue(1.0),
+        _ => {}
+    }
+    if let Err(e) = model.compile_with(opt, loss, &opts) {
+        return if e.to_string().is_empty() {
+            Err("empty compile error".into())
+        } else {
+            Ok(())
+        };
+    }
+    let n = (r.u8() % 6) as usize;
+    let x: Vec<T> = (0..n * k).map(|_| value::<T>(r)).collect();
+    // Targets: the loss's own shape (class indices for the sparse loss), or another.
+    let (y_shape, y): (Vec<usize>, Vec<T>) = match r.u8() % 4 {
+        0 if matches!(loss, Loss::SparseCategoricalCrossentropy { .. }) => (
+            vec![n],
+            (0..n).map(|_| T::narrow(f64::from(r.u8() % 7))).collect(),
+        ),
+        0 | 1 => (vec![n, out], (0..n * out).map(|_| value::<T>(r)).collect()),
+        2 => (
+            vec![n, 1],
+            (0..n).map(|_| T::narrow(f64::from(r.u8() % 7))).collect(),
+        ),
+        _ => {
+            let s = shape(r);
+            match small_numel(&s) {
+                Some(len) if len <= 64 => (s, (0..len).map(|_| value::<T>(r)).collect()),
+                _ => (vec![n], vec![T::zero(); n]),
+            }
+        }
+    };
+    let nonempty = |e: dense_kernel::DenseError, what: &str| {
+        if e.to_string().is_empty() {
+            Err(format!("empty {what} error"))
+        } else {
+            Ok(())
+        }
+    };
+    if let Err(e) = model.train_on_batch(&x, &[n, k], &y, &y_shape) {
+        nonempty(e, "train_on_batch")?;
+    }
+    let fit = FitOptions::new()
+        .batch_size((r.u8() % 4) as usize)
+        .epochs((r.u8() % 3) as usize)
+        .verbose(0)
+        .shuffle(r.u8() & 1 == 0)
+        .validation_split(if r.u8() & 1 == 0 { 0.0 } else { param(r) });
+    if let Err(e) = model.fit(&x, &[n, k], &y, &y_shape, &fit) {
+        nonempty(e, "fit")?;
+    }
+    if let Err(e) = model.evaluate(&x, &[n, k], &y, &y_shape) {
+        nonempty(e, "evaluate")?;
+    }
     Ok(())
 }
