@@ -256,17 +256,23 @@ pub(crate) fn dense_backward_with<T: Element>(
     }
     dense_forward_into(input.t(), dz_view, None, Activation::Linear, grads.kernel)?;
     if let Some(db) = grads.bias {
-        bias_gradient(&dz[..m * n], n, db);
+        bias_gradient(&dz[..m * n], n, db, scratch);
     }
     Ok(())
 }
 
-/// `db_j = Σ_i dz_ij` down each column in row order, in `f64`, rounded once.
-fn bias_gradient<T: Element>(dz: &[T], n: usize, db: &mut [T]) {
-    let m = dz.len().checked_div(n).unwrap_or(0);
-    for (j, b) in db.iter_mut().enumerate() {
-        let s: f64 = (0..m).map(|i| dz[i * n + j].widen()).sum();
-        *b = T::narrow(s);
+/// `db_j = Σ_i dz_ij` down each column in row order, in `f64`, rounded once; the
+/// column sums run side by side row after row (in `acc`), reading `dz` in order.
+fn bias_gradient<T: Element>(dz: &[T], n: usize, db: &mut [T], acc: &mut Vec<f64>) {
+    acc.clear();
+    acc.resize(n, 0.0);
+    for row in dz.chunks_exact(n.max(1)) {
+        for (a, v) in acc.iter_mut().zip(row) {
+            *a += v.widen();
+        }
+    }
+    for (b, a) in db.iter_mut().zip(acc.iter()) {
+        *b = T::narrow(*a);
     }
 }
 
@@ -351,7 +357,7 @@ pub(crate) fn backward_packed(
         MatMut::from_slice(g.dw, k, n)?,
     )?;
     if let Some(db) = g.db {
-        bias_gradient(g.dz, n, db);
+        bias_gradient(g.dz, n, db, scratch);
     }
     Ok(())
 }
@@ -389,11 +395,20 @@ pub(crate) fn activation_backward<T: Element>(
         // The two most common cases without the per-element dispatch (the same values
         // as `elementwise`: 1, and relu's 1 above 0, exact 0 at and below 0 and for NaN).
         Activation::Linear => dz.copy_from_slice(dy),
-        Activation::Relu => {
-            for ((d, z), g) in dz.iter_mut().zip(z).zip(dy) {
-                *d = if z.widen() > 0.0 { *g } else { T::zero() };
+        Activation::Relu => match (T::as_f32s(z), T::as_f32s(dy), T::as_f32s_mut(dz)) {
+            // f32: a bit mask, not a branch (random signs mispredicted half the time).
+            (Some(z), Some(dy), Some(dz)) => {
+                for ((d, z), g) in dz.iter_mut().zip(z).zip(dy) {
+                    let keep = 0u32.wrapping_sub(u32::from(*z > 0.0));
+                    *d = f32::from_bits(g.to_bits() & keep);
+                }
             }
-        }
+            _ => {
+                for ((d, z), g) in dz.iter_mut().zip(z).zip(dy) {
+                    *d = if z.widen() > 0.0 { *g } else { T::zero() };
+                }
+            }
+        },
         _ if act.is_row_wise() => {
             for ((zr, dyr), dzr) in z.chunks(n).zip(dy.chunks(n)).zip(dz.chunks_mut(n)) {
                 vjp_row(act, zr.iter().copied(), dyr, dzr, scratch);

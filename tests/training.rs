@@ -457,3 +457,44 @@ fn training_errors_name_the_problem() {
     m.train_on_batch(&x, &[4, 12], &[0.0, 1.0, 4.0, 2.0], &[4])
         .unwrap();
 }
+
+/// The tutorial's second model in its functional form (`Input((5,))` then
+/// `Dense(1, softmax)`): softmax over one unit is always 1, so categorical crossentropy
+/// is constant and no weight moves, as in Keras; `accuracy` resolves to binary
+/// accuracy (one output unit).
+#[test]
+fn functional_single_unit_softmax_model_trains_to_nothing() {
+    use dense_kernel::layer::Input;
+    let mut m = Sequential::<f32>::functional(Input::new(&[5]))
+        .add(Dense::new(1).activation(Activation::Softmax))
+        .unwrap();
+    m.compile_with(
+        "adam".parse().unwrap(),
+        "categorical_crossentropy".parse().unwrap(),
+        &CompileOptions::new().metrics(&[Metric::Accuracy]),
+    )
+    .unwrap();
+    let before = weights_bits(&mut m);
+    let x: Vec<f32> = (0..40).map(|i| (i % 7) as f32 / 7.0 - 0.5).collect();
+    let y = vec![1.0f32; 8];
+    let h = m
+        .fit(
+            &x,
+            &[8, 5],
+            &y,
+            &[8, 1],
+            &FitOptions::new().batch_size(3).epochs(2).verbose(0),
+        )
+        .unwrap();
+    assert_eq!(weights_bits(&mut m), before);
+    // −log(1 − ε) with Keras's f32 clip bound 1 − 2⁻²³.
+    let expected = -(1.0 - 2f64.powi(-23)).ln();
+    for l in h.get("loss").unwrap() {
+        assert!((l - expected).abs() < 1e-15, "{l}");
+    }
+    assert_eq!(h.get("accuracy").unwrap(), &[1.0, 1.0]);
+    assert!(
+        m.train_on_batch(&x, &[8, 4], &y, &[8, 1]).is_err(),
+        "input shape checked"
+    );
+}

@@ -240,53 +240,48 @@ impl Optimizer {
     }
 
     /// One update of `w` by its gradient `g` at step `t` (from 1), with the variable's
-    /// `slots` ([`slots`](Self::slots) of them, each `w.len()` long).
+    /// `slots` ([`slots`](Self::slots) of them, each at least `w.len()` long).
+    ///
+    /// Element-wise in `T`, in Keras's order of operations (Keras computes in the
+    /// variable's dtype); the step's scalars (`α`, `1 − β`, …) are computed in `f64`
+    /// and rounded once. Each update's own rounding is relative to the step
+    /// (`~lr`), far below the rounding of the stored weight. Split over the caller's
+    /// rayon threads for large variables: element by element, so bitwise the same for
+    /// any thread count.
     pub(crate) fn update<T: Element>(&self, t: u64, w: &mut [T], g: &[T], slots: &mut [Vec<T>]) {
-        let r = T::narrow;
+        let n = w.len();
+        let mut it = slots.iter_mut().map(|s| &mut s[..n]);
+        let s: [&mut [T]; 3] = [
+            it.next().unwrap_or(&mut []),
+            it.next().unwrap_or(&mut []),
+            it.next().unwrap_or(&mut []),
+        ];
+        let c = T::narrow;
         match *self {
             Optimizer::Sgd {
-                learning_rate: lr,
+                learning_rate,
                 momentum,
                 nesterov,
             } => {
-                if momentum == 0.0 {
-                    for (w, g) in w.iter_mut().zip(g) {
-                        *w = r(w.widen() - lr * g.widen());
+                let (lr, mom) = (c(learning_rate), c(momentum));
+                let plain = momentum == 0.0;
+                par_update(w, &g[..n], s, &|w, g, [m, _, _]| {
+                    if plain {
+                        for (w, g) in w.iter_mut().zip(g) {
+                            *w = *w - *g * lr;
+                        }
+                    } else if nesterov {
+                        for ((w, g), m) in w.iter_mut().zip(g).zip(m.iter_mut()) {
+                            *m = -*g * lr + *m * mom;
+                            *w = *w + (-*g * lr + *m * mom);
+                        }
+                    } else {
+                        for ((w, g), m) in w.iter_mut().zip(g).zip(m.iter_mut()) {
+                            *m = -*g * lr + *m * mom;
+                            *w = *w + *m;
+                        }
                     }
-                } else {
-                    let m = &mut slots[0];
-                    for ((w, g), m) in w.iter_mut().zip(g).zip(m.iter_mut()) {
-                        let g = g.widen();
-                        let mv = r(momentum * m.widen() - lr * g);
-                        *m = mv;
-                        let step = if nesterov {
-                            momentum * mv.widen() - lr * g
-                        } else {
-                            mv.widen()
-                        };
-                        *w = r(w.widen() + step);
-                    }
-                }
-            }
-            Optimizer::AdamW {
-                learning_rate,
-                weight_decay,
-                beta_1,
-                beta_2,
-                epsilon,
-                amsgrad,
-            } => {
-                // Keras's `_apply_weight_decay`: before the update, on every variable.
-                for w in w.iter_mut() {
-                    *w = r(w.widen() - w.widen() * weight_decay * learning_rate);
-                }
-                adam(
-                    t,
-                    (learning_rate, beta_1, beta_2, epsilon, amsgrad),
-                    w,
-                    g,
-                    slots,
-                );
+                });
             }
             Optimizer::Adam {
                 learning_rate,
@@ -297,100 +292,191 @@ impl Optimizer {
             } => adam(
                 t,
                 (learning_rate, beta_1, beta_2, epsilon, amsgrad),
+                0.0,
                 w,
-                g,
-                slots,
+                &g[..n],
+                s,
+            ),
+            Optimizer::AdamW {
+                learning_rate,
+                weight_decay,
+                beta_1,
+                beta_2,
+                epsilon,
+                amsgrad,
+            } => adam(
+                t,
+                (learning_rate, beta_1, beta_2, epsilon, amsgrad),
+                weight_decay * learning_rate,
+                w,
+                &g[..n],
+                s,
             ),
             Optimizer::RmsProp {
-                learning_rate: lr,
+                learning_rate,
                 rho,
                 momentum,
                 epsilon,
                 centered,
             } => {
-                let (vel, rest) = slots.split_first_mut().expect("rmsprop has a velocity");
-                let (mut mom, rest) = if momentum > 0.0 {
-                    let (m, rest) = rest.split_first_mut().expect("momentum slot");
-                    (Some(m), rest)
-                } else {
-                    (None, rest)
-                };
-                let mut avg = if centered { rest.first_mut() } else { None };
-                for i in 0..w.len() {
-                    let gi = g[i].widen();
-                    let v = r(rho * vel[i].widen() + (1.0 - rho) * gi * gi);
-                    vel[i] = v;
-                    let denom = match avg.as_deref_mut() {
-                        Some(a) => {
-                            let ab = r(rho * a[i].widen() + (1.0 - rho) * gi);
-                            a[i] = ab;
-                            v.widen() - ab.widen() * ab.widen() + epsilon
+                let (lr, r, r1, mom, eps) = (
+                    c(learning_rate),
+                    c(rho),
+                    c(1.0 - rho),
+                    c(momentum),
+                    c(epsilon),
+                );
+                let with_mom = momentum > 0.0;
+                par_update(w, &g[..n], s, &|w, g, [vel, a, b]| {
+                    // Slots in order: velocity, then momentum (if any), then the
+                    // average gradient (if centered).
+                    let (mo, avg) = if with_mom { (a, b) } else { (b, a) };
+                    for i in 0..w.len() {
+                        let gi = g[i];
+                        vel[i] = r * vel[i] + r1 * (gi * gi);
+                        let denom = if centered {
+                            avg[i] = r * avg[i] + r1 * gi;
+                            vel[i] - avg[i] * avg[i] + eps
+                        } else {
+                            vel[i] + eps
+                        };
+                        let inc = lr * gi / denom.sqrt();
+                        if with_mom {
+                            mo[i] = mom * mo[i] + inc;
+                            w[i] = w[i] - mo[i];
+                        } else {
+                            w[i] = w[i] - inc;
                         }
-                        None => v.widen() + epsilon,
-                    };
-                    let inc = lr * gi / denom.sqrt();
-                    match mom.as_deref_mut() {
-                        Some(m) => {
-                            let mv = r(momentum * m[i].widen() + inc);
-                            m[i] = mv;
-                            w[i] = r(w[i].widen() - mv.widen());
-                        }
-                        None => w[i] = r(w[i].widen() - inc),
                     }
-                }
+                });
             }
             Optimizer::Adagrad {
-                learning_rate: lr,
+                learning_rate,
                 epsilon,
                 ..
             } => {
-                let acc = &mut slots[0];
-                for ((w, g), a) in w.iter_mut().zip(g).zip(acc.iter_mut()) {
-                    let g = g.widen();
-                    let av = r(a.widen() + g * g);
-                    *a = av;
-                    *w = r(w.widen() - lr * g / (av.widen() + epsilon).sqrt());
-                }
+                let (lr, eps) = (c(learning_rate), c(epsilon));
+                par_update(w, &g[..n], s, &|w, g, [acc, _, _]| {
+                    for ((w, g), a) in w.iter_mut().zip(g).zip(acc.iter_mut()) {
+                        *a = *a + *g * *g;
+                        *w = *w - lr * *g / (*a + eps).sqrt();
+                    }
+                });
             }
         }
     }
 }
 
-/// Adam's update (shared by AdamW): slots `m`, `v` and, with amsgrad, `v̂`.
+/// The element-wise update over one piece: `(w, g, [slot; 3])`, absent slots empty.
+type Piece<'a, T> = dyn Fn(&mut [T], &[T], [&mut [T]; 3]) + Sync + 'a;
+
+/// Variables at least this long are split over the rayon pool (a piece is about half
+/// of a core's L2 for `f32`'s four arrays).
+const PAR_MIN: usize = 1 << 15;
+
+/// Runs `f` over `w`, `g` and the slots, split in halves recursively over the rayon
+/// pool while pieces are at least [`PAR_MIN`] long (no allocation: `rayon::join`).
+fn par_update<T: Element>(w: &mut [T], g: &[T], s: [&mut [T]; 3], f: &Piece<'_, T>) {
+    let n = w.len();
+    if n < 2 * PAR_MIN || rayon::current_num_threads() < 2 {
+        f(w, g, s);
+        return;
+    }
+    let mid = n / 2;
+    let (w0, w1) = w.split_at_mut(mid);
+    let (g0, g1) = g.split_at(mid);
+    let [a, b, c] = s;
+    let ((a0, a1), (b0, b1), (c0, c1)) = (halves(a, mid), halves(b, mid), halves(c, mid));
+    rayon::join(
+        || par_update(w0, g0, [a0, b0, c0], f),
+        || par_update(w1, g1, [a1, b1, c1], f),
+    );
+}
+
+/// `x` split at `mid`, or two empty slices for an absent (empty) slot.
+fn halves<T>(x: &mut [T], mid: usize) -> (&mut [T], &mut [T]) {
+    if x.is_empty() {
+        (&mut [], &mut [])
+    } else {
+        x.split_at_mut(mid)
+    }
+}
+
+/// Adam's update (AdamW's with `decay = weight_decay·lr`, applied first as Keras's
+/// `w − w·wd·lr`): slots `m`, `v` and, with amsgrad, `v̂`.
 fn adam<T: Element>(
     t: u64,
     (lr, beta_1, beta_2, epsilon, amsgrad): (f64, f64, f64, f64, bool),
+    decay: f64,
     w: &mut [T],
     g: &[T],
-    slots: &mut [Vec<T>],
+    s: [&mut [T]; 3],
 ) {
-    let r = T::narrow;
-    // Keras raises β to the step in the variable's dtype; t fits an i32 in practice.
+    let c = T::narrow;
+    // Keras raises β to the step; t fits an i32 in practice.
     let tt = t.min(i32::MAX as u64) as i32;
-    let alpha = lr * (1.0 - beta_2.powi(tt)).sqrt() / (1.0 - beta_1.powi(tt));
-    let (ms, rest) = slots.split_at_mut(1);
-    let (vs, rest) = rest.split_at_mut(1);
-    let (m, v) = (&mut ms[0], &mut vs[0]);
-    let mut vhat = if amsgrad { rest.first_mut() } else { None };
-    for i in 0..w.len() {
-        let gi = g[i].widen();
-        let mi = r(m[i].widen() + (gi - m[i].widen()) * (1.0 - beta_1));
+    let alpha = c(lr * (1.0 - beta_2.powi(tt)).sqrt() / (1.0 - beta_1.powi(tt)));
+    let (b1, b2, eps, wd) = (c(1.0 - beta_1), c(1.0 - beta_2), c(epsilon), c(decay));
+    let k = AdamConsts {
+        alpha,
+        b1,
+        b2,
+        eps,
+        wd,
+    };
+    par_update(
+        w,
+        g,
+        s,
+        &|w, g, [m, v, vhat]| match (decay != 0.0, amsgrad) {
+            (false, false) => adam_run::<T, false, false>(&k, w, g, m, v, vhat),
+            (true, false) => adam_run::<T, true, false>(&k, w, g, m, v, vhat),
+            (false, true) => adam_run::<T, false, true>(&k, w, g, m, v, vhat),
+            (true, true) => adam_run::<T, true, true>(&k, w, g, m, v, vhat),
+        },
+    );
+}
+
+/// Adam's per-step constants, at the variable's precision.
+struct AdamConsts<T> {
+    alpha: T,
+    b1: T,
+    b2: T,
+    eps: T,
+    wd: T,
+}
+
+/// Adam over one piece, straight-line for each variant (so the loop vectorizes).
+fn adam_run<T: Element, const DECAY: bool, const AMS: bool>(
+    k: &AdamConsts<T>,
+    w: &mut [T],
+    g: &[T],
+    m: &mut [T],
+    v: &mut [T],
+    vhat: &mut [T],
+) {
+    let n = w.len();
+    let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
+    let vhat = if AMS { &mut vhat[..n] } else { &mut vhat[..0] };
+    for i in 0..n {
+        let mut wi = w[i];
+        if DECAY {
+            wi = wi - wi * k.wd;
+        }
+        let gi = g[i];
+        let mi = m[i] + (gi - m[i]) * k.b1;
         m[i] = mi;
-        let vi = r(v[i].widen() + (gi * gi - v[i].widen()) * (1.0 - beta_2));
+        let mut vi = v[i] + (gi * gi - v[i]) * k.b2;
         v[i] = vi;
-        let vu = match vhat.as_deref_mut() {
-            Some(h) => {
-                let hv = if vi.widen() > h[i].widen() || h[i].is_nan() {
-                    vi
-                } else {
-                    h[i]
-                };
-                h[i] = hv;
-                hv
+        if AMS {
+            // jnp.maximum: NaN wins.
+            let h = vhat[i];
+            if !(vi > h || vi.is_nan()) {
+                vi = h;
             }
-            None => vi,
-        };
-        w[i] = r(w[i].widen() - mi.widen() * alpha / (vu.widen().sqrt() + epsilon));
+            vhat[i] = vi;
+        }
+        w[i] = wi - (mi * k.alpha) / (vi.sqrt() + k.eps);
     }
 }
 

@@ -496,6 +496,16 @@ impl PackedKernel {
             crate::simd::is_intel(),
             crate::simd::l1d_ways(),
         );
+        // The same layout as before: every padding element is still zero, so the
+        // panels need not be cleared first (the packing overwrites the rest).
+        let l2 = crate::simd::l2_bytes();
+        let same = (self.k, self.n, self.isa, self.kc_max)
+            == (
+                kernel.rows(),
+                kernel.cols(),
+                isa,
+                blocking(l2, isa, kernel.rows()).0,
+            );
         let buffers = (
             std::mem::take(&mut self.data),
             std::mem::take(&mut self.bias),
@@ -503,7 +513,7 @@ impl PackedKernel {
         // An empty kernel over empty buffers until the new packing is in place.
         self.small.clear();
         (self.k, self.n, self.start, self.has_bias) = (0, 0, 0, false);
-        *self = Self::new_into(isa, crate::simd::l2_bytes(), kernel, bias, false, buffers)?;
+        *self = Self::new_into(isa, l2, kernel, bias, false, buffers, same)?;
         Ok(())
     }
 
@@ -531,11 +541,21 @@ impl PackedKernel {
         bias: Option<&[f32]>,
         keep_small: bool,
     ) -> Result<Self, DenseError> {
-        Self::new_into(isa, l2, kernel, bias, keep_small, (Vec::new(), Vec::new()))
+        Self::new_into(
+            isa,
+            l2,
+            kernel,
+            bias,
+            keep_small,
+            (Vec::new(), Vec::new()),
+            false,
+        )
     }
 
     /// [`new_for`](Self::new_for) into `buffers` (panels, bias), whose memory is
-    /// reused when large enough.
+    /// reused when large enough; `same_layout`: the panels hold a packing of the same
+    /// shape, ISA and blocking (their padding is zero), so they are not cleared first.
+    #[allow(clippy::too_many_arguments)]
     fn new_into(
         isa: Isa,
         l2: Option<usize>,
@@ -543,6 +563,7 @@ impl PackedKernel {
         bias: Option<&[f32]>,
         keep_small: bool,
         (mut data, mut b): (Vec<f32>, Vec<f32>),
+        same_layout: bool,
     ) -> Result<Self, DenseError> {
         let (k, n) = (kernel.rows(), kernel.cols());
         if let Some(b) = bias {
@@ -561,10 +582,12 @@ impl PackedKernel {
             .and_then(|c| c.checked_mul(k))
             .and_then(|l| l.checked_add(16))
             .ok_or(DenseError::AllocationFailed { rows: k, cols: n })?;
-        data.clear();
-        data.try_reserve_exact(len)
-            .map_err(|_| DenseError::AllocationFailed { rows: k, cols: n })?;
-        data.resize(len, 0.0);
+        if !(same_layout && data.len() == len) {
+            data.clear();
+            data.try_reserve_exact(len)
+                .map_err(|_| DenseError::AllocationFailed { rows: k, cols: n })?;
+            data.resize(len, 0.0);
+        }
         // First element on a 64-byte boundary (a whole cache line per panel row).
         let start = data.as_ptr().align_offset(64).min(15);
         let body = &mut data[start..];
@@ -1274,6 +1297,60 @@ mod tests {
             .collect();
         let b = (0..n).map(|i| i as f32 / 3.0 - 1.0).collect();
         (x, w, b)
+    }
+
+    /// A repacked kernel (same shape with new values, then other shapes, in either
+    /// layout and with or without bias) gives the bits of a freshly packed one: the
+    /// panels it reuses without clearing keep their zero padding.
+    #[test]
+    fn repacking_in_place_equals_packing_afresh() {
+        let mut p =
+            PackedKernel::for_one_call(MatRef::from_slice(&[0.0f32; 4], 2, 2).unwrap(), None)
+                .unwrap();
+        for &(m, k, n, bias, torch, salt) in &[
+            (7, 33, 45, true, false, 0usize),
+            (7, 33, 45, true, false, 1),
+            (7, 33, 45, false, true, 2),
+            (5, 300, 70, true, false, 3),
+            (5, 300, 70, true, false, 4),
+            (9, 33, 45, true, true, 5),
+            (3, 12, 200, false, false, 6),
+        ] {
+            let (x, w0, b) = data(m, k, n);
+            let w: Vec<f32> = w0.iter().map(|v| v + salt as f32 / 16.0).collect();
+            let wt: Vec<f32> = (0..n * k).map(|i| w[(i % k) * n + i / k]).collect();
+            let kv = if torch {
+                MatRef::from_slice(&wt, n, k).unwrap().t()
+            } else {
+                MatRef::from_slice(&w, k, n).unwrap()
+            };
+            let bias = bias.then_some(&b[..]);
+            p.repack(kv, bias).unwrap();
+            let fresh = PackedKernel::for_one_call(kv, bias).unwrap();
+            let (mut y1, mut y2) = (vec![0.0f32; m * n], vec![1.0f32; m * n]);
+            let xv = MatRef::from_slice(&x, m, k).unwrap();
+            crate::dense_forward_packed(
+                xv,
+                &p,
+                Activation::Linear,
+                crate::MatMut::from_slice(&mut y1, m, n).unwrap(),
+            )
+            .unwrap();
+            crate::dense_forward_packed(
+                xv,
+                &fresh,
+                Activation::Linear,
+                crate::MatMut::from_slice(&mut y2, m, n).unwrap(),
+            )
+            .unwrap();
+            let bits = |v: &[f32]| v.iter().map(|t| t.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&y1),
+                bits(&y2),
+                "{m}x{k}x{n} bias={} torch={torch} salt={salt}",
+                bias.is_some()
+            );
+        }
     }
 
     /// Every packing the CPU can run, including the matrixmultiply fallback.
