@@ -204,6 +204,10 @@ fn panel_offset(k0: usize, kc: usize, jp: usize, panels: usize, nr: usize) -> us
     (k0 * panels + jp * kc) * nr
 }
 
+/// Weights of at least this many elements are packed on the rayon pool, panel by panel
+/// (a smaller one packs in less time than the pool takes to wake).
+const PAR_PACK_MIN: usize = 1 << 16;
+
 /// Columns per chunk for a `K`-long sum on a core with `l2` bytes of L2: [`NC`], or, on
 /// cores with at least 2 MiB of L2, the widest of `NC`, `NC/2` and `NC/4` whose weight
 /// slice (the first `k` block's `kc` rows by the chunk's columns, in `f32`) fits in half
@@ -606,47 +610,63 @@ impl PackedKernel {
             }
         } else {
             // k block by k block; inside one, the panels one after another (the order
-            // the forward pass reads them in: one sequential stream per k block).
-            for ks in k_blocks(k, kc_max) {
-                let (k0, kc) = (ks.start, ks.len());
-                for jp in 0..panels {
-                    let at = panel_offset(k0, kc, jp, panels, nr);
-                    let panel = &mut body[at..at + kc * nr];
-                    let w = nr.min(n - jp * nr);
-                    if cs == 1 {
-                        for (p, row) in panel.chunks_exact_mut(nr).enumerate() {
-                            // Keras layout: the panel row is a contiguous run of the
-                            // weight's row (one copy, not `w` indexed reads).
-                            let at = (k0 + p) * rs + jp * nr;
-                            super::block::copy_small(&mut row[..w], &src[at..at + w]);
-                        }
-                    } else {
-                        // Any other layout (a PyTorch weight's `.t()`: `k` contiguous,
-                        // columns K apart) in blocks of 16 panel rows: each column's 16
-                        // values are then a cache line or two read once, and the block's 16
-                        // rows (2 KiB) stay in L1 while its columns fill them. Row by
-                        // row, the `w` columns of one row were `w` lines K floats apart,
-                        // which for K a multiple of 1024 all fell in one L1 set and were
-                        // evicted before their next value was read. On Zen 4, medians:
-                        // 1024² 2.7–3.1 ms → 0.69 ms, 512² 0.39 → 0.16 ms, 784×128
-                        // 0.11 → 0.05 ms (the Keras layout: 0.20, 0.04, 0.013).
-                        for (b, rows) in panel.chunks_mut(16 * nr).enumerate() {
-                            let (p0, h) = (k0 + 16 * b, rows.len() / nr);
-                            for c in 0..w {
-                                if rs == 1 {
-                                    // The column's h values are contiguous.
-                                    let at = (jp * nr + c) * cs + p0;
-                                    let col = &src[at..at + h];
-                                    for (row, &v) in rows.chunks_exact_mut(nr).zip(col) {
-                                        row[c] = v;
-                                    }
-                                } else {
-                                    for (i, row) in rows.chunks_exact_mut(nr).enumerate() {
-                                        row[c] = get(p0 + i, jp * nr + c);
-                                    }
+            // the forward pass reads them in: one sequential stream per k block). Large
+            // weights fill their panels on the rayon pool (each panel is its own
+            // region: the same bytes for any thread count).
+            let fill = |panel: &mut [f32], k0: usize, jp: usize| {
+                let w = nr.min(n - jp * nr);
+                if cs == 1 {
+                    for (p, row) in panel.chunks_exact_mut(nr).enumerate() {
+                        // Keras layout: the panel row is a contiguous run of the
+                        // weight's row (one copy, not `w` indexed reads).
+                        let at = (k0 + p) * rs + jp * nr;
+                        super::block::copy_small(&mut row[..w], &src[at..at + w]);
+                    }
+                } else {
+                    // Any other layout (a PyTorch weight's `.t()`: `k` contiguous,
+                    // columns K apart) in blocks of 16 panel rows: each column's 16
+                    // values are then a cache line or two read once, and the block's 16
+                    // rows (2 KiB) stay in L1 while its columns fill them. Row by
+                    // row, the `w` columns of one row were `w` lines K floats apart,
+                    // which for K a multiple of 1024 all fell in one L1 set and were
+                    // evicted before their next value was read. On Zen 4, medians:
+                    // 1024² 2.7–3.1 ms → 0.69 ms, 512² 0.39 → 0.16 ms, 784×128
+                    // 0.11 → 0.05 ms (the Keras layout: 0.20, 0.04, 0.013).
+                    for (b, rows) in panel.chunks_mut(16 * nr).enumerate() {
+                        let (p0, h) = (k0 + 16 * b, rows.len() / nr);
+                        for c in 0..w {
+                            if rs == 1 {
+                                // The column's h values are contiguous.
+                                let at = (jp * nr + c) * cs + p0;
+                                let col = &src[at..at + h];
+                                for (row, &v) in rows.chunks_exact_mut(nr).zip(col) {
+                                    row[c] = v;
+                                }
+                            } else {
+                                for (i, row) in rows.chunks_exact_mut(nr).enumerate() {
+                                    row[c] = get(p0 + i, jp * nr + c);
                                 }
                             }
                         }
+                    }
+                }
+            };
+            let parallel = k.saturating_mul(n) >= PAR_PACK_MIN && rayon::current_num_threads() > 1;
+            let mut rest = &mut body[..k * panels * nr];
+            for ks in k_blocks(k, kc_max) {
+                let (k0, kc) = (ks.start, ks.len());
+                let (block, r) = rest.split_at_mut(kc * panels * nr);
+                rest = r;
+                debug_assert_eq!(panel_offset(k0, kc, 0, panels, nr), k0 * panels * nr);
+                if parallel {
+                    use rayon::prelude::*;
+                    block
+                        .par_chunks_mut(kc * nr)
+                        .enumerate()
+                        .for_each(|(jp, panel)| fill(panel, k0, jp));
+                } else {
+                    for (jp, panel) in block.chunks_mut(kc * nr).enumerate() {
+                        fill(panel, k0, jp);
                     }
                 }
             }
