@@ -181,16 +181,23 @@ fn main() -> Res<()> {
 /// The tutorial's models: `Sequential([Dense(7, input_shape=(4,)), Activation('sigmoid'),
 /// Dense(13), Activation('sigmoid'), Dense(5), Activation('softmax')])` and
 /// `Model(Input((5,)), Dense(1, activation='softmax'))`.
-fn seed_models() -> Res<()> {
+/// The tutorial's first model: `Dense(7, input 4)`, sigmoid, `Dense(13)`, sigmoid,
+/// `Dense(5)`, softmax (seeded).
+fn seed_model() -> Res<Sequential<f32>> {
     use Activation::{Sigmoid, Softmax};
-    let mut model = Sequential::<f32>::new()
+    Ok(Sequential::<f32>::new()
         .seed(2024)
         .add(Dense::new(7).input_dim(4))?
         .add(ActivationLayer::new(Sigmoid))?
         .add(Dense::new(13))?
         .add(ActivationLayer::new(Sigmoid))?
         .add(Dense::new(5))?
-        .add(ActivationLayer::new(Softmax))?;
+        .add(ActivationLayer::new(Softmax))?)
+}
+
+fn seed_models() -> Res<()> {
+    use Activation::Softmax;
+    let mut model = seed_model()?;
     print!("{}", model.summary());
     let x = [
         0.1f32, 0.2, 0.3, 0.4, //
@@ -228,15 +235,7 @@ fn seed_models() -> Res<()> {
 /// origin); the run fails if the loss does not fall or the accuracy stays at chance.
 fn seed_training() -> Res<()> {
     use dense_kernel::layer::{CompileOptions, FitOptions, Metric};
-    use Activation::{Sigmoid, Softmax};
-    let mut model = Sequential::<f32>::new()
-        .seed(2024)
-        .add(Dense::new(7).input_dim(4))?
-        .add(ActivationLayer::new(Sigmoid))?
-        .add(Dense::new(13))?
-        .add(ActivationLayer::new(Sigmoid))?
-        .add(Dense::new(5))?
-        .add(ActivationLayer::new(Softmax))?;
+    let mut model = seed_model()?;
     let n = 200;
     let x = uniform(n * 4, 7, 2.0);
     let mut y = vec![0.0f32; n * 5];

@@ -343,19 +343,41 @@ impl<T: Element> Sequential<T> {
         Ok(all)
     }
 
-    /// Sets every Dense layer's weights from Keras's `model.get_weights()` order.
-    ///
-    /// # Errors
-    /// [`DenseError::WeightShape`] for the wrong number of arrays or a wrong shape.
-    pub fn set_weights(&mut self, weights: &[Tensor<T>]) -> Result<(), DenseError> {
-        let need: usize = self
-            .layers
+    /// The number of trainable variables: each Dense layer's kernel, and its bias.
+    pub(super) fn trainable_count(&self) -> usize {
+        self.layers
             .iter()
             .map(|(_, l)| match l {
                 Layer::Dense(d) => 1 + usize::from(d.use_bias),
                 _ => 0,
             })
-            .sum();
+            .sum()
+    }
+
+    /// Every regularization penalty of the last forward pass, summed in `f64`: what
+    /// Keras adds to the loss it reports.
+    pub(super) fn penalty_sum(&self) -> f64 {
+        let mut p = 0.0;
+        for (_, l) in &self.layers {
+            if let Layer::Dense(d) = l {
+                p += d.activity_penalty.unwrap_or(0.0);
+                if let Some(r) = d.kernel_regularizer {
+                    p += r.penalty(&d.kernel);
+                }
+                if let (Some(r), true) = (d.bias_regularizer, d.use_bias) {
+                    p += r.penalty(&d.bias);
+                }
+            }
+        }
+        p
+    }
+
+    /// Sets every Dense layer's weights from Keras's `model.get_weights()` order.
+    ///
+    /// # Errors
+    /// [`DenseError::WeightShape`] for the wrong number of arrays or a wrong shape.
+    pub fn set_weights(&mut self, weights: &[Tensor<T>]) -> Result<(), DenseError> {
+        let need = self.trainable_count();
         if weights.len() != need {
             return Err(DenseError::WeightShape {
                 name: "weights",

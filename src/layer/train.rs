@@ -485,27 +485,10 @@ impl<T: Element> Sequential<T> {
                 *s += m.resolve(y_shape, out_shape).sum(y, out, cols)?;
             }
         }
-        for (_, l) in &self.layers {
-            if let Layer::Dense(d) = l {
-                value += d.activity_penalty.unwrap_or(0.0);
-                if let Some(r) = d.kernel_regularizer {
-                    value += r.penalty(&d.kernel);
-                }
-                if let (Some(r), true) = (d.bias_regularizer, d.use_bias) {
-                    value += r.penalty(&d.bias);
-                }
-            }
-        }
+        value += self.penalty_sum();
 
         // Backward, from the last layer to the first Dense.
-        let n_vars: usize = self
-            .layers
-            .iter()
-            .map(|(_, l)| match l {
-                Layer::Dense(d) => 1 + usize::from(d.use_bias),
-                _ => 0,
-            })
-            .sum();
+        let n_vars = self.trainable_count();
         ws.grads.resize_with(n_vars, Vec::new);
         let first_dense = self
             .layers
@@ -766,17 +749,7 @@ impl<T: Element> Sequential<T> {
             for (s, m) in sums.iter_mut().zip(&tr.metrics) {
                 *s += m.resolve(&tr.ws.ey_shape, out_shape).sum(yb, out, cols)?;
             }
-            for (_, l) in &self.layers {
-                if let Layer::Dense(d) = l {
-                    value += d.activity_penalty.unwrap_or(0.0);
-                    if let Some(r) = d.kernel_regularizer {
-                        value += r.penalty(&d.kernel);
-                    }
-                    if let (Some(r), true) = (d.bias_regularizer, d.use_bias) {
-                        value += r.penalty(&d.bias);
-                    }
-                }
-            }
+            value += self.penalty_sum();
             total += value * b as f64;
             start += b;
         }
