@@ -18,8 +18,12 @@
 //! - Bad input is an error ([`DenseError`]), never a panic.
 //! - A weight used many times can be packed once ([`PackedKernel`]) for the crate's own
 //!   AVX-512 or AVX2+FMA microkernels ([`dense_forward_packed`], `f32`).
+//! - The backward pass: [`dense_forward_train`] keeps the pre-activation,
+//!   [`dense_backward`] gives `dL/dz`, `dL/dx`, `dL/dW`, `dL/db`.
 //! - [`layer`]: Keras's `Dense` with its parameters, initializers, regularizers and
-//!   constraints, the `Activation` layer, `Sequential` and Keras 3's `summary()`.
+//!   constraints, the `Activation` and `Dropout` layers, `Sequential`, Keras 3's
+//!   `summary()`, and training: `compile` with Keras's losses and optimizers,
+//!   `train_on_batch`, `fit`, `evaluate`.
 //!
 //! ```
 //! use dense_kernel::{dense_forward, Activation, MatRef};

@@ -1,7 +1,10 @@
 //! The Keras face of the crate: [`Dense`] with every Keras parameter and default, its
 //! [initializers](Initializer), [regularizers](Regularizer) and
-//! [constraints](Constraint), the [`ActivationLayer`], and [`Sequential`] (with its
-//! `Input`-first functional form) with Keras 3's `summary()`.
+//! [constraints](Constraint), the [`ActivationLayer`] and [`Dropout`], and
+//! [`Sequential`] (with its `Input`-first functional form) with Keras 3's `summary()`
+//! and Keras's training: [`Sequential::compile`] with a [`Loss`] and an [`Optimizer`]
+//! (and [`CompileOptions`]: [`Metric`]s, gradient clipping), `train_on_batch`, `fit`
+//! ([`FitOptions`], [`History`]) and `evaluate`.
 //!
 //! Built on [`dense_forward_into`](crate::dense_forward_into); nothing below the layer
 //! imports it. Where the crate follows or departs from Keras 3.15:
@@ -15,6 +18,11 @@
 //!   zero factors): [`Regularizer::from_name`] follows Keras.
 //! - The activity penalty is divided by the first axis (the batch), as Keras 3 does,
 //!   even for inputs of rank > 2.
+//! - Training follows Keras 3.15's update rules, loss formulas and step order
+//!   (clipping, weight decay, update, constraints), checked against real Keras runs
+//!   (docs/ACCURACY.md, "Training"). Dropout masks and `fit`'s shuffling come from the
+//!   crate's seeded generator, not jax's; a sparse label outside `0..classes` is an
+//!   error where Keras's `one_hot` makes it a row of zeros.
 //!
 //! ```
 //! use dense_kernel::layer::{Dense, Input, Sequential};
