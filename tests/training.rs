@@ -498,3 +498,53 @@ fn functional_single_unit_softmax_model_trains_to_nothing() {
         "input shape checked"
     );
 }
+
+/// `validation_data` is evaluated after every epoch with the fit's batch size: the last
+/// epoch's `val_loss` and `val_accuracy` are `evaluate_with` on the same data after
+/// `fit`, bit for bit; a split takes the last samples, before shuffling.
+#[test]
+fn validation_data_and_split_are_evaluated_as_keras_does() {
+    let (x, y) = data::<f32>(40, 6);
+    let (vx, vy) = data::<f32>(10, 7);
+    let mut m = mlp::<f32>(0.3);
+    m.compile_with(
+        "adam".parse().unwrap(),
+        "categorical_crossentropy".parse().unwrap(),
+        &CompileOptions::new().metrics(&[Metric::Accuracy]),
+    )
+    .unwrap();
+    let mut split = m.clone();
+    let opts = FitOptions::new()
+        .batch_size(8)
+        .epochs(3)
+        .verbose(0)
+        .validation_data(&vx, &[10, 12], &vy, &[10, 5]);
+    let h = m.fit(&x, &[40, 12], &y, &[40, 5], &opts).unwrap();
+    let e = m.evaluate_with(&vx, &[10, 12], &vy, &[10, 5], 8).unwrap();
+    assert_eq!(h.get("val_loss").unwrap()[2], e[0].1);
+    assert_eq!(h.get("val_accuracy").unwrap()[2], e[1].1);
+    assert_eq!(
+        h.keys().collect::<Vec<_>>(),
+        ["loss", "accuracy", "val_loss", "val_accuracy"]
+    );
+    // validation_split = 0.2 of 50 samples: the last 10 (floor(50·0.8) = 40 train).
+    let (xa, ya) = ([&x[..], &vx[..]].concat(), [&y[..], &vy[..]].concat());
+    let h2 = split
+        .fit(
+            &xa,
+            &[50, 12],
+            &ya,
+            &[50, 5],
+            &FitOptions::new()
+                .batch_size(8)
+                .epochs(3)
+                .verbose(0)
+                .validation_split(0.2),
+        )
+        .unwrap();
+    assert_eq!(split.iterations(), 15, "5 steps of 8 per epoch");
+    assert_eq!(
+        h2, h,
+        "the same training and validation samples, the same run"
+    );
+}
