@@ -424,9 +424,18 @@ pub(crate) fn activation_backward<T: Element>(
     }
 }
 
-/// `T`'s slice as `f32` (reached only when `T` is `f32`).
-fn f32_slice<T: Element>(v: &mut [T]) -> Result<&mut [f32], DenseError> {
-    T::as_f32s_mut(v).ok_or_else(|| DenseError::InvalidConfig {
-        what: "the packed backward path on non-f32 data".into(),
-    })
+/// `T`'s slice as `f32`, for the packed training path (reached only when `T` is `f32`).
+pub(crate) fn f32s<T: Element>(s: &[T]) -> Result<&[f32], DenseError> {
+    T::as_f32s(s).ok_or_else(not_f32)
+}
+
+/// [`f32s`], mutably.
+pub(crate) fn f32_slice<T: Element>(v: &mut [T]) -> Result<&mut [f32], DenseError> {
+    T::as_f32s_mut(v).ok_or_else(not_f32)
+}
+
+fn not_f32() -> DenseError {
+    DenseError::InvalidConfig {
+        what: "the packed training path on non-f32 data".into(),
+    }
 }

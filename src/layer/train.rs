@@ -10,8 +10,8 @@ use super::optimizer::Clip;
 use super::rng::Rng;
 use super::{Layer, Loss, Metric, Optimizer, Sequential};
 use crate::backward::{
-    activation_backward, backward_packed, dense_backward_with, forward_train_packed, SliceGrads,
-    TrainPacks,
+    activation_backward, backward_packed, dense_backward_with, f32_slice, f32s,
+    forward_train_packed, SliceGrads, TrainPacks,
 };
 use crate::{dense_forward_train, DenseError, Element, Gradients, MatMut, MatRef};
 
@@ -410,8 +410,8 @@ impl<T: Element> Sequential<T> {
                             MatRef::from_slice(wf, k, n)?,
                             bias.map(f32s).transpose()?,
                             d.activation,
-                            f32s_mut(&mut ws.zs[i][..len])?,
-                            f32s_mut(&mut out[..len])?,
+                            f32_slice(&mut ws.zs[i][..len])?,
+                            f32_slice(&mut out[..len])?,
                         )?,
                         _ => dense_forward_train(
                             MatRef::from_slice(input, rows, k)?,
@@ -540,10 +540,10 @@ impl<T: Element> Sequential<T> {
                                 f32s(&ws.zs[i][..len])?,
                                 f32s(&ws.dy[..len])?,
                                 SliceGrads {
-                                    dz: f32s_mut(&mut ws.dz[..len])?,
-                                    dx: dx.map(f32s_mut).transpose()?,
-                                    dw: f32s_mut(&mut gk[0][..k * n])?,
-                                    db: bias_grad.map(f32s_mut).transpose()?,
+                                    dz: f32_slice(&mut ws.dz[..len])?,
+                                    dx: dx.map(f32_slice).transpose()?,
+                                    dw: f32_slice(&mut gk[0][..k * n])?,
+                                    db: bias_grad.map(f32_slice).transpose()?,
                                 },
                                 &mut ws.scratch,
                             )?,
@@ -961,21 +961,6 @@ impl<T: Element> Sequential<T> {
         }
         tr.fit = fb;
         result.map(|()| history)
-    }
-}
-
-/// `T`'s slice as `f32`, for the packed path (only reached when `T` is `f32`).
-fn f32s<T: Element>(s: &[T]) -> Result<&[f32], DenseError> {
-    T::as_f32s(s).ok_or_else(not_f32)
-}
-
-fn f32s_mut<T: Element>(s: &mut [T]) -> Result<&mut [f32], DenseError> {
-    T::as_f32s_mut(s).ok_or_else(not_f32)
-}
-
-fn not_f32() -> DenseError {
-    DenseError::InvalidConfig {
-        what: "the packed training path on non-f32 data".into(),
     }
 }
 
