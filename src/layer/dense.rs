@@ -462,34 +462,11 @@ impl<T: Element> Dense<T> {
         self.calls = self.calls.saturating_add(1);
         if self.packed.is_none() && self.calls >= 2 {
             // The second call: the layer is in use, pack once (f32 only).
-            if let Some(w) = T::as_f32s(&self.kernel) {
-                let b = if self.use_bias {
-                    T::as_f32s(&self.bias)
-                } else {
-                    None
-                };
-                self.packed = Some(PackedKernel::new(MatRef::from_slice(w, k, self.units)?, b)?);
-            }
+            self.pack(k)?;
         }
         match (&self.packed, T::as_f32s(input)) {
-            (Some(p), Some(x)) => {
-                let o = T::as_f32s_mut(out).ok_or_else(|| DenseError::InvalidConfig {
-                    what: "packed path on a non-f32 output".into(),
-                })?;
-                dense_forward_packed(
-                    MatRef::from_slice(x, m, k)?,
-                    p,
-                    self.activation,
-                    MatMut::from_slice(o, m, self.units)?,
-                )?;
-            }
-            _ => dense_forward_into(
-                MatRef::from_slice(input, m, k)?,
-                MatRef::from_slice(&self.kernel, k, self.units)?,
-                self.use_bias.then_some(&self.bias[..]),
-                self.activation,
-                MatMut::from_slice(out, m, self.units)?,
-            )?,
+            (Some(p), Some(x)) => Self::run_packed(p, self.activation, x, m, k, out)?,
+            _ => self.run_unpacked(input, m, k, out)?,
         }
         self.activity_penalty = self.activity_regularizer.map(|r| {
             // Keras: the penalty over the whole output, divided by the batch size
@@ -502,6 +479,58 @@ impl<T: Element> Dense<T> {
             }
         });
         Ok(())
+    }
+
+    // `pack`, `run_packed` and `run_unpacked` are separate functions so that an
+    // unoptimised build keeps only the branch taken on the stack (`tests/small_stack.rs`).
+
+    /// Packs the f32 kernel and bias for the packed path (nothing for `f64`).
+    fn pack(&mut self, k: usize) -> Result<(), DenseError> {
+        if let Some(w) = T::as_f32s(&self.kernel) {
+            let b = if self.use_bias {
+                T::as_f32s(&self.bias)
+            } else {
+                None
+            };
+            self.packed = Some(PackedKernel::new(MatRef::from_slice(w, k, self.units)?, b)?);
+        }
+        Ok(())
+    }
+
+    fn run_packed(
+        p: &PackedKernel,
+        act: Activation,
+        x: &[f32],
+        m: usize,
+        k: usize,
+        out: &mut [T],
+    ) -> Result<(), DenseError> {
+        let o = T::as_f32s_mut(out).ok_or_else(|| DenseError::InvalidConfig {
+            what: "packed path on a non-f32 output".into(),
+        })?;
+        let n = p.units();
+        dense_forward_packed(
+            MatRef::from_slice(x, m, k)?,
+            p,
+            act,
+            MatMut::from_slice(o, m, n)?,
+        )
+    }
+
+    fn run_unpacked(
+        &self,
+        input: &[T],
+        m: usize,
+        k: usize,
+        out: &mut [T],
+    ) -> Result<(), DenseError> {
+        dense_forward_into(
+            MatRef::from_slice(input, m, k)?,
+            MatRef::from_slice(&self.kernel, k, self.units)?,
+            self.use_bias.then_some(&self.bias[..]),
+            self.activation,
+            MatMut::from_slice(out, m, self.units)?,
+        )
     }
 
     /// The regularization penalties Keras would add to the loss, in the order of
