@@ -162,6 +162,15 @@ pub enum DenseError {
     },
     /// Training or evaluation asked of a model that was not compiled.
     NotCompiled,
+    /// A model file that cannot be read or written: `path` and what is wrong with it
+    /// (unreadable, not a Keras/HDF5/safetensors file, a layer this crate does not run,
+    /// weights that disagree with the configuration, …).
+    ModelFile {
+        /// The file.
+        path: String,
+        /// What is wrong, naming the layer, entry or dataset where there is one.
+        what: String,
+    },
 }
 
 impl fmt::Display for DenseError {
@@ -287,6 +296,7 @@ impl fmt::Display for DenseError {
             DenseError::NotCompiled => {
                 write!(f, "the model must be compiled (compile) before training")
             }
+            DenseError::ModelFile { path, what } => write!(f, "{path}: {what}"),
         }
     }
 }

@@ -39,6 +39,8 @@
 mod constraint;
 mod dense;
 mod dropout;
+#[cfg(feature = "model-files")]
+mod files;
 mod init;
 mod loss;
 mod metrics;
@@ -51,10 +53,12 @@ mod train;
 pub use constraint::{Constraint, EPSILON};
 pub use dense::Dense;
 pub use dropout::Dropout;
+#[cfg(feature = "model-files")]
+pub use files::{load_model, load_safetensors, KERAS_VERSION, MAX_CONFIG_BYTES};
 pub use init::{fans, Distribution, FanMode, Initializer, TRUNCATION_STD};
 pub use loss::{Loss, LOSS_EPSILON};
 pub use metrics::Metric;
-pub use model::{ActivationLayer, Input, Layer, Sequential};
+pub use model::{ActivationLayer, Flatten, Input, Layer, Sequential};
 pub use optimizer::Optimizer;
 pub use regularizer::Regularizer;
 pub use train::{CompileOptions, FitOptions, History};

@@ -68,6 +68,35 @@ impl Input {
     }
 }
 
+/// Keras's `Flatten()`: every axis but the batch folded into one, `(batch, d1, …, dn)` →
+/// `(batch, d1·…·dn)`, row-major as the data already is (nothing moves). No parameters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Flatten {
+    name: Option<String>,
+}
+
+impl Flatten {
+    /// The layer.
+    pub fn new() -> Self {
+        Flatten { name: None }
+    }
+    /// Its name (default `flatten`, numbered `flatten_1`, … in a model).
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_owned());
+        self
+    }
+}
+
+/// `(batch, d1, …, dn)` → `(batch, d1·…·dn)` in place (capacity ≥ 2 already).
+pub(super) fn flatten_shape(shape: &mut Vec<usize>) {
+    let rest = shape
+        .iter()
+        .skip(1)
+        .fold(1usize, |a, &d| a.saturating_mul(d));
+    shape.truncate(1);
+    shape.push(rest);
+}
+
 /// A summary row: name, type, output shape per example (`None`: unknown), parameters
 /// (`None`: unbuilt).
 type SummaryRow = (String, &'static str, Option<Vec<usize>>, Option<usize>);
@@ -84,6 +113,14 @@ pub enum Layer<T> {
     Activation(ActivationLayer),
     /// A [`Dropout`] layer.
     Dropout(Dropout),
+    /// A [`Flatten`] layer.
+    Flatten(Flatten),
+}
+
+impl<T> From<Flatten> for Layer<T> {
+    fn from(f: Flatten) -> Self {
+        Layer::Flatten(f)
+    }
 }
 
 impl<T> From<Dropout> for Layer<T> {
@@ -130,9 +167,11 @@ impl<T> From<ActivationLayer> for Layer<T> {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Sequential<T> {
-    name: String,
+    pub(super) name: String,
     pub(super) input: Option<Vec<usize>>,
-    functional: bool,
+    /// The functional model's InputLayer name (default `input_layer`).
+    pub(super) input_name: Option<String>,
+    pub(super) functional: bool,
     seed: u64,
     pub(super) layers: Vec<(String, Layer<T>)>,
     /// What `compile` set up: loss, optimizer and its state, workspaces.
@@ -154,6 +193,7 @@ impl<T: Element> Sequential<T> {
         Sequential {
             name: "sequential".into(),
             input: None,
+            input_name: None,
             functional: false,
             seed: 0,
             layers: Vec::new(),
@@ -180,6 +220,17 @@ impl<T: Element> Sequential<T> {
         self
     }
 
+    /// The per-example input shape (no batch axis), once known (from an [`Input`], the
+    /// first layer's `input_dim`, or a model file).
+    pub fn input_shape(&self) -> Option<&[usize]> {
+        self.input.as_deref()
+    }
+
+    /// The model's name (Keras's `model.name`).
+    pub fn model_name(&self) -> &str {
+        &self.name
+    }
+
     /// The seed unseeded Dense layers derive theirs from (default 0).
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = seed;
@@ -204,6 +255,7 @@ impl<T: Element> Sequential<T> {
                 d.validate()?;
                 ("dropout", d.name.clone())
             }
+            Layer::Flatten(f) => ("flatten", f.name.clone()),
         };
         let name = match given {
             Some(n) => n,
@@ -217,6 +269,7 @@ impl<T: Element> Sequential<T> {
                             (Layer::Dense(_), "dense")
                                 | (Layer::Activation(_), "activation")
                                 | (Layer::Dropout(_), "dropout")
+                                | (Layer::Flatten(_), "flatten")
                         )
                     })
                     .count();
@@ -273,6 +326,10 @@ impl<T: Element> Sequential<T> {
                 d.build(last)?;
                 *shape.last_mut().unwrap_or(&mut 0) = d.units();
             }
+            if let Layer::Flatten(_) = l {
+                // Per example: no batch axis.
+                shape = vec![shape.iter().fold(1usize, |a, &d| a.saturating_mul(d))];
+            }
         }
         Ok(Some(shape))
     }
@@ -283,7 +340,9 @@ impl<T: Element> Sequential<T> {
         let mut rows = Vec::new();
         if self.functional {
             rows.push((
-                "input_layer".to_owned(),
+                self.input_name
+                    .clone()
+                    .unwrap_or_else(|| "input_layer".to_owned()),
                 "InputLayer",
                 shape.clone(),
                 Some(0),
@@ -306,6 +365,12 @@ impl<T: Element> Sequential<T> {
                 Layer::Dropout(_) => {
                     rows.push((name.clone(), "Dropout", shape.clone(), Some(0)));
                 }
+                Layer::Flatten(_) => {
+                    if let Some(s) = shape.as_mut() {
+                        *s = vec![s.iter().fold(1usize, |a, &d| a.saturating_mul(d))];
+                    }
+                    rows.push((name.clone(), "Flatten", shape.clone(), Some(0)));
+                }
             }
         }
         rows
@@ -318,7 +383,7 @@ impl<T: Element> Sequential<T> {
     pub fn count_params(&self) -> Result<usize, DenseError> {
         self.layers.iter().try_fold(0usize, |acc, (_, l)| match l {
             Layer::Dense(d) => Ok(acc.saturating_add(d.count_params()?)),
-            Layer::Activation(_) | Layer::Dropout(_) => Ok(acc),
+            Layer::Activation(_) | Layer::Dropout(_) | Layer::Flatten(_) => Ok(acc),
         })
     }
 
@@ -499,6 +564,7 @@ impl<T: Element> Sequential<T> {
                 }
                 // Inference: the identity.
                 Layer::Dropout(_) => {}
+                Layer::Flatten(_) => flatten_shape(&mut cur_shape),
             }
         }
         let len = super::numel(&cur_shape)?;
@@ -536,7 +602,7 @@ impl<T: Element> Sequential<T> {
             .iter()
             .flat_map(|(_, l)| match l {
                 Layer::Dense(d) => d.losses(),
-                Layer::Activation(_) | Layer::Dropout(_) => Vec::new(),
+                Layer::Activation(_) | Layer::Dropout(_) | Layer::Flatten(_) => Vec::new(),
             })
             .collect()
     }

@@ -436,6 +436,12 @@ impl<T: Element> Sequential<T> {
                     out[..in_len].copy_from_slice(input);
                     a.call_in_place(&mut out[..in_len], in_shape)?;
                 }
+                Layer::Flatten(_) => {
+                    let cols = in_shape[in_shape.len() - 1];
+                    super::try_grow(out, in_len, in_len / cols.max(1), cols)?;
+                    out[..in_len].copy_from_slice(input);
+                    super::model::flatten_shape(out_shape);
+                }
                 Layer::Dropout(d) => {
                     let cols = in_shape[in_shape.len() - 1];
                     let rows = in_len / cols.max(1);
@@ -588,6 +594,8 @@ impl<T: Element> Sequential<T> {
                         );
                         std::mem::swap(&mut ws.dy, &mut ws.dx);
                     }
+                    // A reshape: the gradient passes through as it is.
+                    Layer::Flatten(_) => {}
                     Layer::Dropout(d) => {
                         let keep = 1.0 - d.rate();
                         let mask = &ws.zs[i][..in_len];
