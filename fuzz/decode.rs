@@ -1203,3 +1203,89 @@ fn training_case<T: Element>(r: &mut Bytes<'_>) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// `model_files`: the first byte picks the reader (`.keras`/legacy `.h5` through
+/// `load_model`, `.weights.h5` through `Sequential::load_weights`, safetensors through
+/// `load_safetensors`) and the element type; the rest is the file. Any answer but a
+/// panic is allowed for a bad file; a file that loads must also run, save, and load back
+/// to a model that gives the same outputs bit for bit.
+pub fn model_files(data: &[u8]) -> Result<(), String> {
+    let Some((&sel, file)) = data.split_first() else {
+        return Ok(());
+    };
+    if sel & 1 == 0 {
+        model_file_case::<f32>(sel >> 1, file)
+    } else {
+        model_file_case::<f64>(sel >> 1, file)
+    }
+}
+
+/// A scratch path of this process and thread (libFuzzer runs one input at a time per
+/// process; the replay test may use several threads).
+fn scratch_path(ext: &str) -> std::path::PathBuf {
+    let id = format!("{:?}", std::thread::current().id())
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect::<String>();
+    std::env::temp_dir().join(format!(
+        "dense-kernel-fuzz-{}-{id}.{ext}",
+        std::process::id()
+    ))
+}
+
+fn model_file_case<T: Element>(kind: u8, file: &[u8]) -> Result<(), String> {
+    use dense_kernel::layer::{load_model, load_safetensors, Dense, Sequential};
+    let ext = match kind % 3 {
+        0 => "keras",
+        1 => "weights.h5",
+        _ => "safetensors",
+    };
+    let path = scratch_path(ext);
+    std::fs::write(&path, file).map_err(|e| e.to_string())?;
+    let loaded = match kind % 3 {
+        0 => load_model::<T>(&path),
+        1 => {
+            // A fixed small model the weights may fit: 4 → 3 (relu) → 2.
+            let m = Sequential::<T>::new()
+                .add(Dense::new(3).input_dim(4).activation(Activation::Relu))
+                .and_then(|m| m.add(Dense::new(2)));
+            m.and_then(|mut m| m.load_weights(&path).map(|()| m))
+        }
+        _ => {
+            let acts = [Activation::Relu, Activation::Tanh, Activation::Softmax, Activation::Linear];
+            let n = usize::from(kind / 3 % 4) + 1;
+            load_safetensors::<T>(&path, &acts[..n])
+        }
+    };
+    let _ = std::fs::remove_file(&path);
+    let Ok(mut model) = loaded else {
+        return Ok(());
+    };
+    // It loaded: it must run, and (where it has a Keras form) save and load back equal.
+    let Some(shape) = model.input_shape().map(<[usize]>::to_vec) else {
+        return Err("a loaded model has no input shape".into());
+    };
+    let per: u128 = shape.iter().map(|&d| d as u128).product();
+    if per > MAX_SLICE {
+        return Ok(());
+    }
+    let mut full = vec![2usize];
+    full.extend(&shape);
+    let x: Vec<T> = (0..2 * per as usize)
+        .map(|i| T::narrow((i % 7) as f64 / 4.0 - 0.75))
+        .collect();
+    let y = model
+        .predict(&x, &full)
+        .map_err(|e| format!("a loaded model does not run: {e}"))?;
+    let saved = scratch_path("keras");
+    if model.save(&saved).is_ok() {
+        let back = load_model::<T>(&saved);
+        let _ = std::fs::remove_file(&saved);
+        let mut back = back.map_err(|e| format!("a saved model does not load: {e}"))?;
+        let y2 = back.predict(&x, &full).map_err(|e| e.to_string())?;
+        if y.shape != y2.shape || !same_bits(&y.data, &y2.data) {
+            return Err("save → load changed the model's outputs".into());
+        }
+    }
+    Ok(())
+}

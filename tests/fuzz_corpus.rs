@@ -9,11 +9,12 @@ use std::path::Path;
 
 type Target = fn(&[u8]) -> Result<(), String>;
 
-const TARGETS: [(&str, Target); 4] = [
+const TARGETS: [(&str, Target); 5] = [
     ("dense_shapes", fuzz::dense_shapes),
     ("activation_values", fuzz::activation_values),
     ("activation_names", fuzz::activation_names),
     ("layer_api", fuzz::layer_api),
+    ("model_files", fuzz::model_files),
 ];
 
 fn replay(name: &str, target: Target) -> usize {
@@ -64,6 +65,12 @@ fn corpus_activation_names() {
 #[test]
 fn corpus_layer_api() {
     let n = replay(TARGETS[3].0, TARGETS[3].1);
+    assert!(n >= 10, "the committed corpus has only {n} inputs");
+}
+
+#[test]
+fn corpus_model_files() {
+    let n = replay(TARGETS[4].0, TARGETS[4].1);
     assert!(n >= 10, "the committed corpus has only {n} inputs");
 }
 

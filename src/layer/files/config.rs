@@ -73,11 +73,16 @@ fn per_example(v: &Value, what: &str) -> Result<Vec<usize>, Bad> {
 fn dtype_name(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
-        Value::Object(m) => m
-            .get("config")
-            .and_then(|c| c.get("name"))
-            .and_then(Value::as_str)
-            .map(str::to_owned),
+        Value::Object(m) => {
+            let c = m.get("config")?;
+            if let Some(n) = c.get("name").and_then(Value::as_str) {
+                return Some(n.to_owned());
+            }
+            // QuantizedDTypePolicy: Keras names it "<mode>_from_<source>".
+            let mode = c.get("mode")?.as_str()?;
+            let source = c.get("source_name").and_then(Value::as_str).unwrap_or("float32");
+            Some(format!("{mode}_from_{source}"))
+        }
         _ => None,
     }
 }
@@ -222,6 +227,11 @@ fn parse_layer<T: Element>(v: &Value, i: usize) -> Result<Parsed<T>, Bad> {
         _ => return Err(format!("{what} ({class}) has no name")),
     };
     let what = format!("layer {name:?} ({class})");
+    if !["InputLayer", "Dense", "Activation", "Dropout", "Flatten"].contains(&class.as_str()) {
+        return Err(format!(
+            "{what} is not supported: this crate runs chains of {SUPPORTED}"
+        ));
+    }
     let build_input = m
         .get("build_config")
         .and_then(|b| b.get("input_shape"))

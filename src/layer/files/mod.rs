@@ -41,6 +41,12 @@ fn read_file(path: &Path) -> Result<Vec<u8>, DenseError> {
 const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
 const HDF5_MAGIC: &[u8] = b"\x89HDF\r\n\x1a\n";
 
+/// Whether a zip's end-of-central-directory record sits in the last 64 KiB + 22 bytes.
+fn has_zip_end(bytes: &[u8]) -> bool {
+    let from = bytes.len().saturating_sub((64 << 10) + 22);
+    bytes[from..].windows(4).any(|w| w == b"PK\x05\x06")
+}
+
 /// Reads entry `name` of `zip`, refusing more than `cap` bytes (declared or actual).
 fn zip_entry<R: Read + std::io::Seek>(
     zip: &mut zip::ZipArchive<R>,
@@ -141,10 +147,12 @@ fn model_from_config<T: Element>(json: &[u8], weight_bytes: u64) -> Result<Seque
 pub fn load_model<T: Element>(path: impl AsRef<Path>) -> Result<Sequential<T>, DenseError> {
     let path = path.as_ref();
     let bytes = read_file(path)?;
-    let r = if bytes.starts_with(ZIP_MAGIC) {
-        load_keras_zip::<T>(&bytes)
-    } else if bytes.starts_with(HDF5_MAGIC) {
+    // A zip is found from its end (its central directory), as Python's zipfile and so
+    // Keras find it: a damaged first local header alone does not stop either.
+    let r = if bytes.starts_with(HDF5_MAGIC) {
         load_legacy_h5::<T>(bytes)
+    } else if bytes.starts_with(ZIP_MAGIC) || has_zip_end(&bytes) {
+        load_keras_zip::<T>(&bytes)
     } else {
         Err("neither a .keras file (zip) nor a legacy .h5 file (HDF5)".to_owned())
     };
