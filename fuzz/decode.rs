@@ -1252,7 +1252,12 @@ fn model_file_case<T: Element>(kind: u8, file: &[u8]) -> Result<(), String> {
             m.and_then(|mut m| m.load_weights(&path).map(|()| m))
         }
         _ => {
-            let acts = [Activation::Relu, Activation::Tanh, Activation::Softmax, Activation::Linear];
+            let acts = [
+                Activation::Relu,
+                Activation::Tanh,
+                Activation::Softmax,
+                Activation::Linear,
+            ];
             let n = usize::from(kind / 3 % 4) + 1;
             load_safetensors::<T>(&path, &acts[..n])
         }

@@ -179,7 +179,9 @@ fn check_outputs<T: Element>(what: &str, model: &mut Sequential<T>, c: &Value, r
     let shape = usizes(&c["input_shape"]);
     let x: Vec<T> = floats(&c["input"]).into_iter().map(T::narrow).collect();
     let xw: Vec<f64> = x.iter().map(|v| v.widen()).collect();
-    let y = model.predict(&x, &shape).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let y = model
+        .predict(&x, &shape)
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
     assert_eq!(y.shape, usizes(&c["output_shape"]), "{what}: output shape");
     let rows = shape[0];
     let (truth, bound) = truth_and_bound(model, &xw, rows, unit_roundoff::<T>());
@@ -301,7 +303,10 @@ fn unsupported_models_name_the_layer_and_its_class() {
             };
             assert!(matches!(e, DenseError::ModelFile { .. }), "{f}: {e:?}");
             let msg = e.to_string();
-            assert!(msg.contains(f), "{f}: the error does not name the file: {msg}");
+            assert!(
+                msg.contains(f),
+                "{f}: the error does not name the file: {msg}"
+            );
             for want in c["expect_error_contains"].as_array().unwrap() {
                 let want = want.as_str().unwrap();
                 assert!(msg.contains(want), "{f}: {msg:?} does not name {want:?}");
@@ -340,10 +345,14 @@ fn broken_files_are_errors() {
     std::fs::write(&p, b"hello").unwrap();
     let e = load_model::<f32>(&p).unwrap_err().to_string();
     assert!(e.contains("neither a .keras file"), "{e}");
-    let e = load_model::<f32>(d.join("missing.keras")).unwrap_err().to_string();
+    let e = load_model::<f32>(d.join("missing.keras"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("cannot read"), "{e}");
     // A float32 file as a model of f64.
-    let e = load_model::<f64>(dir().join("seed_a.keras")).unwrap_err().to_string();
+    let e = load_model::<f64>(dir().join("seed_a.keras"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("float32") && e.contains("f64"), "{e}");
 }
 
@@ -384,7 +393,10 @@ fn mutated_files_never_panic() {
             if next() % 8 == 0 {
                 b.truncate(next() as usize % b.len());
             }
-            let p = d.join(format!("m.{}", ["keras", "weights.h5", "safetensors"][kind]));
+            let p = d.join(format!(
+                "m.{}",
+                ["keras", "weights.h5", "safetensors"][kind]
+            ));
             std::fs::write(&p, &b).unwrap();
             let r = match kind {
                 0 => load_model::<f32>(&p).map(|_| ()),
@@ -423,7 +435,11 @@ fn trained_model() -> Sequential<f32> {
         .unwrap()
         .add(Dropout::new(0.2))
         .unwrap()
-        .add(Dense::new(4).activation(Activation::Softmax).use_bias(false))
+        .add(
+            Dense::new(4)
+                .activation(Activation::Softmax)
+                .use_bias(false),
+        )
         .unwrap();
     m.compile(
         Optimizer::Adam {
@@ -439,8 +455,12 @@ fn trained_model() -> Sequential<f32> {
         },
     )
     .unwrap();
-    let x: Vec<f32> = (0..8 * 6).map(|i| ((i * 13) % 17) as f32 / 8.0 - 1.0).collect();
-    let y: Vec<f32> = (0..8 * 4).map(|i| f32::from(i % 4 == (i / 4) % 4)).collect();
+    let x: Vec<f32> = (0..8 * 6)
+        .map(|i| ((i * 13) % 17) as f32 / 8.0 - 1.0)
+        .collect();
+    let y: Vec<f32> = (0..8 * 4)
+        .map(|i| f32::from(i % 4 == (i / 4) % 4))
+        .collect();
     for _ in 0..5 {
         m.train_on_batch(&x, &[8, 2, 3], &y, &[8, 4]).unwrap();
     }
@@ -450,10 +470,15 @@ fn trained_model() -> Sequential<f32> {
 #[test]
 fn saved_files_load_back_bit_for_bit() {
     let d = scratch("roundtrip");
-    let x: Vec<f32> = (0..5 * 6).map(|i| ((i * 7) % 11) as f32 / 5.0 - 1.0).collect();
+    let x: Vec<f32> = (0..5 * 6)
+        .map(|i| ((i * 7) % 11) as f32 / 5.0 - 1.0)
+        .collect();
     let mut models = vec![("trained_here", trained_model())];
     for f in ["seed_a", "functional_chain", "reg_con", "flatten_dropout"] {
-        models.push((f, load_model::<f32>(dir().join(format!("{f}.keras"))).unwrap()));
+        models.push((
+            f,
+            load_model::<f32>(dir().join(format!("{f}.keras"))).unwrap(),
+        ));
     }
     for (name, mut m) in models {
         let shape: Vec<usize> = std::iter::once(2)
@@ -476,7 +501,8 @@ fn saved_files_load_back_bit_for_bit() {
             let out = Path::new(&out);
             std::fs::create_dir_all(out).unwrap();
             m.save(out.join(format!("{name}.keras"))).unwrap();
-            m.save_weights(out.join(format!("{name}.weights.h5"))).unwrap();
+            m.save_weights(out.join(format!("{name}.weights.h5")))
+                .unwrap();
             let j = serde_json::json!({"input_shape": shape, "input": xs,
                                        "output_shape": want.shape, "output": want.data});
             std::fs::write(out.join(format!("{name}.json")), j.to_string()).unwrap();

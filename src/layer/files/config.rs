@@ -80,7 +80,10 @@ fn dtype_name(v: &Value) -> Option<String> {
             }
             // QuantizedDTypePolicy: Keras names it "<mode>_from_<source>".
             let mode = c.get("mode")?.as_str()?;
-            let source = c.get("source_name").and_then(Value::as_str).unwrap_or("float32");
+            let source = c
+                .get("source_name")
+                .and_then(Value::as_str)
+                .unwrap_or("float32");
             Some(format!("{mode}_from_{source}"))
         }
         _ => None,

@@ -317,8 +317,8 @@ impl<T: Element> Sequential<T> {
     ///
     /// # Errors
     /// [`DenseError::ModelFile`] for an unreadable file or a weight whose shape or dtype
-    /// disagrees with the model (nothing is changed then… except the layers before the
-    /// one that failed).
+    /// disagrees with the model. The model is then unchanged: the weights are read into
+    /// a copy, which replaces the model only when every layer has loaded.
     pub fn load_weights(&mut self, path: impl AsRef<Path>) -> Result<(), DenseError> {
         let path = path.as_ref();
         let bytes = read_file(path)?;
@@ -350,8 +350,8 @@ impl<T: Element> Sequential<T> {
     }
 }
 
-/// The activation names of `layers` for [`load_safetensors`] from PyTorch module names
-/// is left to the caller; this helper only checks a list's length against a model.
+/// [`load_safetensors`] takes one activation per `Linear`: an error naming both counts
+/// otherwise.
 pub(super) fn check_activations(
     path: &Path,
     linears: usize,
