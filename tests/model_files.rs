@@ -339,6 +339,19 @@ fn broken_files_are_errors() {
         let mut m = load_model::<f32>(dir().join(f)).unwrap();
         check_outputs(f, &mut m, &c, f64::from(f32::EPSILON) / 2.0);
     }
+    // Refused before anything is allocated or inflated: a config declaring 2^40 units,
+    // a weights entry that inflates to 64 MiB.
+    let e = load_model::<f32>(dir().join("huge.keras"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("bytes of parameters"), "{e}");
+    let e = load_model::<f32>(dir().join("bomb.keras"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("model.weights.h5 declares 67108864 bytes"),
+        "{e}"
+    );
     // Not a model file at all; a missing file.
     let d = scratch("broken");
     let p = d.join("text.keras");

@@ -603,6 +603,27 @@ def bad_files(seed_a):
         f.write(b"this is not a zip archive\n")
     bad("notzip", "a text file named .keras")
 
+    # A configuration that declares far more parameters than the file holds (a loader
+    # must refuse it before allocating 2**40 floats).
+    huge = json.loads(json.dumps(cfg))
+    hfirst = next(l for l in huge["config"]["layers"] if l["class_name"] == "Dense")
+    hfirst["config"]["units"] = 2 ** 40
+    rewrite_zip(src, os.path.join(HERE, "huge.keras"),
+                replace={"config.json": json.dumps(huge).encode()})
+    bad("huge", "seed_a.keras whose config.json says the first Dense has units=2**40")
+
+    # A zip bomb: model.weights.h5 replaced by 64 MiB of zeros, deflated (~64 KiB).
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(
+            os.path.join(HERE, "bomb.keras"), "w") as zout:
+        for info in zin.infolist():
+            if info.filename == "model.weights.h5":
+                zi = zipfile.ZipInfo("model.weights.h5", date_time=(2026, 12, 7, 0, 0, 0))
+                zi.compress_type = zipfile.ZIP_DEFLATED
+                zout.writestr(zi, bytes(64 << 20))
+            else:
+                zout.writestr(info, zin.read(info.filename))
+    bad("bomb", "seed_a.keras whose model.weights.h5 is 64 MiB of zeros, deflated")
+
     rewrite_zip(src, os.path.join(HERE, "pathtrick.keras"),
                 add={"../evil.txt": b"an entry whose name climbs out of the archive\n"})
     with zipfile.ZipFile(os.path.join(HERE, "pathtrick.keras")) as z:
