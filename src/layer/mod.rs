@@ -1,10 +1,12 @@
 //! The Keras face of the crate: [`Dense`] with every Keras parameter and default, its
 //! [initializers](Initializer), [regularizers](Regularizer) and
-//! [constraints](Constraint), the [`ActivationLayer`] and [`Dropout`], and
+//! [constraints](Constraint), the [`ActivationLayer`], [`Dropout`] and [`Flatten`], and
 //! [`Sequential`] (with its `Input`-first functional form) with Keras 3's `summary()`
 //! and Keras's training: [`Sequential::compile`] with a [`Loss`] and an [`Optimizer`]
 //! (and [`CompileOptions`]: [`Metric`]s, gradient clipping), `train_on_batch`, `fit`
-//! ([`FitOptions`], [`History`]) and `evaluate`.
+//! ([`FitOptions`], [`History`]) and `evaluate`. With the `model-files` feature (on by
+//! default): `load_model` (Keras `.keras` and legacy `.h5`), `Sequential::save`,
+//! `save_weights` / `load_weights` (`.weights.h5`) and `load_safetensors` (PyTorch).
 //!
 //! Built on [`dense_forward_into`](crate::dense_forward_into); nothing below the layer
 //! imports it. Where the crate follows or departs from Keras 3.15:
@@ -23,6 +25,9 @@
 //!   (docs/ACCURACY.md, "Training"). Dropout masks and `fit`'s shuffling come from the
 //!   crate's seeded generator, not jax's; a sparse label outside `0..classes` is an
 //!   error where Keras's `one_hot` makes it a row of zeros.
+//! - Model files: what Keras 3.15 writes, read and written; `save` keeps the model
+//!   without its compile state and optimizer slots (Keras keeps both). Keras 3.15's
+//!   sparsemax is not the paper's; a loaded model runs the paper's (docs/ACCURACY.md).
 //!
 //! ```
 //! use dense_kernel::layer::{Dense, Input, Sequential};
