@@ -34,6 +34,15 @@ pub trait Element:
     /// The mutable slice as `f32`s if this type is `f32`.
     #[doc(hidden)]
     fn as_f32s_mut(s: &mut [Self]) -> Option<&mut [f32]>;
+
+    /// `f32` values as this type: the same vector for `f32` (no copy), widened for `f64`.
+    #[doc(hidden)]
+    fn from_f32_vec(v: Vec<f32>) -> Vec<Self>;
+
+    /// `f64` values as this type: the same vector for `f64`, `None` for `f32` (which would
+    /// have to round).
+    #[doc(hidden)]
+    fn from_f64_vec(v: Vec<f64>) -> Option<Vec<Self>>;
 }
 
 impl Element for f32 {
@@ -58,6 +67,14 @@ impl Element for f32 {
     fn as_f32s_mut(s: &mut [f32]) -> Option<&mut [f32]> {
         Some(s)
     }
+
+    fn from_f32_vec(v: Vec<f32>) -> Vec<f32> {
+        v
+    }
+
+    fn from_f64_vec(_: Vec<f64>) -> Option<Vec<f32>> {
+        None
+    }
 }
 
 impl Element for f64 {
@@ -81,5 +98,13 @@ impl Element for f64 {
 
     fn as_f32s_mut(_: &mut [f64]) -> Option<&mut [f32]> {
         None
+    }
+
+    fn from_f32_vec(v: Vec<f32>) -> Vec<f64> {
+        v.into_iter().map(f64::from).collect()
+    }
+
+    fn from_f64_vec(v: Vec<f64>) -> Option<Vec<f64>> {
+        Some(v)
     }
 }

@@ -273,6 +273,45 @@ fn torch_case<T: Element>(c: &Value) {
     let mut model =
         load_safetensors::<T>(dir().join(f), &acts).unwrap_or_else(|e| panic!("{what}: {e}"));
     check_outputs(&what, &mut model, c, unit_roundoff::<T>());
+    // The layers hold PyTorch's weights through the transposed view; get_weights gives
+    // Keras's layout, and a copy built from it trains, saves and loads the same.
+    let shape = usizes(&c["input_shape"]);
+    let x: Vec<T> = floats(&c["input"]).into_iter().map(T::narrow).collect();
+    let mut keras_layout = Sequential::<T>::new();
+    for (_, l) in model.layers() {
+        if let Layer::Dense(d) = l {
+            let mut nd = Dense::new(d.units())
+                .activation(d.get_activation())
+                .use_bias(d.bias().is_some());
+            if keras_layout.layers().next().is_none() {
+                nd = nd.input_dim(d.kernel().unwrap().rows());
+            }
+            keras_layout = keras_layout.add(nd).unwrap();
+        }
+    }
+    keras_layout
+        .set_weights(&model.get_weights().unwrap())
+        .unwrap();
+    let d = scratch(&format!("torch-{name}"));
+    model.save(d.join("m.keras")).unwrap();
+    let mut back = load_model::<T>(d.join("m.keras")).unwrap();
+    let want = keras_layout.predict(&x, &shape).unwrap();
+    assert_eq!(
+        back.predict(&x, &shape).unwrap().data,
+        want.data,
+        "{what}: saved"
+    );
+    let y: Vec<T> = vec![T::narrow(0.25); want.data.len()];
+    for m in [&mut model, &mut keras_layout] {
+        m.compile("sgd".parse::<Optimizer>().unwrap(), Loss::MeanSquaredError)
+            .unwrap();
+        m.train_on_batch(&x, &shape, &y, &want.shape).unwrap();
+    }
+    assert_eq!(
+        model.get_weights().unwrap(),
+        keras_layout.get_weights().unwrap(),
+        "{what}: a training step from PyTorch's layout"
+    );
     // One activation too few is an error naming the count.
     let e = load_safetensors::<T>(dir().join(f), &acts[1..]).unwrap_err();
     assert!(e.to_string().contains("activations"), "{what}: {e}");

@@ -48,8 +48,13 @@ pub struct Dense<T> {
     input_shape: Option<Vec<usize>>,
     seed: Option<u64>,
     name: Option<String>,
-    /// `(in, units)` row-major once built.
+    /// `(in, units)` row-major once built; `(units, in)` (PyTorch's layout) while
+    /// `kernel_t` is set.
     pub(super) kernel: Vec<T>,
+    /// The kernel is held as PyTorch's `(units, in)`: a layer loaded from a state_dict
+    /// runs it through the transposed view. Training, constraints and `set_weights`
+    /// bring it to Keras's layout first.
+    pub(super) kernel_t: bool,
     pub(super) bias: Vec<T>,
     pub(super) in_features: Option<usize>,
     pub(super) activity_penalty: Option<f64>,
@@ -78,6 +83,7 @@ impl<T: Element> Dense<T> {
             seed: None,
             name: None,
             kernel: Vec::new(),
+            kernel_t: false,
             bias: Vec::new(),
             in_features: None,
             activity_penalty: None,
@@ -241,6 +247,7 @@ impl<T: Element> Dense<T> {
             Vec::new()
         };
         self.kernel = kernel;
+        self.kernel_t = false;
         self.bias = bias;
         self.in_features = Some(in_features);
         self.weights_changed();
@@ -286,9 +293,14 @@ impl<T: Element> Dense<T> {
     /// [`DenseError::InvalidConfig`] if the input size is unknown.
     pub fn get_weights(&mut self) -> Result<Vec<Tensor<T>>, DenseError> {
         let k = self.built_in()?;
+        let data = if self.kernel_t {
+            self.keras_kernel(k)?
+        } else {
+            super::try_copy(&self.kernel, k, self.units)?
+        };
         let mut w = vec![Tensor {
             shape: vec![k, self.units],
-            data: super::try_copy(&self.kernel, k, self.units)?,
+            data,
         }];
         if self.use_bias {
             w.push(Tensor {
@@ -342,6 +354,7 @@ impl<T: Element> Dense<T> {
             check("bias", &weights[1], vec![self.units])?;
         }
         self.kernel = super::try_copy(&weights[0].data, k, self.units)?;
+        self.kernel_t = false;
         self.bias = if self.use_bias {
             super::try_copy(&weights[1].data, 1, self.units)?
         } else {
@@ -350,6 +363,68 @@ impl<T: Element> Dense<T> {
         self.in_features = Some(k);
         self.weights_changed();
         Ok(())
+    }
+
+    /// Takes `kernel` `(k, units)` and `bias` as they are (a model file's weights, already
+    /// checked against the configuration): no initializer run, no copy.
+    /// With `transposed`, `kernel` is PyTorch's `(units, k)` and stays so (see
+    /// `kernel_t`).
+    pub(super) fn set_weights_owned(
+        &mut self,
+        k: usize,
+        kernel: Vec<T>,
+        transposed: bool,
+        bias: Vec<T>,
+    ) -> Result<(), DenseError> {
+        self.check_config()?;
+        let bias_len = if self.use_bias { self.units } else { 0 };
+        if self.in_features().is_some_and(|b| b != k)
+            || k.checked_mul(self.units) != Some(kernel.len())
+            || bias.len() != bias_len
+        {
+            return Err(DenseError::WeightShape {
+                name: "kernel",
+                expected: vec![k, self.units],
+                actual: vec![kernel.len()],
+            });
+        }
+        self.kernel = kernel;
+        self.kernel_t = transposed;
+        self.bias = bias;
+        self.in_features = Some(k);
+        self.weights_changed();
+        Ok(())
+    }
+
+    /// The kernel in Keras's `(in, units)` layout, copied through the transposed view.
+    fn keras_kernel(&self, k: usize) -> Result<Vec<T>, DenseError> {
+        if self.kernel_t {
+            Ok(MatRef::from_slice(&self.kernel, self.units, k)?
+                .t()
+                .to_mat()?
+                .into_vec())
+        } else {
+            super::try_copy(&self.kernel, k, self.units)
+        }
+    }
+
+    /// Brings a PyTorch-layout kernel to Keras's layout (before training or a
+    /// constraint, which work on `(in, units)`); nothing if it is in Keras's already.
+    pub(super) fn make_keras_layout(&mut self) -> Result<(), DenseError> {
+        if let (true, Some(k)) = (self.kernel_t, self.in_features) {
+            self.kernel = self.keras_kernel(k)?;
+            self.kernel_t = false;
+            self.weights_changed();
+        }
+        Ok(())
+    }
+
+    /// The kernel in Keras's layout for a file: borrowed, or copied if held transposed.
+    pub(super) fn kernel_for_keras(&self) -> Result<std::borrow::Cow<'_, [T]>, DenseError> {
+        match self.in_features {
+            Some(k) if self.kernel_t => Ok(std::borrow::Cow::Owned(self.keras_kernel(k)?)),
+            _ => Ok(std::borrow::Cow::Borrowed(&self.kernel)),
+        }
     }
 
     pub(super) fn weights_changed(&mut self) {
@@ -362,10 +437,17 @@ impl<T: Element> Dense<T> {
         self.packed.is_some()
     }
 
-    /// The kernel as a `(in, units)` view (built layers only).
+    /// The kernel as a `(in, units)` view (built layers only): a transposed view where
+    /// the layer holds PyTorch's `(units, in)` weight (from `load_safetensors`).
     pub fn kernel(&self) -> Option<MatRef<'_, T>> {
         let k = self.in_features?;
-        MatRef::from_slice(&self.kernel, k, self.units).ok()
+        if self.kernel_t {
+            MatRef::from_slice(&self.kernel, self.units, k)
+                .ok()
+                .map(MatRef::t)
+        } else {
+            MatRef::from_slice(&self.kernel, k, self.units).ok()
+        }
     }
 
     /// The bias (built layers with `use_bias` only).
@@ -492,7 +574,12 @@ impl<T: Element> Dense<T> {
             } else {
                 None
             };
-            self.packed = Some(PackedKernel::new(MatRef::from_slice(w, k, self.units)?, b)?);
+            let view = if self.kernel_t {
+                MatRef::from_slice(w, self.units, k)?.t()
+            } else {
+                MatRef::from_slice(w, k, self.units)?
+            };
+            self.packed = Some(PackedKernel::new(view, b)?);
         }
         Ok(())
     }
@@ -526,7 +613,11 @@ impl<T: Element> Dense<T> {
     ) -> Result<(), DenseError> {
         dense_forward_into(
             MatRef::from_slice(input, m, k)?,
-            MatRef::from_slice(&self.kernel, k, self.units)?,
+            if self.kernel_t {
+                MatRef::from_slice(&self.kernel, self.units, k)?.t()
+            } else {
+                MatRef::from_slice(&self.kernel, k, self.units)?
+            },
             self.use_bias.then_some(&self.bias[..]),
             self.activation,
             MatMut::from_slice(out, m, self.units)?,
@@ -561,6 +652,9 @@ impl<T: Element> Dense<T> {
         let Some(k) = self.in_features else {
             return Ok(());
         };
+        if self.kernel_constraint.is_some() {
+            self.make_keras_layout()?;
+        }
         if let Some(c) = self.kernel_constraint {
             c.apply(&mut self.kernel, &[k, self.units])?;
         }

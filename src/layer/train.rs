@@ -389,6 +389,8 @@ impl<T: Element> Sequential<T> {
                     if !d.is_built() {
                         d.build(k)?;
                     }
+                    // A PyTorch-layout kernel (load_safetensors) trains in Keras's.
+                    d.make_keras_layout()?;
                     if d.in_features != Some(k) {
                         return Err(DenseError::InputShape {
                             shape: in_shape.to_vec(),

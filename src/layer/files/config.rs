@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 
 use super::super::{
     ActivationLayer, Constraint, Dense, Distribution, Dropout, FanMode, Flatten, Initializer,
-    Input, Layer, Regularizer, Sequential,
+    Layer, Regularizer, Sequential,
 };
 use crate::{Activation, Element};
 
@@ -551,17 +551,15 @@ pub(super) fn build<T: Element>(spec: ModelSpec<T>) -> Result<Sequential<T>, Bad
     if shape.is_empty() {
         return Err("the model's input has no per-example axis".into());
     }
-    let mut m = if spec.functional {
-        Sequential::functional(Input::new(&shape))
-    } else {
-        Sequential::new()
-    }
-    .name(&spec.name);
-    m.input = Some(shape);
-    m.input_name = input_name;
+    // The layers are added before the input shape is set, so that none is built (no
+    // initializer runs for weights the file replaces); the weights build them.
+    let mut m = Sequential::new().name(&spec.name);
     for l in layers {
         m = m.add(l).map_err(|e| e.to_string())?;
     }
+    m.functional = spec.functional;
+    m.input = Some(shape);
+    m.input_name = input_name;
     Ok(m)
 }
 

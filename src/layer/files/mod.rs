@@ -105,7 +105,11 @@ fn param_bytes<T: Element>(layers: &[config::Parsed<T>]) -> Option<usize> {
 }
 
 /// Parses a config, checks it against the bytes the weights have, and builds the model.
-fn model_from_config<T: Element>(json: &[u8], weight_bytes: u64) -> Result<Sequential<T>, String> {
+/// Returns the model (its Dense layers not built yet) and its parameters' bytes.
+fn model_from_config<T: Element>(
+    json: &[u8],
+    weight_bytes: u64,
+) -> Result<(Sequential<T>, u64), String> {
     let v: serde_json::Value =
         serde_json::from_slice(json).map_err(|e| format!("the model config is not JSON ({e})"))?;
     let spec = config::parse_model::<T>(&v)?;
@@ -117,7 +121,7 @@ fn model_from_config<T: Element>(json: &[u8], weight_bytes: u64) -> Result<Seque
              {weight_bytes} bytes"
         ));
     }
-    config::build(spec)
+    Ok((config::build(spec)?, need as u64))
 }
 
 /// Loads a Keras model: a Keras 3 `.keras` file (a zip of `config.json`,
@@ -167,10 +171,9 @@ fn load_keras_zip<T: Element>(bytes: &[u8]) -> Result<Sequential<T>, String> {
         .by_name("model.weights.h5")
         .map_err(|e| format!("the archive has no readable model.weights.h5 ({e})"))?
         .size();
-    let mut model = model_from_config::<T>(&cfg, declared)?;
+    let (mut model, need) = model_from_config::<T>(&cfg, declared)?;
     // The weights file: the parameters (three times, for an optimizer's slots saved
     // beside them) plus HDF5's bookkeeping.
-    let need = param_bytes_of(&model);
     let cap = need
         .saturating_mul(4)
         .saturating_add(1 << 20)
@@ -218,7 +221,7 @@ fn load_legacy_h5<T: Element>(bytes: Vec<u8>) -> Result<Sequential<T>, String> {
     if cfg.len() as u64 > MAX_CONFIG_BYTES {
         return Err("model_config is larger than MAX_CONFIG_BYTES".into());
     }
-    let mut model = model_from_config::<T>(cfg.as_bytes(), len)?;
+    let (mut model, _) = model_from_config::<T>(cfg.as_bytes(), len)?;
     weights::read_legacy(&file, "model_weights", &mut model)?;
     Ok(model)
 }

@@ -6,9 +6,9 @@ use std::path::Path;
 
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};
 
-use super::super::{Dense, Sequential, Tensor};
+use super::super::{Dense, Layer, Sequential};
 use super::{check_activations, file_error};
-use crate::{Activation, DenseError, Element, MatRef};
+use crate::{Activation, DenseError, Element};
 
 /// One `nn.Linear`: `weight` `(out, in)` and its optional `bias`.
 #[derive(Default)]
@@ -48,9 +48,12 @@ fn values<T: Element>(t: &TensorView<'_>, key: &str) -> Result<Vec<T>, String> {
 ///
 /// A state_dict has no architecture, so the activations are the caller's:
 /// `nn.Sequential(Linear(8, 16), ReLU(), Linear(16, 4))` is
-/// `load_safetensors::<f32>(path, &[Activation::Relu, Activation::Linear])`. PyTorch's
-/// `(out, in)` weight is read as the transpose view of Keras's `(in, out)` kernel. The
-/// tensors' dtype must be `T`'s (`F32` for `f32`, `F64` for `f64`).
+/// `load_safetensors::<f32>(path, &[Activation::Relu, Activation::Linear])`. Each layer
+/// keeps PyTorch's `(out, in)` weight as it is and runs it as the transposed view of
+/// Keras's `(in, out)` kernel (packed from that view on its second call), so loading
+/// moves no weight; training, a constraint or `set_weights` brings it to Keras's
+/// layout first, and `get_weights` / `save` give Keras's layout. The tensors' dtype
+/// must be `T`'s (`F32` for `f32`, `F64` for `f64`).
 ///
 /// ```no_run
 /// use dense_kernel::layer::load_safetensors;
@@ -94,9 +97,11 @@ pub fn load_safetensors<T: Element>(
         *slot = Some(view);
     }
     check_activations(path, linears.len(), activations)?;
+    // The layers are added unbuilt (no initializer runs); each then takes PyTorch's
+    // (out, in) weight as it is and runs it through the transposed view.
     let mut model = Sequential::<T>::new();
     let mut prev_out: Option<usize> = None;
-    let mut weights = Vec::new();
+    let mut loaded = Vec::new();
     for ((i, lin), &act) in linears.iter().zip(activations) {
         let key = format!("{i}.weight");
         let w = lin
@@ -121,35 +126,30 @@ pub fn load_safetensors<T: Element>(
                 format!("{key} takes {inp} inputs but the layer before gives {p}"),
             ));
         }
-        let wv = values::<T>(w, &key).map_err(|e| file_error(path, e))?;
-        // Keras's (in, out) kernel is the transpose view of PyTorch's (out, in) weight.
-        let kernel = MatRef::from_slice(&wv, out, inp)?.t().to_mat()?.into_vec();
-        weights.push(Tensor {
-            shape: vec![inp, out],
-            data: kernel,
-        });
-        if let Some(b) = &lin.bias {
-            let bkey = format!("{i}.bias");
-            if b.shape() != [out] {
-                return Err(file_error(
-                    path,
-                    format!("{bkey} has shape {:?}; {key} needs ({out},)", b.shape()),
-                ));
+        let weight = values::<T>(w, &key).map_err(|e| file_error(path, e))?;
+        let bias = match &lin.bias {
+            Some(b) => {
+                let bkey = format!("{i}.bias");
+                if b.shape() != [out] {
+                    return Err(file_error(
+                        path,
+                        format!("{bkey} has shape {:?}; {key} needs ({out},)", b.shape()),
+                    ));
+                }
+                values::<T>(b, &bkey).map_err(|e| file_error(path, e))?
             }
-            weights.push(Tensor {
-                shape: vec![out],
-                data: values::<T>(b, &bkey).map_err(|e| file_error(path, e))?,
-            });
-        }
-        let d = Dense::new(out).activation(act).use_bias(lin.bias.is_some());
-        let d = if prev_out.is_none() {
-            d.input_dim(inp)
-        } else {
-            d
+            None => Vec::new(),
         };
-        model = model.add(d)?;
+        model = model.add(Dense::new(out).activation(act).use_bias(lin.bias.is_some()))?;
+        loaded.push((inp, weight, bias));
         prev_out = Some(out);
     }
-    model.set_weights(&weights)?;
+    let first_in = loaded.first().map_or(0, |l| l.0);
+    for ((_, layer), (inp, weight, bias)) in model.layers.iter_mut().zip(loaded) {
+        if let Layer::Dense(d) = layer {
+            d.set_weights_owned(inp, weight, true, bias)?;
+        }
+    }
+    model.input = Some(vec![first_in]);
     Ok(model)
 }

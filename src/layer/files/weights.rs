@@ -4,7 +4,7 @@
 
 use hdf5_pure::{AttrValue, DType, File, FileBuilder};
 
-use super::super::{Layer, Sequential, Tensor};
+use super::super::{Layer, Sequential};
 use super::config::Bad;
 use crate::Element;
 
@@ -69,17 +69,10 @@ fn read_exact<T: Element>(file: &File, path: &str, shape: &[usize]) -> Result<Ve
         ));
     }
     let data: Vec<T> = if T::NAME == "f64" {
-        ds.read_f64()
-            .map_err(|e| format!("dataset {path}: {e}"))?
-            .into_iter()
-            .map(T::narrow)
-            .collect()
+        T::from_f64_vec(ds.read_f64().map_err(|e| format!("dataset {path}: {e}"))?)
+            .ok_or_else(|| format!("dataset {path}: f64 data for a model of {}", T::NAME))?
     } else {
-        ds.read_f32()
-            .map_err(|e| format!("dataset {path}: {e}"))?
-            .into_iter()
-            .map(|v| T::narrow(f64::from(v)))
-            .collect()
+        T::from_f32_vec(ds.read_f32().map_err(|e| format!("dataset {path}: {e}"))?)
     };
     let n: usize = shape.iter().product();
     if data.len() != n {
@@ -98,28 +91,51 @@ fn dataset_names(file: &File, path: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Each layer's input size (its last axis), from the model's input shape, for the Dense
+/// layers whether or not they are built yet.
+fn dense_inputs<T: Element>(model: &Sequential<T>) -> Vec<Option<usize>> {
+    let mut shape = model.input.clone();
+    model
+        .layers
+        .iter()
+        .map(|(_, l)| {
+            let k = shape.as_ref().and_then(|s| s.last().copied());
+            match l {
+                Layer::Dense(d) => {
+                    let k = k.or(d.in_features());
+                    shape = Some(vec![d.units()]);
+                    k
+                }
+                Layer::Flatten(_) => {
+                    shape = shape
+                        .as_ref()
+                        .map(|s| vec![s.iter().fold(1usize, |a, &d| a.saturating_mul(d))]);
+                    k
+                }
+                _ => k,
+            }
+        })
+        .collect()
+}
+
 /// Sets every Dense layer's weights from `read(layer index, layer name, expected
 /// shapes)`.
 fn set_all<T: Element>(
     model: &mut Sequential<T>,
     mut read: impl FnMut(usize, &str, &[Vec<usize>]) -> Result<Vec<Vec<T>>, Bad>,
 ) -> Result<(), Bad> {
+    let ks = dense_inputs(model);
     for (i, (name, l)) in model.layers.iter_mut().enumerate() {
         let Layer::Dense(d) = l else { continue };
-        let k = d
-            .in_features()
-            .ok_or_else(|| format!("layer {name:?}: input size unknown"))?;
+        let k = ks[i].ok_or_else(|| format!("layer {name:?}: input size unknown"))?;
         let mut shapes = vec![vec![k, d.units()]];
         if d.use_bias {
             shapes.push(vec![d.units()]);
         }
-        let vals = read(i, name, &shapes)?;
-        let tensors: Vec<Tensor<T>> = shapes
-            .into_iter()
-            .zip(vals)
-            .map(|(shape, data)| Tensor { shape, data })
-            .collect();
-        d.set_weights(&tensors)
+        let mut vals = read(i, name, &shapes)?.into_iter();
+        let kernel = vals.next().unwrap_or_default();
+        let bias = vals.next().unwrap_or_default();
+        d.set_weights_owned(k, kernel, false, bias)
             .map_err(|e| format!("layer {name:?}: {e}"))?;
     }
     Ok(())
@@ -225,7 +241,10 @@ pub(super) fn write_keras3<T: Element>(model: &Sequential<T>) -> Result<Vec<u8>,
                 };
                 ds.with_shape(shape);
             };
-            put("0", &d.kernel, &[k as u64, n as u64]);
+            let kernel = d
+                .kernel_for_keras()
+                .map_err(|e| format!("layer {name:?}: {e}"))?;
+            put("0", &kernel, &[k as u64, n as u64]);
             if d.use_bias {
                 put("1", &d.bias, &[n as u64]);
             }
