@@ -401,6 +401,22 @@ fn broken_files_are_errors() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("cannot read"), "{e}");
+    // float64 weights into the same architecture in f32: the dataset's dtype, named.
+    let mut f32_model = Sequential::<f32>::new()
+        .add(Dense::new(6).input_dim(5).activation(Activation::Tanh))
+        .unwrap()
+        .add(Dense::new(2))
+        .unwrap();
+    let before = f32_model.get_weights().unwrap();
+    let e = f32_model
+        .load_weights(dir().join("f64.weights.h5"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("layers/dense/vars/0") && e.contains("F64"),
+        "{e}"
+    );
+    assert_eq!(f32_model.get_weights().unwrap(), before);
     // A float32 file as a model of f64.
     let e = load_model::<f64>(dir().join("seed_a.keras"))
         .unwrap_err()
