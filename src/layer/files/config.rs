@@ -193,6 +193,14 @@ fn check_chain<T>(
         let nodes = raw.get("inbound_nodes").and_then(Value::as_array);
         let from: Option<Vec<String>> = nodes.and_then(|n| {
             let [node] = n.as_slice() else { return None };
+            // Keras 3: {"args": [{"config": {"keras_history": [name, 0, 0]}}], …};
+            // tf.keras 2 (legacy .h5): [[name, 0, 0, {kwargs}], …].
+            if let Some(inbound) = node.as_array() {
+                return inbound
+                    .iter()
+                    .map(|t| t.as_array()?.first()?.as_str().map(str::to_owned))
+                    .collect();
+            }
             let args = node.get("args")?.as_array()?;
             args.iter()
                 .map(|a| {
@@ -235,11 +243,14 @@ fn parse_layer<T: Element>(v: &Value, i: usize) -> Result<Parsed<T>, Bad> {
             "{what} is not supported: this crate runs chains of {SUPPORTED}"
         ));
     }
+    // The shape the layer was built for: Keras 3's build_config, or tf.keras 2's
+    // batch_input_shape on a Sequential's first layer.
     let build_input = m
         .get("build_config")
         .and_then(|b| b.get("input_shape"))
         .filter(|s| !s.is_null())
-        .map(|s| per_example(s, &format!("{what} build_config.input_shape")))
+        .or_else(|| cfg.get("batch_input_shape").filter(|s| !s.is_null()))
+        .map(|s| per_example(s, &format!("{what} input shape")))
         .transpose()?;
     // The dtype policy must be the one this model runs in.
     if let Some(d) = cfg.get("dtype").filter(|d| !d.is_null()) {
@@ -768,4 +779,50 @@ pub(super) fn model_json<T: Element>(model: &Sequential<T>) -> Result<Value, Bad
                "registered_name": null, "build_config": {"input_shape": shape_json(&input)}})
     };
     Ok(root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{build, parse_model};
+    use serde_json::json;
+
+    /// tf.keras 2's legacy configs: no InputLayer in a Sequential (the first layer's
+    /// `batch_input_shape`), plain-string dtypes, and a functional chain's
+    /// `inbound_nodes` as nested lists.
+    #[test]
+    fn tf_keras_2_configs() {
+        let seq = json!({"class_name": "Sequential", "config": {"name": "sequential",
+            "layers": [
+                {"class_name": "Dense", "config": {"name": "dense", "dtype": "float32",
+                    "batch_input_shape": [null, 4], "units": 3, "activation": "relu",
+                    "use_bias": true, "kernel_initializer": {"class_name": "GlorotUniform",
+                    "config": {"seed": null}}, "bias_initializer": {"class_name": "Zeros",
+                    "config": {}}, "kernel_regularizer": null, "bias_regularizer": null,
+                    "activity_regularizer": null, "kernel_constraint": null,
+                    "bias_constraint": null}},
+                {"class_name": "Dense", "config": {"name": "dense_1", "dtype": "float32",
+                    "units": 2, "activation": "linear"}}]}});
+        let m = build(parse_model::<f32>(&seq).unwrap()).unwrap();
+        assert_eq!(m.input_shape(), Some(&[4usize][..]));
+        assert_eq!(m.layers().count(), 2);
+
+        let node = |from: &str| json!([[[from, 0, 0, {}]]]);
+        let fun = json!({"class_name": "Functional", "config": {"name": "model",
+            "layers": [
+                {"class_name": "InputLayer", "name": "input_1", "inbound_nodes": [],
+                 "config": {"batch_input_shape": [null, 5], "dtype": "float32",
+                            "name": "input_1"}},
+                {"class_name": "Dense", "name": "d", "inbound_nodes": node("input_1"),
+                 "config": {"name": "d", "units": 2, "dtype": "float32"}},
+                {"class_name": "Activation", "name": "a", "inbound_nodes": node("d"),
+                 "config": {"name": "a", "activation": "tanh", "dtype": "float32"}}],
+            "input_layers": [["input_1", 0, 0]], "output_layers": [["a", 0, 0]]}});
+        let m = build(parse_model::<f32>(&fun).unwrap()).unwrap();
+        assert_eq!(m.input_shape(), Some(&[5usize][..]));
+        // A layer fed by something other than the layer before is refused.
+        let mut branch = fun.clone();
+        branch["config"]["layers"][2]["inbound_nodes"] = node("input_1");
+        let e = parse_model::<f32>(&branch).err().unwrap();
+        assert!(e.contains("\"a\" (Activation)"), "{e}");
+    }
 }
