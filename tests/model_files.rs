@@ -612,3 +612,73 @@ fn f64_models_save_and_load() {
     let e = load_model::<f32>(&p).unwrap_err().to_string();
     assert!(e.contains("float64"), "{e}");
 }
+
+/// Compiled models Keras trained for 3 steps and saved (`gen_optimizer_state.py`): the
+/// crate loads them compiled, with the step count and every optimizer slot in Keras's
+/// order, and its next step is Keras's next step. The allowance checks the restored
+/// state, not the step's last bits (tests/training_keras.rs holds those): a slot
+/// misplaced (momentum for velocity, one variable's for another's) or a step count
+/// off by one moves weights by a sizeable part of the step, far outside
+/// `1e-3·max|Δ| + 4u·|w|`.
+#[test]
+fn keras_optimizer_state_loads_and_continues() {
+    let text = std::fs::read_to_string(dir().join("opt_state.json")).unwrap();
+    let fx: Value = serde_json::from_str(&text).unwrap();
+    let x: Vec<f32> = floats(&fx["x"]).into_iter().map(|v| v as f32).collect();
+    let y: Vec<f32> = floats(&fx["y"]).into_iter().map(|v| v as f32).collect();
+    let (xs, ys) = (usizes(&fx["x_shape"]), usizes(&fx["y_shape"]));
+    let u = f64::from(f32::EPSILON) / 2.0;
+    let cases = fx["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 5);
+    for c in cases {
+        let name = c["name"].as_str().unwrap();
+        let mut m = load_model::<f32>(dir().join(c["file"].as_str().unwrap()))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(m.iterations(), 3, "{name}: the step count");
+        let before = m.get_weights().unwrap();
+        m.train_on_batch(&x, &xs, &y, &ys)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let after = m.get_weights().unwrap();
+        for ((b, a), k) in before
+            .iter()
+            .zip(&after)
+            .zip(c["after_one_more_step"].as_array().unwrap())
+        {
+            let kv = floats(&k["values"]);
+            let step = b
+                .data
+                .iter()
+                .zip(&kv)
+                .map(|(w, k)| (k - f64::from(*w)).abs())
+                .fold(0.0, f64::max);
+            assert!(step > 0.0, "{name}: Keras's step moved nothing");
+            for ((w, got), want) in b.data.iter().zip(&a.data).zip(&kv) {
+                let tol = 1e-3 * step + 4.0 * u * want.abs();
+                let (d_got, d_want) = (f64::from(*got) - f64::from(*w), want - f64::from(*w));
+                assert!(
+                    (d_got - d_want).abs() <= tol,
+                    "{name}: step {d_got:e} vs Keras's {d_want:e} (tolerance {tol:e})"
+                );
+            }
+        }
+    }
+    // Saved by the crate and loaded again: the same state, the same next step, bit for
+    // bit.
+    let d = scratch("opt-roundtrip");
+    for c in cases {
+        let name = c["name"].as_str().unwrap();
+        let mut m = load_model::<f32>(dir().join(c["file"].as_str().unwrap())).unwrap();
+        m.train_on_batch(&x, &xs, &y, &ys).unwrap();
+        let p = d.join(format!("{name}.keras"));
+        m.save(&p).unwrap();
+        let mut back = load_model::<f32>(&p).unwrap();
+        assert_eq!(back.iterations(), 4, "{name}");
+        m.train_on_batch(&x, &xs, &y, &ys).unwrap();
+        back.train_on_batch(&x, &xs, &y, &ys).unwrap();
+        assert_eq!(
+            m.get_weights().unwrap(),
+            back.get_weights().unwrap(),
+            "{name}: a step after save → load"
+        );
+    }
+}

@@ -25,9 +25,9 @@
 //!   (docs/ACCURACY.md, "Training"). Dropout masks and `fit`'s shuffling come from the
 //!   crate's seeded generator, not jax's; a sparse label outside `0..classes` is an
 //!   error where Keras's `one_hot` makes it a row of zeros.
-//! - Model files: what Keras 3.15 writes, read and written; `save` keeps the model
-//!   without its compile state and optimizer slots (Keras keeps both). Keras 3.15's
-//!   sparsemax is not the paper's; a loaded model runs the paper's (docs/ACCURACY.md).
+//! - Model files: what Keras 3.15 writes, read and written, the compile state and the
+//!   optimizer's slots included. Keras 3.15's sparsemax is not the paper's; a loaded
+//!   model runs the paper's (docs/ACCURACY.md).
 //!
 //! ```
 //! use dense_kernel::layer::{Dense, Input, Sequential};

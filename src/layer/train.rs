@@ -190,6 +190,49 @@ pub(crate) struct Training<T> {
     fit: FitBufs<T>,
 }
 
+/// What a model file keeps of the training state: Keras's `compile_config` and the
+/// optimizer's variables.
+pub(super) struct SavedTraining<'a, T> {
+    pub(super) optimizer: Optimizer,
+    pub(super) loss: Loss,
+    pub(super) metrics: &'a [Metric],
+    pub(super) clip: (Option<f64>, Option<f64>, Option<f64>),
+    pub(super) iterations: u64,
+    /// Per variable (each Dense's kernel, then its bias), its slots in the crate's order.
+    pub(super) slots: &'a [Vec<Vec<T>>],
+}
+
+impl<T: Element> Sequential<T> {
+    /// The training state for a model file, if the model is compiled.
+    pub(super) fn saved_training(&self) -> Option<SavedTraining<'_, T>> {
+        let tr = self.training.as_deref()?;
+        Some(SavedTraining {
+            optimizer: tr.optimizer,
+            loss: tr.loss,
+            metrics: &tr.metrics,
+            clip: (tr.clip.clipnorm, tr.clip.clipvalue, tr.clip.global_clipnorm),
+            iterations: tr.iterations,
+            slots: &tr.slots,
+        })
+    }
+
+    /// After `compile`: the step count and slots a model file saved (one entry per
+    /// variable, each with the optimizer's slots, of the variable's length).
+    pub(super) fn restore_training(
+        &mut self,
+        iterations: u64,
+        slots: Vec<Vec<Vec<T>>>,
+    ) -> Result<(), DenseError> {
+        let tr = self
+            .training
+            .as_deref_mut()
+            .ok_or(DenseError::NotCompiled)?;
+        tr.iterations = iterations;
+        tr.slots = slots;
+        Ok(())
+    }
+}
+
 /// Buffers reused from step to step.
 #[derive(Clone, Debug, Default)]
 struct Workspace<T> {

@@ -767,16 +767,21 @@ pub(super) fn model_json<T: Element>(model: &Sequential<T>) -> Result<Value, Bad
         prev = name.clone();
         layers.push(entry);
     }
+    let compile = model
+        .saved_training()
+        .map_or_else(|| json!({}), |s| super::training::compile_json(&s));
     let root = if model.functional {
         json!({"module": "keras.src.models.functional", "class_name": "Functional",
                "config": {"name": model.name, "trainable": true, "layers": layers,
                           "input_layers": [input_name, 0, 0], "output_layers": [prev, 0, 0]},
-               "registered_name": "Functional", "build_config": {"input_shape": null}})
+               "registered_name": "Functional", "build_config": {"input_shape": null},
+               "compile_config": compile})
     } else {
         json!({"module": "keras", "class_name": "Sequential",
                "config": {"name": model.name, "trainable": true, "dtype": pol,
                           "layers": layers, "build_input_shape": shape_json(&input)},
-               "registered_name": null, "build_config": {"input_shape": shape_json(&input)}})
+               "registered_name": null, "build_config": {"input_shape": shape_json(&input)},
+               "compile_config": compile})
     };
     Ok(root)
 }

@@ -9,6 +9,7 @@
 
 mod config;
 mod torch;
+mod training;
 mod weights;
 
 use std::io::{Cursor, Read, Write};
@@ -132,8 +133,14 @@ fn model_from_config<T: Element>(
 /// `Activation`, `Dropout` and `Flatten` layers whose dtype policy is `T`'s (`float32`
 /// for `f32`, `float64` for `f64`); every Dense parameter (activation, bias,
 /// initializers, regularizers, constraints) comes from the file. Layer and model names
-/// are Keras's, so [`Sequential::summary`] shows what Keras's `summary()` shows. An
-/// optimizer state saved in the file is not loaded (`compile` again to train).
+/// are Keras's, so [`Sequential::summary`] shows what Keras's `summary()` shows. A
+/// `.keras` file saved after `compile` comes back compiled, as Keras's `load_model`
+/// does: its optimizer (SGD, Adam, AdamW, RMSprop, Adagrad, with clipping), loss and
+/// metrics from `compile_config`, and the step count and every optimizer slot from
+/// `optimizer/vars`, so training continues where it stopped. A `compile_config` naming
+/// something the crate lacks (a learning-rate schedule, EMA, loss scaling, another
+/// optimizer or loss) leaves the model uncompiled, as a failed compile does in Keras;
+/// a legacy `.h5` is loaded uncompiled.
 ///
 /// ```no_run
 /// use dense_kernel::layer::load_model;
@@ -181,6 +188,14 @@ fn load_keras_zip<T: Element>(bytes: &[u8]) -> Result<Sequential<T>, String> {
     let h5 = zip_entry(&mut zip, "model.weights.h5", cap)?;
     let file = weights::open(h5)?;
     weights::read_keras3(&file, &mut model)?;
+    // Keras compiles a loaded model from its compile_config and restores the
+    // optimizer's variables; so does the crate, where it has everything named there.
+    let v: serde_json::Value = serde_json::from_slice(&cfg).map_err(|e| e.to_string())?;
+    if let Some((opt, loss, opts)) = v.get("compile_config").and_then(training::parse_compile) {
+        if model.compile_with(opt, loss, &opts).is_ok() {
+            training::read_optimizer(&file, &mut model)?;
+        }
+    }
     Ok(model)
 }
 
@@ -258,8 +273,10 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), DenseError> {
 impl<T: Element> Sequential<T> {
     /// Saves the model as a Keras 3 `.keras` file (`model.save("m.keras")`): the zip of
     /// `metadata.json`, `config.json` and `model.weights.h5` that
-    /// `keras.models.load_model` opens. Only the model is saved, not a compile state or
-    /// optimizer slots (Keras saves those too; `compile` again after loading).
+    /// `keras.models.load_model` opens. A compiled model keeps what Keras keeps: the
+    /// optimizer, loss and metrics (`compile_config`) and, once it has taken a step, the
+    /// step count and the optimizer's slots in Keras's order (`optimizer/vars`); Keras
+    /// (and [`load_model`]) continue training from them.
     ///
     /// The file is built in memory and written to `path` alone.
     ///

@@ -42,7 +42,11 @@ pub(super) fn keras3_names<T>(model: &Sequential<T>) -> Vec<String> {
 
 /// Reads `path` as a `T` array of exactly `shape`; the shape and the dtype are checked
 /// before any data is read.
-fn read_exact<T: Element>(file: &File, path: &str, shape: &[usize]) -> Result<Vec<T>, Bad> {
+pub(super) fn read_exact<T: Element>(
+    file: &File,
+    path: &str,
+    shape: &[usize],
+) -> Result<Vec<T>, Bad> {
     let ds = file
         .dataset(path)
         .map_err(|_| format!("the weights have no dataset {path}"))?;
@@ -253,6 +257,32 @@ pub(super) fn write_keras3<T: Element>(model: &Sequential<T>) -> Result<Vec<u8>,
         layers.add_group(g.finish());
     }
     b.add_group(layers.finish());
+    // A compiled model's optimizer, after its first step: Keras's `optimizer/vars`.
+    if let Some(saved) = model.saved_training() {
+        let vars = super::training::optimizer_vars(model, &saved);
+        if !vars.is_empty() {
+            let (_, name) = super::training::optimizer_name(&saved.optimizer);
+            let mut opt = b.create_group("optimizer");
+            let mut g = opt.create_group("vars");
+            g.set_attr("name", AttrValue::String(name.to_owned()));
+            g.create_dataset("0")
+                .with_i64_data(&[i64::try_from(saved.iterations).unwrap_or(i64::MAX)])
+                .with_shape(&[]);
+            g.create_dataset("1")
+                .with_f32_data(&[super::training::learning_rate(&saved.optimizer) as f32])
+                .with_shape(&[]);
+            for (i, (shape, data)) in vars.iter().enumerate() {
+                let ds = g.create_dataset(&(i + 2).to_string());
+                match T::as_f32s(data) {
+                    Some(f) => ds.with_f32_data(f),
+                    None => ds.with_f64_data(&data.iter().map(|v| v.widen()).collect::<Vec<_>>()),
+                };
+                ds.with_shape(&shape.iter().map(|&d| d as u64).collect::<Vec<_>>());
+            }
+            opt.add_group(g.finish());
+            b.add_group(opt.finish());
+        }
+    }
     let mut top = b.create_group("vars");
     top.set_attr("name", AttrValue::String(model.name.clone()));
     b.add_group(top.finish());
