@@ -8,6 +8,7 @@
 //! file in memory and write it to the given path only, in one `std::fs::write`.
 
 mod config;
+mod config_write;
 mod torch;
 mod training;
 mod weights;
@@ -289,7 +290,7 @@ impl<T: Element> Sequential<T> {
         if path.extension().and_then(|e| e.to_str()) != Some("keras") {
             return Err(file_error(path, "a Keras model file's name ends in .keras"));
         }
-        let cfg = config::model_json(self).map_err(|e| file_error(path, e))?;
+        let cfg = config_write::model_json(self).map_err(|e| file_error(path, e))?;
         let h5 = weights::write_keras3(self).map_err(|e| file_error(path, e))?;
         let meta = serde_json::json!({"keras_version": KERAS_VERSION, "date_saved": date_saved()});
         let mut out = Cursor::new(Vec::new());

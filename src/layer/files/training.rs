@@ -59,20 +59,10 @@ fn keras_groups(o: &Optimizer) -> Vec<Vec<usize>> {
     }
 }
 
-pub(super) fn learning_rate(o: &Optimizer) -> f64 {
-    match *o {
-        Optimizer::Sgd { learning_rate, .. }
-        | Optimizer::Adam { learning_rate, .. }
-        | Optimizer::AdamW { learning_rate, .. }
-        | Optimizer::RmsProp { learning_rate, .. }
-        | Optimizer::Adagrad { learning_rate, .. } => learning_rate,
-    }
-}
-
 /// `compile_config` as Keras writes it.
 pub(super) fn compile_json<T>(s: &SavedTraining<'_, T>) -> Value {
     let (class, name) = optimizer_name(&s.optimizer);
-    let mut cfg = json!({"name": name, "learning_rate": learning_rate(&s.optimizer),
+    let mut cfg = json!({"name": name, "learning_rate": s.optimizer.learning_rate(),
         "weight_decay": null, "clipnorm": s.clip.0, "global_clipnorm": s.clip.2,
         "clipvalue": s.clip.1, "use_ema": false, "ema_momentum": 0.99,
         "ema_overwrite_frequency": null, "loss_scale_factor": null,

@@ -269,7 +269,7 @@ pub(super) fn write_keras3<T: Element>(model: &Sequential<T>) -> Result<Vec<u8>,
                 .with_i64_data(&[i64::try_from(saved.iterations).unwrap_or(i64::MAX)])
                 .with_shape(&[]);
             g.create_dataset("1")
-                .with_f32_data(&[super::training::learning_rate(&saved.optimizer) as f32])
+                .with_f32_data(&[saved.optimizer.learning_rate() as f32])
                 .with_shape(&[]);
             for (i, (shape, data)) in vars.iter().enumerate() {
                 let ds = g.create_dataset(&(i + 2).to_string());
