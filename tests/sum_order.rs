@@ -10,7 +10,9 @@
 //! has FMA; the portable path without it (and matrixmultiply without it) multiplies and
 //! adds, and is held to the derived bound only (by the other tests).
 //!
-//! The PyTorch-layout skinny kernel is the documented exception (lanes summed apart).
+//! Each path is run on the weight in three storages: Keras's `(in, units)`, PyTorch's
+//! `(units, in)` seen transposed, and a strided view with neither dimension contiguous;
+//! all three must give the order's bits.
 
 use dense_kernel::{
     dense_forward_into_on, dense_forward_packed, simd_path, Activation, ForwardPath, MatMut,
@@ -76,11 +78,27 @@ fn every_path_sums_k_in_the_one_blocked_order() {
             let (x, w, b) = (values(m * k, 1), values(k * n, 2), values(n, 3));
             let xv = MatRef::from_slice(&x, m, k).unwrap();
             let wv = MatRef::from_slice(&w, k, n).unwrap();
+            let mut wt = vec![0.0f32; k * n];
+            let mut ws = vec![0.0f32; k * (2 * n + 1)];
+            for p in 0..k {
+                for j in 0..n {
+                    wt[j * k + p] = w[p * n + j];
+                    ws[p * (2 * n + 1) + 2 * j] = w[p * n + j];
+                }
+            }
+            let storages = [
+                ("keras", wv),
+                ("torch", MatRef::from_slice(&wt, n, k).unwrap().t()),
+                (
+                    "strided",
+                    MatRef::from_strided(&ws, k, n, 2 * n + 1, 2).unwrap(),
+                ),
+            ];
             for bias in [Some(&b[..]), None] {
                 let want: Vec<u32> = (0..m * n)
                     .map(|e| emulate(&x, &w, bias, k, n, e / n, e % n).to_bits())
                     .collect();
-                let mut runs: Vec<(&str, Vec<f32>)> = Vec::new();
+                let mut runs: Vec<(String, Vec<f32>)> = Vec::new();
                 for (name, path) in [
                     ("tiny", ForwardPath::Tiny),
                     ("skinny", ForwardPath::Skinny),
@@ -89,17 +107,19 @@ fn every_path_sums_k_in_the_one_blocked_order() {
                     if path == ForwardPath::Gemm && !mm_fused {
                         continue;
                     }
-                    let mut y = vec![f32::NAN; m * n];
-                    dense_forward_into_on(
-                        path,
-                        xv,
-                        wv,
-                        bias,
-                        Activation::Linear,
-                        MatMut::from_slice(&mut y, m, n).unwrap(),
-                    )
-                    .unwrap();
-                    runs.push((name, y));
+                    for (layout, kernel) in storages {
+                        let mut y = vec![f32::NAN; m * n];
+                        dense_forward_into_on(
+                            path,
+                            xv,
+                            kernel,
+                            bias,
+                            Activation::Linear,
+                            MatMut::from_slice(&mut y, m, n).unwrap(),
+                        )
+                        .unwrap();
+                        runs.push((format!("{name} ({layout})"), y));
+                    }
                 }
                 let p = PackedKernel::new(wv, bias).unwrap();
                 if p.uses_microkernels() {
@@ -111,7 +131,7 @@ fn every_path_sums_k_in_the_one_blocked_order() {
                         MatMut::from_slice(&mut y, m, n).unwrap(),
                     )
                     .unwrap();
-                    runs.push(("packed", y));
+                    runs.push(("packed".into(), y));
                 }
                 for (name, y) in runs {
                     checked += 1;
@@ -129,6 +149,6 @@ fn every_path_sums_k_in_the_one_blocked_order() {
             }
         }
     }
-    assert!(checked >= 300, "{checked} runs");
+    assert!(checked >= 900, "{checked} runs");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -2,11 +2,10 @@
 //! any of them over blocks of the output, on the caller's rayon pool.
 //!
 //! - **tiny**: problems too small to pay for packing or threads run inline on the
-//!   caller's thread with the skinny microkernels (or a plain loop for layouts they
-//!   don't take).
-//! - **skinny** (GEMV, small `M`): the weight streamed once, no packing
-//!   ([`crate::simd`]'s `axpy` kernel for row-contiguous weights, `dot` for
-//!   column-contiguous ones); threads split the columns.
+//!   caller's thread with the skinny microkernel.
+//! - **skinny** (GEMV, small `M`): the weight streamed once ([`crate::simd`]'s `axpy`
+//!   kernel; a weight in another layout packed into its layout a few columns at a
+//!   time, in a reused thread-local buffer); threads split the columns.
 //! - **gemm**: matrixmultiply's packed GEMM; threads split rows or columns.
 //! - **packed per call** (`f32` narrow layers, see [`PACK_MAX_N_NARROW`] and
 //!   [`PACK_MIN_M_48`]): the weight
@@ -16,8 +15,8 @@
 //! 256 steps, each from zero, the first block's sum added to the bias and later ones to
 //! the running total (the GEMM from a bias-filled output with `β = 1`, matrixmultiply's
 //! own `kc` being 256; the skinny and packed kernels adding the bias as they store the
-//! first block; the PyTorch-layout dot kernel, which sums lanes apart, is the one
-//! exception). The element-wise activation then runs on each thread's own block while
+//! first block; other weight layouts packed into the axpy kernel's first, so every
+//! layout gives the same bits). The element-wise activation then runs on each thread's own block while
 //! it is still in cache (row-wise ones, softmax & co., once the whole rows exist). Threads never split
 //! `K`, and the path depends on the shape and layout only, never on the thread count,
 //! so results are bitwise identical for any pool size.
@@ -69,33 +68,26 @@ pub(crate) const SKINNY_BIG_WEIGHT: usize = 1 << 22;
 // sgemm): M=8, K=N=4096: 28 vs 14 (Keras layout), 33 vs 19 (PyTorch layout);
 // M=16: 31 vs 18, 41 vs 34; M=32: 39 vs 27, 43 vs 37; but M=32, K=N=512: 35 vs 55.
 
-/// The weight layouts the skinny kernels take.
+/// The weight layouts the skinny path reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Layout {
-    /// Kernel rows contiguous (`(in, units)` row-major): the axpy kernel.
+    /// Kernel rows contiguous (`(in, units)` row-major): the axpy kernel reads it as it
+    /// is.
     Rows,
-    /// Kernel columns contiguous and input rows contiguous (`(units, in)` row-major
-    /// seen transposed, the PyTorch layout): the dot kernel.
+    /// Kernel columns contiguous (`(units, in)` row-major seen transposed, the PyTorch
+    /// layout): packed a few columns at a time for the axpy kernel, transposed in
+    /// registers.
     Cols,
-    /// Neither: only the plain loop (tiny) or the GEMM.
+    /// Neither: packed the same way, element by element (tiny calls; larger ones take
+    /// the GEMM, whose packing reads any strides).
     Other,
 }
 
-/// Below this `K`, the dot kernel's per-output cost (a horizontal sum in `f64` and one
-/// masked load per operand) outweighs its `K`-long dot product: 32×4×7 in the PyTorch
-/// layout measured 1.7 µs on the dot kernel against 0.3 µs in the Keras layout (AVX-512,
-/// one thread, `cargo run --release --example roofline`). Such calls take the plain
-/// loop (tiny) or the GEMM instead.
-pub(crate) const DOT_MIN_K: usize = 16;
-
-/// The layout of a call, as the skinny kernels see it.
-pub(crate) fn layout<T: Element>(input: &MatRef<'_, T>, kernel: &MatRef<'_, T>) -> Layout {
+/// The layout of a call's weight, as the skinny path sees it.
+pub(crate) fn layout<T: Element>(kernel: &MatRef<'_, T>) -> Layout {
     if kernel.cols() <= 1 || kernel.col_stride() == 1 {
         Layout::Rows
-    } else if (kernel.rows() <= 1 || kernel.row_stride() == 1)
-        && (input.cols() <= 1 || input.col_stride() == 1)
-        && kernel.rows() >= DOT_MIN_K
-    {
+    } else if kernel.rows() <= 1 || kernel.row_stride() == 1 {
         Layout::Cols
     } else {
         Layout::Other
@@ -131,8 +123,8 @@ pub(crate) const PACK_MIN_M_NARROW: usize = 2;
 /// units) are packed per call too from this many rows, and from
 /// [`PACK_MIN_M_48_ROWS`] rows for a Keras-layout weight of at most 48 units:
 /// matrixmultiply's kernel wastes columns on them too, and the skinny kernels fall
-/// behind the packed tile. Below those row counts (and, on the dot kernel, in the PyTorch
-/// layout up to 16 rows) packing for one call measured slower than not packing, and wider
+/// behind the packed tile. Below those row counts (and, in the PyTorch layout, up to
+/// 16 rows) packing for one call measured slower than not packing, and wider
 /// layers stay on matrixmultiply. Measured in docs/PERFORMANCE.md, "Packed per call".
 pub(crate) const PACK_MIN_M_48: usize = 32;
 /// See [`PACK_MIN_M_48`].
@@ -196,7 +188,7 @@ pub(crate) fn run<T: Element>(
     if m == 0 || n == 0 {
         return Ok(());
     }
-    let lay = layout(&input, &kernel);
+    let lay = layout(&kernel);
     let auto = path == ForwardPath::Auto;
     let path = match path {
         ForwardPath::Auto => choose(m, k, n, lay),
@@ -329,7 +321,7 @@ mod tests {
                 run(ForwardPath::Auto, xv, kernel, Some(&b), act, &mut out).unwrap();
                 crate::reference::check_dense(xv, kernel, Some(&b), act, &out)
                     .unwrap_or_else(|e| panic!("{m}x{k}x{n} torch={torch}: {e}"));
-                if pack_per_call(m, k, n, layout(&xv, &kernel)) && packed::has_microkernels() {
+                if pack_per_call(m, k, n, layout(&kernel)) && packed::has_microkernels() {
                     let p = packed::PackedKernel::new(kernel, Some(&b)).unwrap();
                     let mut want = vec![f32::NAN; m * n];
                     packed::run(xv, &p, act, &mut want).unwrap();

@@ -1,6 +1,7 @@
 //! The skinny (GEMV) path and the tiny path's kernels: `out += x·w` with the weight
-//! streamed once and nothing packed. The microkernels live in `simd` (`gemv.rs`); this
-//! is their driver over one output block, plus a plain loop for layouts they don't take.
+//! streamed once. The microkernel lives in `simd` (`gemv.rs`) and reads the Keras
+//! layout; this is its driver over one output block, which packs a weight in any other
+//! layout into that one, [`pack_cols`] columns at a time, as it goes.
 
 use super::block::Block;
 use super::Layout;
@@ -12,13 +13,22 @@ use crate::{DenseError, Element};
 /// output, and of the weight rows the axpy kernel streams).
 pub(crate) const COL_ALIGN: usize = 64;
 
+/// Columns of a non-Keras-layout weight packed at a time: as many as the skinny kernel
+/// keeps in registers, up to two 64-byte lines per step (32 `f32`, 16 `f64`): four
+/// independent sums per row for the FMA latency to overlap, and one K block of them
+/// (256 × 32 `f32`, 32 KiB) in L1 or close to it.
+pub(crate) fn pack_cols<T: Element>() -> usize {
+    T::skinny_narrow_cols().min(128 / core::mem::size_of::<T>())
+}
+
 /// `block ← bias + input[rows, :]·kernel[:, cols]` for the block's rows and columns
 /// (whatever the block held is overwritten, never read), `K` summed in the crate's
-/// blocks of [`K_BLOCK`] (except the dot kernel, see [`crate::simd`]'s `gemv`).
+/// blocks of [`K_BLOCK`], whatever the weight's layout.
 ///
 /// # Errors
 /// [`DenseError::ScratchAllocation`] if the axpy kernel's partial sums (`rows × cols`
-/// elements, for `K` over one block) cannot be allocated.
+/// elements, for `K` over one block) or the packed columns (`K ×` [`pack_cols`]
+/// elements) cannot be allocated.
 pub(crate) fn run_block<T: Element>(
     input: MatRef<'_, T>,
     kernel: MatRef<'_, T>,
@@ -52,99 +62,115 @@ pub(crate) fn run_block<T: Element>(
     let out = block.as_mut_ptr();
     let bias = bias.map(|b| &b[cols.clone()]);
     let (m, n) = (rows.len(), cols.len());
-    match layout {
-        Layout::Rows | Layout::Cols => {
-            let dot = layout == Layout::Cols;
-            let s = Skinny {
-                m,
-                k,
-                n,
-                x,
-                rsx,
-                csx,
-                w,
-                ldw: if dot { csw } else { rsw },
-                out,
-                ldo,
-                bias: bias.map_or(core::ptr::null(), <[T]>::as_ptr),
-                part: core::ptr::null_mut(),
-            };
-            // SAFETY: (both calls) `s` describes sub-views of validated views, the bias
-            // columns of the block (N elements checked by the caller) and the exclusively
-            // owned output block (which aliases neither input: they are shared borrows
-            // while `out` is a unique one). For `Rows` the kernel's column stride is 1
-            // (or it has one column); for `Cols` its row stride and the input's column
-            // stride are 1 (or `k` is 1), as `layout` checked. `part`, where set, is a
-            // separate buffer of m·n elements.
-            if dot || k <= K_BLOCK {
-                // SAFETY: as above.
-                unsafe { T::skinny(&s, dot) };
-            } else {
-                let len = m
-                    .checked_mul(n)
-                    .ok_or(DenseError::ScratchAllocation { bytes: usize::MAX })?;
-                super::scratch::with_buffer::<T, _>(len, 0, |part| {
+    let s = Skinny {
+        m,
+        k,
+        n,
+        x,
+        rsx,
+        csx,
+        w,
+        ldw: rsw,
+        out,
+        ldo,
+        bias: bias.map_or(core::ptr::null(), <[T]>::as_ptr),
+        add_out: false,
+        part: core::ptr::null_mut(),
+    };
+    if layout == Layout::Rows {
+        // SAFETY: `s` describes sub-views of validated views (the kernel's column stride
+        // is 1, or it has one column, as `layout` checked), the bias columns of the
+        // block (N elements checked by the caller) and the exclusively owned output
+        // block (which aliases neither input: they are shared borrows while `out` is a
+        // unique one).
+        if k <= K_BLOCK {
+            // SAFETY: as above; one K block needs no partial sums.
+            unsafe { T::skinny(&s) };
+        } else {
+            let len = m
+                .checked_mul(n)
+                .ok_or(DenseError::ScratchAllocation { bytes: usize::MAX })?;
+            super::scratch::with_buffer::<T, _>(len, 0, |part| {
+                let s = Skinny {
+                    part: part.as_mut_ptr().cast::<T>(),
+                    ..s
+                };
+                // SAFETY: as above; `part` is this thread's scratch of `len` = m·n
+                // elements, borrowed for this call only.
+                unsafe { T::skinny(&s) }
+            })?;
+        }
+        return Ok(());
+    }
+    // Any other layout: `cw` columns and one K block at a time packed into rows of
+    // steps (this thread's reused buffer, L1- or L2-sized), then the axpy kernel's
+    // register variant over them: the block's sums from zero, added to the bias (first
+    // block) or to the total in `out` (later ones). The packing moves values only, so
+    // each output's sum is the Keras layout's, bit for bit.
+    // A few rows: the leading columns straight from the weight, where the CPU has that
+    // kernel (transposed in registers); the rest packed.
+    let done = if layout == Layout::Cols {
+        let direct = Skinny { w, ldw: csw, ..s };
+        // SAFETY: `direct` reads the kernel block as it is: column j at `w + j·csw`,
+        // its steps contiguous (`rsw` is 1, or K is 1, as `layout` checked); the rest
+        // as above.
+        unsafe { T::skinny_t(&direct) }
+    } else {
+        0
+    };
+    if done == n {
+        return Ok(());
+    }
+    let cw = pack_cols::<T>();
+    super::scratch::with_buffer::<T, _>(K_BLOCK.min(k) * cw, 0, |buf| {
+        let buf = buf.as_mut_ptr().cast::<T>();
+        let mut c0 = done;
+        while c0 < n {
+            let cols = cw.min(n - c0);
+            let mut p0 = 0;
+            while p0 < k {
+                let kb = K_BLOCK.min(k - p0);
+                // SAFETY: columns c0..c0+cols < n of the kernel block are readable at
+                // steps p0..p0+kb ≤ k (strides `csw`, `rsw` of the validated view);
+                // `buf` holds K_BLOCK·cw ≥ (kb−1)·cw + cols elements, this thread's
+                // own, aliasing nothing. The kernel then reads those packed columns
+                // (row stride cw; cols ≤ the register kernel's width, so `add_out` is
+                // allowed and no partial sums are needed), input steps p0..p0+kb of the
+                // block's rows, and writes output columns c0..c0+cols of the
+                // exclusively owned block (read back only after the first K block
+                // wrote them).
+                unsafe {
+                    T::pack_cols(
+                        w.offset(c0 as isize * csw + p0 as isize * rsw),
+                        csw,
+                        rsw,
+                        kb,
+                        cols,
+                        buf,
+                        cw,
+                    );
+                    let first = p0 == 0;
                     let s = Skinny {
-                        part: part.as_mut_ptr().cast::<T>(),
+                        k: kb,
+                        n: cols,
+                        x: x.offset(p0 as isize * csx),
+                        w: buf,
+                        ldw: cw as isize,
+                        out: out.add(c0),
+                        bias: if s.bias.is_null() || !first {
+                            core::ptr::null()
+                        } else {
+                            s.bias.add(c0)
+                        },
+                        add_out: !first,
                         ..s
                     };
-                    // SAFETY: as above; `part` is this thread's scratch of `len` =
-                    // m·n elements, borrowed for this call only.
-                    unsafe { T::skinny(&s, false) }
-                })?;
-            }
-        }
-        Layout::Other => {
-            let contiguous = csx == 1 && rsw == 1;
-            for i in 0..m as isize {
-                for j in 0..n as isize {
-                    // SAFETY: (i, p) and (p, j) lie inside the views and (i, j) inside
-                    // the block, as above; with `contiguous` (both operands unit-stride
-                    // along K, the PyTorch layout with a K too short for the dot
-                    // kernel), row i of the input and column j of the kernel are K
-                    // consecutive elements.
-                    unsafe {
-                        let xr = x.offset(i * rsx);
-                        let wc = w.offset(j * csw);
-                        let b = bias.map(|b| b[j as usize]);
-                        *out.offset(i * ldo + j) = if contiguous {
-                            let xr = core::slice::from_raw_parts(xr, k);
-                            let wc = core::slice::from_raw_parts(wc, k);
-                            blocked_sum(k, b, |p| (xr[p], wc[p]))
-                        } else {
-                            blocked_sum(k, b, |p| {
-                                let p = p as isize;
-                                (*xr.offset(p * csx), *wc.offset(p * rsw))
-                            })
-                        };
-                    }
+                    T::skinny(&s);
                 }
+                p0 += kb;
             }
+            c0 += cols;
         }
-    }
+    })?;
     Ok(())
-}
-
-/// `bias + Σ_p x_p·w_p` for `p < k` in the crate's K-sum order: blocks of
-/// [`K_BLOCK`], each summed from zero, the first added to the bias (if any), later ones
-/// to the total. (Plain multiplies and adds: the tiny path's loop for layouts the vector
-/// kernels do not take.)
-#[inline]
-fn blocked_sum<T: Element>(k: usize, bias: Option<T>, term: impl Fn(usize) -> (T, T)) -> T {
-    let mut total: Option<T> = None;
-    let mut b0 = 0;
-    while b0 < k {
-        let b1 = (b0 + K_BLOCK).min(k);
-        let mut s = T::zero();
-        for p in b0..b1 {
-            let (a, b) = term(p);
-            s = a * b + s;
-        }
-        total = Some(match total {
-            None => bias.map_or(s, |b| s + b),
-            Some(t) => s + t,
-        });
-        b0 = b1;
-    }
-    total.or(bias).unwrap_or_else(T::zero)
 }

@@ -592,38 +592,24 @@ pub(crate) unsafe fn apply_f64(act: Activation, data: &mut [f64], cols: usize) {
     unsafe { kernels::apply_f64::<F64x4>(act, data, cols) }
 }
 
-/// `out += x·w` for a skinny product with AVX2+FMA, `dot` choosing the kernel (see
-/// [`gemv`]).
+/// `out += x·w` for a skinny product with AVX2+FMA (the axpy kernel of [`gemv`]).
 ///
 /// # Safety
-/// The CPU supports `avx2` and `fma`; `s` describes valid, non-aliasing views (and `s.csx == 1` when `dot`).
+/// The CPU supports `avx2` and `fma`; `s` describes valid, non-aliasing views.
 #[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn skinny_f32(s: &Skinny<f32>, dot: bool) {
+pub(crate) unsafe fn skinny_f32(s: &Skinny<f32>) {
     // SAFETY: this function's features are enabled, as the kernels require; the views
     // are the caller's promise.
-    unsafe {
-        if dot {
-            gemv::dot::<F32x8>(s)
-        } else {
-            gemv::axpy::<F32x8>(s)
-        }
-    }
+    unsafe { gemv::axpy::<F32x8>(s) }
 }
 
-/// `out += x·w` for a skinny product with AVX2+FMA, `dot` choosing the kernel (see
-/// [`gemv`]).
+/// `out += x·w` for a skinny product with AVX2+FMA (the axpy kernel of [`gemv`]).
 ///
 /// # Safety
-/// The CPU supports `avx2` and `fma`; `s` describes valid, non-aliasing views (and `s.csx == 1` when `dot`).
+/// The CPU supports `avx2` and `fma`; `s` describes valid, non-aliasing views.
 #[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn skinny_f64(s: &Skinny<f64>, dot: bool) {
+pub(crate) unsafe fn skinny_f64(s: &Skinny<f64>) {
     // SAFETY: this function's features are enabled, as the kernels require; the views
     // are the caller's promise.
-    unsafe {
-        if dot {
-            gemv::dot::<F64x4>(s)
-        } else {
-            gemv::axpy::<F64x4>(s)
-        }
-    }
+    unsafe { gemv::axpy::<F64x4>(s) }
 }

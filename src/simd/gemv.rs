@@ -1,17 +1,15 @@
 //! The skinny-product microkernels (small `M`): `out += x·w` streaming the weight matrix
 //! once, with no packing, written once against [`Vector`] and instantiated per backend.
 //!
-//! Two kernels, one per weight layout:
-//! - [`axpy`] for a weight whose rows (`k`) are contiguous over `n` (Keras `(in, units)`
-//!   row-major): `out[i, :] += Σₚ x[i, p]·w[p, :]`, four weight rows at a time, the
-//!   output block kept in L1; outputs up to four vectors wide keep their sums in
-//!   registers instead ([`axpy_narrow`]).
-//! - [`dot`] for a weight whose columns (`n`) are contiguous over `k` (PyTorch
-//!   `(units, in)` row-major, seen transposed): `out[i, j] += x[i, :]·w[:, j]`, 2 rows of
-//!   `x` × 4 weight columns of vector accumulators, summed across lanes at the end.
+//! One kernel, [`axpy`], for a weight whose rows (`k`) are contiguous over `n` (Keras
+//! `(in, units)` row-major): `out[i, :] += Σₚ x[i, p]·w[p, :]`, four weight rows at a
+//! time, the output block kept in L1; outputs up to four vectors wide keep their sums in
+//! registers instead ([`axpy_narrow`]). Other layouts (PyTorch's `(units, in)`, seen
+//! transposed) are first packed into that layout a few columns at a time
+//! (`paths::skinny`), so every layout sums in the same order.
 //!
-//! Both touch each output element's K-sum in an order fixed by `k` alone, so splitting
-//! `n` or `m` across threads never changes a result bit.
+//! The kernel touches each output element's K-sum in an order fixed by `k` alone, so
+//! splitting `n` or `m` across threads never changes a result bit.
 
 // Register tiles are indexed [row][column] by constant-bound loops the compiler unrolls
 // into registers; index loops say that more plainly than iterator chains.
@@ -21,8 +19,8 @@ use super::vector::{Real, Vector};
 
 /// A skinny product over raw, already validated views: `out += x·w`.
 ///
-/// `x(i, p)` is at `x + i·rsx + p·csx`; `out(i, j)` at `out + i·ldo + j`. For [`axpy`]
-/// `w(p, j)` is at `w + p·ldw + j`; for [`dot`] at `w + j·ldw + p` (and `csx == 1`).
+/// `x(i, p)` is at `x + i·rsx + p·csx`; `out(i, j)` at `out + i·ldo + j`; `w(p, j)` at
+/// `w + p·ldw + j`.
 #[derive(Clone, Copy)]
 pub struct Skinny<T> {
     /// Rows of `x` and `out`.
@@ -49,6 +47,11 @@ pub struct Skinny<T> {
     /// first K block's sums and write every element of `out`, which is never read before
     /// it is written.
     pub bias: *const T,
+    /// Add each sum to what `out` holds instead of to the bias: one K block (`k` at most
+    /// [`K_BLOCK`](super::K_BLOCK)) of a longer sum whose earlier blocks are in `out`.
+    /// Only for outputs the register kernel takes ([`axpy_narrow`]), whose sums stay in
+    /// registers until they are stored.
+    pub add_out: bool,
     /// `m × n` elements (rows `n` apart) for the axpy kernel's partial sums of K blocks
     /// after the first, where `k` is over one block and the output is wider than its
     /// register kernel takes; else unused (may be null).
@@ -91,7 +94,11 @@ const KU: usize = 4;
 #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
 #[cfg_attr(dense_kernel_unoptimized, inline(never))]
 pub(crate) unsafe fn axpy<V: Vector>(s: &Skinny<V::E>) {
-    if s.n <= V::AXPY_NARROW.min(4) * V::LANES {
+    debug_assert!(
+        !s.add_out || (s.n <= narrow_cols::<V>() && s.k <= super::K_BLOCK),
+        "add_out is for one block of the register kernel"
+    );
+    if s.n <= narrow_cols::<V>() {
         // SAFETY: forwarded (the caller's promise), with n ≤ 4·LANES.
         unsafe {
             match s.n.div_ceil(V::LANES) {
@@ -150,6 +157,16 @@ pub(crate) unsafe fn axpy<V: Vector>(s: &Skinny<V::E>) {
         }
         b0 = b1;
     }
+}
+
+/// The widest output [`axpy_narrow`] takes (at most four vectors).
+pub(crate) const fn narrow_cols<V: Vector>() -> usize {
+    let v = if V::AXPY_NARROW < 4 {
+        V::AXPY_NARROW
+    } else {
+        4
+    };
+    v * V::LANES
 }
 
 /// Where one block of [`axpy`]'s sweep keeps its running sums (`sums`, rows `ld` apart)
@@ -348,7 +365,14 @@ unsafe fn axpy_narrow_tile<V: Vector, const R: usize, const NV: usize>(s: &Skinn
         let mut acc = [[zero; NV]; R];
         let b1 = s.k.min(super::K_BLOCK);
         narrow_steps::<V, R, NV>(s, i, 0, b1, &mut acc, last, partial);
-        if !s.bias.is_null() {
+        if s.add_out {
+            for (r, row) in acc.iter_mut().enumerate() {
+                let o = s.out.offset((i + r) as isize * s.ldo);
+                for (v, a) in row.iter_mut().enumerate() {
+                    *a = *a + narrow_load::<V>(o.add(v * V::LANES), v + 1 < NV || !partial, last);
+                }
+            }
+        } else if !s.bias.is_null() {
             for v in 0..NV {
                 let b = narrow_load::<V>(s.bias.add(v * V::LANES), v + 1 < NV || !partial, last);
                 for row in acc.iter_mut() {
@@ -449,141 +473,6 @@ unsafe fn narrow_store<V: Vector, const R: usize, const NV: usize>(
                 } else {
                     a.store_part(o.add(v * V::LANES), last);
                 }
-            }
-        }
-    }
-}
-
-/// `out += x·w` for the column-contiguous weight layout (`csx == 1`).
-///
-/// # Safety
-/// As [`axpy`], and `s.csx == 1`.
-#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
-#[cfg_attr(dense_kernel_unoptimized, inline(never))]
-pub(crate) unsafe fn dot<V: Vector>(s: &Skinny<V::E>) {
-    debug_assert!(s.csx == 1 || s.k <= 1);
-    let mut j = 0;
-    while j + 4 <= s.n {
-        // SAFETY: columns j..j+4 exist.
-        unsafe { dot_cols::<V, 4>(s, j) };
-        j += 4;
-    }
-    while j < s.n {
-        // SAFETY: column j exists.
-        unsafe { dot_cols::<V, 1>(s, j) };
-        j += 1;
-    }
-}
-
-/// Columns `j..j+C` for every row: row pairs, then the odd row.
-#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
-#[cfg_attr(dense_kernel_unoptimized, inline(never))]
-unsafe fn dot_cols<V: Vector, const C: usize>(s: &Skinny<V::E>, j: usize) {
-    let mut i = 0;
-    while i + 2 <= s.m {
-        // SAFETY: forwarded; rows i, i+1 exist.
-        unsafe { dot_tile::<V, 2, C>(s, i, j) };
-        i += 2;
-    }
-    if i < s.m {
-        // SAFETY: forwarded; row i exists.
-        unsafe { dot_tile::<V, 1, C>(s, i, j) };
-    }
-}
-
-/// Terms each lane of the dot kernel sums before the lanes join the output's total.
-const DOT_FOLD: usize = 128;
-
-/// `out[i..i+R, j..j+C] = bias + x[i..i+R, :]·w[:, j..j+C]`: `R·C` vector accumulators
-/// over each block of `DOT_FOLD·LANES` steps of `k`, summed across their lanes (in
-/// `f64`) block by block, the total added to the bias with one rounding.
-#[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
-#[cfg_attr(dense_kernel_unoptimized, inline(never))]
-unsafe fn dot_tile<V: Vector, const R: usize, const C: usize>(
-    s: &Skinny<V::E>,
-    i: usize,
-    j: usize,
-) {
-    let zero = V::splat(0.0);
-    let mut acc = [[zero; C]; R];
-    let mut xrow = [s.x; R];
-    let mut wcol = [s.w; C];
-    // SAFETY: rows i..i+R of x and columns j..j+C of w exist (caller's bounds).
-    unsafe {
-        for (r, x) in xrow.iter_mut().enumerate() {
-            *x = s.x.offset((i + r) as isize * s.rsx);
-        }
-        for (c, w) in wcol.iter_mut().enumerate() {
-            *w = s.w.offset((j + c) as isize * s.ldw);
-        }
-    }
-    // Each lane's products are summed per block of `DOT_FOLD·LANES` steps, whose lanes
-    // are then summed in f64 onto the output's total: the lanes' chains stay short
-    // (`DOT_FOLD` terms) however long the sum; with one chain per lane over all of K, 8
-    // unfused lanes (`wide` without FMA) reached 1.16× Keras's error at K = 4096
-    // (tests/keras_long_sums.rs). The totals are f64 scalars, no register beside the
-    // accumulators while the loop runs: a second set of vector totals cost 7–10% at
-    // 8×784×64 and 16×512² (AVX2+FMA: spilled accumulators, 31% more instructions).
-    let mut total = [[0.0f64; C]; R];
-    let mut p = 0;
-    loop {
-        let end = (p + DOT_FOLD * V::LANES).min(s.k);
-        while p + V::LANES <= end {
-            // SAFETY: elements p..p+LANES of each row/column exist.
-            unsafe {
-                let mut wv = [zero; C];
-                for c in 0..C {
-                    wv[c] = V::load(wcol[c].add(p));
-                }
-                for r in 0..R {
-                    let xv = V::load(xrow[r].add(p));
-                    for c in 0..C {
-                        acc[r][c] = xv.mul_add(wv[c], acc[r][c]);
-                    }
-                }
-            }
-            p += V::LANES;
-        }
-        if p + V::LANES > s.k {
-            break;
-        }
-        for r in 0..R {
-            for c in 0..C {
-                // SAFETY: called inside the backend's entry function (this function's contract).
-                total[r][c] += unsafe { V::acc_total(V::acc_add(V::acc_zero(), acc[r][c])) };
-                acc[r][c] = zero;
-            }
-        }
-    }
-    if p < s.k {
-        let t = s.k - p;
-        // SAFETY: the t < LANES elements p..k exist; masked lanes are not read and
-        // filled with zero, so they add 0·0.
-        unsafe {
-            let mut wv = [zero; C];
-            for c in 0..C {
-                wv[c] = V::load_part(wcol[c].add(p), t, zero);
-            }
-            for r in 0..R {
-                let xv = V::load_part(xrow[r].add(p), t, zero);
-                for c in 0..C {
-                    acc[r][c] = xv.mul_add(wv[c], acc[r][c]);
-                }
-            }
-        }
-    }
-    for r in 0..R {
-        for c in 0..C {
-            // SAFETY: out(i+r, j+c) exists; the entry's features are enabled.
-            unsafe {
-                let o = s.out.offset((i + r) as isize * s.ldo).add(j + c);
-                let sum = total[r][c] + V::acc_total(V::acc_add(V::acc_zero(), acc[r][c]));
-                let start = if s.bias.is_null() {
-                    0.0
-                } else {
-                    (*s.bias.add(j + c)).to_f64()
-                };
-                *o = V::E::from_f64(if s.k == 0 { start } else { start + sum });
             }
         }
     }

@@ -21,8 +21,11 @@ mod avx2;
 mod avx512;
 mod coeffs;
 mod gemv;
+#[cfg(target_arch = "x86_64")]
+mod gemv_t;
 mod kernels;
 mod math;
+mod pack;
 mod portable;
 pub(crate) mod sgemm;
 mod vector;
@@ -33,9 +36,8 @@ pub use gemv::Skinny;
 /// The K-sum's block: every path sums `K` in blocks of this many steps at fixed offsets
 /// (`0..256`, `256..512`, …), each block's partial sums started from zero (one
 /// multiply-add per step, in `p` order: fused where the CPU has FMA), the first block's
-/// sum then added to the bias and each later one to the running total (the
-/// PyTorch-layout dot kernel sums lanes apart within each block; `tests/sum_order.rs`
-/// checks the others bit for bit against this order). The rounding error then grows like
+/// sum then added to the bias and each later one to the running total
+/// (`tests/sum_order.rs` checks every path bit for bit against this order). The rounding error then grows like
 /// `γ(K_BLOCK + K/K_BLOCK)` rather than `γ(K)`: at `K = 4096` every path is within
 /// Keras's (XLA's) own error on its long-sum fixtures, where a single chain per output
 /// had up to 10× it (docs/ACCURACY.md). 256 is matrixmultiply's own `kc` (its GEMM sums
@@ -323,28 +325,108 @@ pub trait Lanes: Sized {
     fn apply_on(path: SimdPath, act: Activation, data: &mut [Self], cols: usize) -> bool;
 
     /// `out = bias + x·w` for a skinny product on the process's path ([`simd_path`]),
-    /// with the `dot` or the `axpy` kernel.
+    /// with the axpy kernel.
     ///
     /// # Safety
-    /// `s` describes valid views for its extents, `out` aliasing neither input, and
-    /// `s.csx == 1` when `dot`; for the axpy kernel with `s.k` over one `K_BLOCK`,
+    /// `s` describes valid views for its extents, `out` aliasing neither input; for
+    /// `s.k` over one `K_BLOCK` and an output wider than the register kernel,
     /// `s.part` is writable for `s.m × s.n` elements aliasing nothing else.
     #[doc(hidden)]
-    unsafe fn skinny(s: &Skinny<Self>, dot: bool);
+    unsafe fn skinny(s: &Skinny<Self>);
+
+    /// `out = bias + x·w` for a weight whose steps are contiguous (`w(p, j)` at
+    /// `w + j·ldw + p`) straight from it, where the process's path has such a kernel
+    /// for `s.m` rows and `x`'s strides: the number of leading columns done (a multiple
+    /// of 8; 0, nothing done, where there is no such kernel).
+    ///
+    /// # Safety
+    /// `s` describes valid views for its extents (the weight read as above), `out`
+    /// aliasing neither input.
+    #[doc(hidden)]
+    unsafe fn skinny_t(s: &Skinny<Self>) -> usize;
+
+    /// The widest output the skinny kernel keeps in registers on the process's path
+    /// (the widths for which [`Skinny::add_out`] may be set).
+    #[doc(hidden)]
+    fn skinny_narrow_cols() -> usize;
+
+    /// `dst[p·ldd + c] = src[c·lds + p·ldp]` for `c < cols`, `p < k`: a weight's
+    /// columns packed for the axpy kernel (transposed in registers where `ldp == 1`
+    /// and the CPU has AVX2; values are moved, never changed).
+    ///
+    /// # Safety
+    /// `src + c·lds + p·ldp` is readable and `dst + p·ldd + c` writable for those `c`,
+    /// `p`, the two aliasing nothing in common.
+    #[doc(hidden)]
+    unsafe fn pack_cols(
+        src: *const Self,
+        lds: isize,
+        ldp: isize,
+        k: usize,
+        cols: usize,
+        dst: *mut Self,
+        ldd: usize,
+    );
 }
 
 impl Lanes for f32 {
-    unsafe fn skinny(s: &Skinny<f32>, dot: bool) {
+    unsafe fn pack_cols(
+        src: *const f32,
+        lds: isize,
+        ldp: isize,
+        k: usize,
+        cols: usize,
+        dst: *mut f32,
+        ldd: usize,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if ldp == 1 && matches!(simd_path(), SimdPath::Avx512 | SimdPath::Avx2Fma) {
+            // SAFETY: both paths are only returned where the CPU has avx2; the
+            // bounds are the caller's promise.
+            unsafe { pack::pack_cols_f32_avx2(src, lds, k, cols, dst, ldd) };
+            return;
+        }
+        // SAFETY: the caller's promise.
+        unsafe { pack::pack_cols_scalar(src, lds, ldp, k, cols, dst, ldd) }
+    }
+
+    fn skinny_narrow_cols() -> usize {
+        match simd_path() {
+            #[cfg(target_arch = "x86_64")]
+            SimdPath::Avx512 => gemv::narrow_cols::<avx512::F32x16>(),
+            #[cfg(target_arch = "x86_64")]
+            SimdPath::Avx2Fma => gemv::narrow_cols::<avx2::F32x8>(),
+            _ => gemv::narrow_cols::<portable::P32>(),
+        }
+    }
+
+    unsafe fn skinny_t(s: &Skinny<f32>) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        if s.m <= gemv_t::MAX_ROWS
+            && s.csx == 1
+            && s.n >= 8
+            && matches!(simd_path(), SimdPath::Avx512 | SimdPath::Avx2Fma)
+        {
+            // SAFETY: both paths are only returned where the CPU has avx2 and fma; the
+            // views are the caller's promise, the row count and input stride checked.
+            unsafe { gemv_t::skinny_t_f32(s) };
+            return s.n / 8 * 8;
+        }
+        let _ = s;
+        0
+    }
+
+    unsafe fn skinny(s: &Skinny<f32>) {
         match simd_path() {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `simd_path` only returns paths this CPU has; the views are the
             // caller's promise.
-            SimdPath::Avx512 => unsafe { avx512::skinny_f32(s, dot) },
+            SimdPath::Avx512 => unsafe { avx512::skinny_f32(s) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
-            SimdPath::Avx2Fma => unsafe { avx2::skinny_f32(s, dot) },
+            SimdPath::Avx2Fma => unsafe { avx2::skinny_f32(s) },
             // SAFETY: the views are the caller's promise.
-            _ => unsafe { portable::skinny_f32(s, dot) },
+            _ => unsafe { portable::skinny_f32(s) },
         }
     }
 
@@ -370,17 +452,51 @@ impl Lanes for f32 {
 }
 
 impl Lanes for f64 {
-    unsafe fn skinny(s: &Skinny<f64>, dot: bool) {
+    unsafe fn pack_cols(
+        src: *const f64,
+        lds: isize,
+        ldp: isize,
+        k: usize,
+        cols: usize,
+        dst: *mut f64,
+        ldd: usize,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if ldp == 1 && matches!(simd_path(), SimdPath::Avx512 | SimdPath::Avx2Fma) {
+            // SAFETY: both paths are only returned where the CPU has avx2; the
+            // bounds are the caller's promise.
+            unsafe { pack::pack_cols_f64_avx2(src, lds, k, cols, dst, ldd) };
+            return;
+        }
+        // SAFETY: the caller's promise.
+        unsafe { pack::pack_cols_scalar(src, lds, ldp, k, cols, dst, ldd) }
+    }
+
+    fn skinny_narrow_cols() -> usize {
+        match simd_path() {
+            #[cfg(target_arch = "x86_64")]
+            SimdPath::Avx512 => gemv::narrow_cols::<avx512::F64x8>(),
+            #[cfg(target_arch = "x86_64")]
+            SimdPath::Avx2Fma => gemv::narrow_cols::<avx2::F64x4>(),
+            _ => gemv::narrow_cols::<portable::P64>(),
+        }
+    }
+
+    unsafe fn skinny_t(_: &Skinny<f64>) -> usize {
+        0
+    }
+
+    unsafe fn skinny(s: &Skinny<f64>) {
         match simd_path() {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `simd_path` only returns paths this CPU has; the views are the
             // caller's promise.
-            SimdPath::Avx512 => unsafe { avx512::skinny_f64(s, dot) },
+            SimdPath::Avx512 => unsafe { avx512::skinny_f64(s) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
-            SimdPath::Avx2Fma => unsafe { avx2::skinny_f64(s, dot) },
+            SimdPath::Avx2Fma => unsafe { avx2::skinny_f64(s) },
             // SAFETY: the views are the caller's promise.
-            _ => unsafe { portable::skinny_f64(s, dot) },
+            _ => unsafe { portable::skinny_f64(s) },
         }
     }
 

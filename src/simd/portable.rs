@@ -293,36 +293,22 @@ pub(crate) fn apply_f64(act: Activation, data: &mut [f64], cols: usize) {
     unsafe { kernels::apply_f64::<P64>(act, data, cols) }
 }
 
-/// `out += x·w` for a skinny product with the portable kernels, `dot` choosing the kernel (see
-/// [`gemv`]).
+/// `out += x·w` for a skinny product with the portable kernels (the axpy kernel of [`gemv`]).
 ///
 /// # Safety
-/// None beyond the build's target; `s` describes valid, non-aliasing views (and `s.csx == 1` when `dot`).
-pub(crate) unsafe fn skinny_f32(s: &Skinny<f32>, dot: bool) {
+/// None beyond the build's target; `s` describes valid, non-aliasing views.
+pub(crate) unsafe fn skinny_f32(s: &Skinny<f32>) {
     // SAFETY: this function's features are enabled, as the kernels require; the views
     // are the caller's promise.
-    unsafe {
-        if dot {
-            gemv::dot::<P32>(s)
-        } else {
-            gemv::axpy::<P32>(s)
-        }
-    }
+    unsafe { gemv::axpy::<P32>(s) }
 }
 
-/// `out += x·w` for a skinny product with the portable kernels, `dot` choosing the kernel (see
-/// [`gemv`]).
+/// `out += x·w` for a skinny product with the portable kernels (the axpy kernel of [`gemv`]).
 ///
 /// # Safety
-/// None beyond the build's target; `s` describes valid, non-aliasing views (and `s.csx == 1` when `dot`).
-pub(crate) unsafe fn skinny_f64(s: &Skinny<f64>, dot: bool) {
+/// None beyond the build's target; `s` describes valid, non-aliasing views.
+pub(crate) unsafe fn skinny_f64(s: &Skinny<f64>) {
     // SAFETY: this function's features are enabled, as the kernels require; the views
     // are the caller's promise.
-    unsafe {
-        if dot {
-            gemv::dot::<P64>(s)
-        } else {
-            gemv::axpy::<P64>(s)
-        }
-    }
+    unsafe { gemv::axpy::<P64>(s) }
 }

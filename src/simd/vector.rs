@@ -37,8 +37,6 @@ pub(crate) trait Real: Copy + PartialOrd + 'static {
     const MIN_NORMAL: f64;
     /// Exact conversion to `f64`.
     fn to_f64(self) -> f64;
-    /// Rounding conversion from `f64`.
-    fn from_f64(x: f64) -> Self;
 }
 
 impl Real for f32 {
@@ -58,11 +56,6 @@ impl Real for f32 {
     fn to_f64(self) -> f64 {
         f64::from(self)
     }
-    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
-    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
-    fn from_f64(x: f64) -> Self {
-        x as f32
-    }
 }
 
 impl Real for f64 {
@@ -81,11 +74,6 @@ impl Real for f64 {
     #[cfg_attr(dense_kernel_unoptimized, inline(never))]
     fn to_f64(self) -> f64 {
         self
-    }
-    #[cfg_attr(not(dense_kernel_unoptimized), inline(always))]
-    #[cfg_attr(dense_kernel_unoptimized, inline(never))]
-    fn from_f64(x: f64) -> Self {
-        x
     }
 }
 
