@@ -30,16 +30,17 @@ const GROUPED_MAX_BYTES: usize = 2 << 20;
 /// the weight, which a prefetch never faults on).
 const PREFETCH_AHEAD: usize = 64;
 
-/// `out = bias + x·w` in the crate's K-sum order, `w(p, j)` at `w + j·ldw + p`, for the
-/// first `8·⌊n/8⌋` columns (the caller handles the rest), at most [`MAX_ROWS`] rows,
+/// `out = bias + x·w` in the crate's K-sum order, `w(p, j)` at `w + j·ldw + p`, at most
+/// [`MAX_ROWS`] rows,
 /// `x`'s steps contiguous (`s.csx == 1`; `s.add_out` and `s.part` unused).
 ///
 /// # Safety
 /// The CPU supports `avx2` and `fma`; `s` describes valid views for its extents (the
-/// weight read as above), `out` aliasing neither input; `s.m ≤ MAX_ROWS`, `s.csx == 1`.
+/// weight read as above), `out` aliasing neither input; `s.m ≤ MAX_ROWS`, `s.csx == 1`,
+/// `s.k ≥ 1` (an empty sum is the caller's: the bias).
 #[target_feature(enable = "avx2,fma")]
 pub(crate) unsafe fn skinny_t_f32(s: &Skinny<f32>) {
-    debug_assert!(s.m <= MAX_ROWS && s.csx == 1);
+    debug_assert!(s.m <= MAX_ROWS && s.csx == 1 && s.k >= 1);
     // Each output's sum is one chain of fused multiply-adds (4 cycles each), so a row
     // needs several column groups in flight to keep the FMA units busy — except where
     // their columns would crowd one L1 set (a stride that is a multiple of 2 KiB) or
@@ -53,44 +54,74 @@ pub(crate) unsafe fn skinny_t_f32(s: &Skinny<f32>) {
     };
     let full = s.n / 8 * 8;
     let mut j = 0;
-    // SAFETY: (every call) columns j..j+8·G ≤ full ≤ n, rows below m ≤ MAX_ROWS.
+    // SAFETY: (every call) columns j..j+8·G ≤ n (or, clamped, up to n), rows below
+    // m ≤ MAX_ROWS.
     unsafe {
         while j + 8 * g <= full {
+            let v = 8 * g;
             match (s.m, g) {
-                (1, GROUPS_ONE_ROW) => cols::<1, GROUPS_ONE_ROW>(s, j),
-                (2, 2) => cols::<2, 2>(s, j),
-                (1, _) => cols::<1, 1>(s, j),
-                (2, _) => cols::<2, 1>(s, j),
-                (3, _) => cols::<3, 1>(s, j),
-                _ => cols::<4, 1>(s, j),
+                (1, GROUPS_ONE_ROW) => cols::<1, GROUPS_ONE_ROW, false>(s, j, v),
+                (2, 2) => cols::<2, 2, false>(s, j, v),
+                (1, _) => cols::<1, 1, false>(s, j, v),
+                (2, _) => cols::<2, 1, false>(s, j, v),
+                (3, _) => cols::<3, 1, false>(s, j, v),
+                _ => cols::<4, 1, false>(s, j, v),
             }
-            j += 8 * g;
+            j += v;
         }
-        while j + 8 <= full {
-            match s.m {
-                1 => cols::<1, 1>(s, j),
-                2 => cols::<2, 1>(s, j),
-                3 => cols::<3, 1>(s, j),
-                _ => cols::<4, 1>(s, j),
+        while j < s.n {
+            // Whole groups of 8, then the last few columns (their pointers clamped to
+            // the last column, their lanes never stored).
+            let v = (s.n - j).min(8);
+            match (s.m, v == 8) {
+                (1, true) => cols::<1, 1, false>(s, j, v),
+                (2, true) => cols::<2, 1, false>(s, j, v),
+                (3, true) => cols::<3, 1, false>(s, j, v),
+                (_, true) => cols::<4, 1, false>(s, j, v),
+                (1, false) => cols::<1, 1, true>(s, j, v),
+                (2, false) => cols::<2, 1, true>(s, j, v),
+                (3, false) => cols::<3, 1, true>(s, j, v),
+                (_, false) => cols::<4, 1, true>(s, j, v),
             }
-            j += 8;
+            j += v;
         }
     }
 }
 
-/// Output columns `j..j+8·G` of all `R` rows.
+/// Column `c` of a group's (relative to its first), clamped to `last` where `CLAMP`.
+#[inline(always)]
+fn column<const CLAMP: bool>(c: usize, last: usize) -> isize {
+    (if CLAMP { c.min(last) } else { c }) as isize
+}
+
+/// Output columns `j..j+valid` of all `R` rows, in `G` groups of 8 (the last group
+/// partial where `CLAMP`: `valid < 8·G`, its missing columns read as the last one and
+/// never stored).
 ///
 /// # Safety
-/// As [`skinny_t_f32`], with `j + 8·G ≤ n` and `R == s.m`.
+/// As [`skinny_t_f32`], with `j + valid ≤ n`, `valid ≥ 1`, `R == s.m`, and `valid` =
+/// `8·G` unless `CLAMP`.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn cols<const R: usize, const G: usize>(s: &Skinny<f32>, j: usize) {
+unsafe fn cols<const R: usize, const G: usize, const CLAMP: bool>(
+    s: &Skinny<f32>,
+    j: usize,
+    valid: usize,
+) {
+    // Lanes of group g that hold output columns (all 8 but in a last, partial group).
+    let mask = |g: usize| {
+        let v = valid.saturating_sub(8 * g).min(8) as i32;
+        _mm256_cmpgt_epi32(
+            _mm256_set1_epi32(v),
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        )
+    };
     let mut total = [[_mm256_setzero_ps(); R]; G];
     let mut b0 = 0;
     while b0 < s.k {
         let b1 = (b0 + super::K_BLOCK).min(s.k);
         // SAFETY: steps b0..b1 ≤ k of columns j..j+8·G, as `block` requires.
-        let acc = unsafe { block::<R, G>(s, j, b0, b1) };
+        let acc = unsafe { block::<R, G, CLAMP>(s, j, valid - 1, b0, b1) };
         for (g, (tg, ag)) in total.iter_mut().zip(acc).enumerate() {
             // The first block's sums plus the bias (none: alone), later ones' plus the
             // total so far.
@@ -99,8 +130,10 @@ unsafe fn cols<const R: usize, const G: usize>(s: &Skinny<f32>, j: usize) {
             } else if s.bias.is_null() {
                 Some(None)
             } else {
-                // SAFETY: columns j+8g..j+8g+8 ≤ n of the bias (n elements).
-                Some(Some(unsafe { _mm256_loadu_ps(s.bias.add(j + 8 * g)) }))
+                // SAFETY: the valid columns from j+8g of the bias (n elements).
+                Some(Some(unsafe {
+                    _mm256_maskload_ps(s.bias.add(j + 8 * g), mask(g))
+                }))
             };
             for (t, a) in tg.iter_mut().zip(ag) {
                 *t = match add {
@@ -114,9 +147,16 @@ unsafe fn cols<const R: usize, const G: usize>(s: &Skinny<f32>, j: usize) {
     }
     for (g, tg) in total.iter().enumerate() {
         for (r, a) in tg.iter().enumerate() {
-            // SAFETY: columns j+8g..j+8g+8 ≤ n of row r < m of `out` are inside the
-            // caller's view.
-            unsafe { _mm256_storeu_ps(s.out.offset(r as isize * s.ldo).add(j + 8 * g), *a) };
+            // SAFETY: the valid columns from j+8g of row r < m of `out` are inside the
+            // caller's view; the masked store touches no other lane.
+            unsafe {
+                let o = s.out.offset(r as isize * s.ldo).add(j + 8 * g);
+                if valid >= 8 * (g + 1) {
+                    _mm256_storeu_ps(o, *a);
+                } else {
+                    _mm256_maskstore_ps(o, mask(g), *a);
+                }
+            }
         }
     }
 }
@@ -129,9 +169,10 @@ unsafe fn cols<const R: usize, const G: usize>(s: &Skinny<f32>, j: usize) {
 /// As [`cols`], with `b1 ≤ k` and `b1 − b0` a multiple of 8 unless `b1 == k`.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn block<const R: usize, const G: usize>(
+unsafe fn block<const R: usize, const G: usize, const CLAMP: bool>(
     s: &Skinny<f32>,
     j: usize,
+    last: usize,
     b0: usize,
     b1: usize,
 ) -> [[__m256; R]; G] {
@@ -146,10 +187,9 @@ unsafe fn block<const R: usize, const G: usize>(
             // The groups' tiles one after another: each group's 8 multiply-adds are one
             // chain, and the next group's loads and transposes overlap it.
             for (g, ag) in acc.iter_mut().enumerate() {
-                let wg = w0.offset(8 * g as isize * ld);
                 let mut w = [_mm256_setzero_ps(); 8];
                 for (c, v) in w.iter_mut().enumerate() {
-                    let at = wg.offset(c as isize * ld).add(p);
+                    let at = w0.offset(column::<CLAMP>(8 * g + c, last) * ld).add(p);
                     if p.is_multiple_of(16) {
                         _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(PREFETCH_AHEAD).cast());
                     }
@@ -167,17 +207,8 @@ unsafe fn block<const R: usize, const G: usize>(
         }
         while p < b1 {
             for (g, ag) in acc.iter_mut().enumerate() {
-                let wg = w0.offset(8 * g as isize * ld).add(p);
-                let wt = _mm256_setr_ps(
-                    *wg,
-                    *wg.offset(ld),
-                    *wg.offset(2 * ld),
-                    *wg.offset(3 * ld),
-                    *wg.offset(4 * ld),
-                    *wg.offset(5 * ld),
-                    *wg.offset(6 * ld),
-                    *wg.offset(7 * ld),
-                );
+                let at = |c: usize| *w0.offset(column::<CLAMP>(8 * g + c, last) * ld).add(p);
+                let wt = _mm256_setr_ps(at(0), at(1), at(2), at(3), at(4), at(5), at(6), at(7));
                 for (r, a) in ag.iter_mut().enumerate() {
                     let x = *s.x.offset(r as isize * s.rsx).add(p);
                     *a = _mm256_fmadd_ps(_mm256_set1_ps(x), wt, *a);
@@ -187,4 +218,95 @@ unsafe fn block<const R: usize, const G: usize>(
         }
     }
     acc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The crate's order for one output, scalar: blocks of `K_BLOCK` fused steps from
+    /// zero, the first plus the bias, each later one plus the total.
+    fn order(x: &[f32], col: &[f32], bias: Option<f32>) -> f32 {
+        let mut total: Option<f32> = None;
+        for (xb, wb) in x
+            .chunks(crate::simd::K_BLOCK)
+            .zip(col.chunks(crate::simd::K_BLOCK))
+        {
+            let s = xb.iter().zip(wb).fold(0.0f32, |s, (a, b)| a.mul_add(*b, s));
+            total = Some(match (total, bias) {
+                (None, Some(b)) => s + b,
+                (None, None) => s,
+                (Some(t), _) => s + t,
+            });
+        }
+        total.unwrap()
+    }
+
+    /// Every row count, column counts across whole groups, grouped rounds and partial
+    /// tails, step counts around the 8-step tiles and the K blocks, strides that do and
+    /// do not trigger the grouping, with and without a bias; output padding untouched.
+    #[test]
+    fn matches_the_scalar_order_at_every_edge() {
+        if !(std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma"))
+        {
+            return;
+        }
+        let mut checked = 0;
+        for m in 1..=MAX_ROWS {
+            for n in [1, 5, 8, 9, 15, 16, 17, 24, 31, 32, 33, 40, 64, 71] {
+                for k in [1usize, 2, 3, 7, 8, 9, 16, 17, 255, 256, 257, 300, 513] {
+                    for ldw in [k, k + 3, k.next_multiple_of(512usize)] {
+                        let w: Vec<f32> = (0..n * ldw)
+                            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 33.0)
+                            .collect();
+                        let x: Vec<f32> = (0..m * (k + 1))
+                            .map(|i| ((i * 53 % 97) as f32 - 48.0) / 29.0)
+                            .collect();
+                        let b: Vec<f32> = (0..n).map(|j| j as f32 * 0.37 - 1.1).collect();
+                        for bias in [true, false] {
+                            let ldo = n + 2;
+                            let mut out = vec![f32::NAN; m * ldo];
+                            let s = Skinny {
+                                m,
+                                k,
+                                n,
+                                x: x.as_ptr(),
+                                rsx: (k + 1) as isize,
+                                csx: 1,
+                                w: w.as_ptr(),
+                                ldw: ldw as isize,
+                                out: out.as_mut_ptr(),
+                                ldo: ldo as isize,
+                                bias: if bias { b.as_ptr() } else { core::ptr::null() },
+                                add_out: false,
+                                part: core::ptr::null_mut(),
+                            };
+                            // SAFETY: the CPU has avx2 and fma; the buffers hold the
+                            // extents `s` describes.
+                            unsafe { skinny_t_f32(&s) };
+                            for i in 0..m {
+                                for j in 0..n {
+                                    let want = order(
+                                        &x[i * (k + 1)..i * (k + 1) + k],
+                                        &w[j * ldw..j * ldw + k],
+                                        bias.then(|| b[j]),
+                                    );
+                                    let got = out[i * ldo + j];
+                                    assert_eq!(
+                                        got.to_bits(),
+                                        want.to_bits(),
+                                        "m {m} n {n} k {k} ldw {ldw} bias {bias}: ({i}, {j}) {got} vs {want}"
+                                    );
+                                }
+                                assert!(out[i * ldo + n].is_nan() && out[i * ldo + n + 1].is_nan());
+                                checked += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 1000);
+    }
 }

@@ -336,8 +336,8 @@ pub trait Lanes: Sized {
 
     /// `out = bias + x·w` for a weight whose steps are contiguous (`w(p, j)` at
     /// `w + j·ldw + p`) straight from it, where the process's path has such a kernel
-    /// for `s.m` rows and `x`'s strides: the number of leading columns done (a multiple
-    /// of 8; 0, nothing done, where there is no such kernel).
+    /// for `s.m` rows and `x`'s strides: the number of leading columns done (all of
+    /// them, or 0 where there is no such kernel).
     ///
     /// # Safety
     /// `s` describes valid views for its extents (the weight read as above), `out`
@@ -404,13 +404,12 @@ impl Lanes for f32 {
         #[cfg(target_arch = "x86_64")]
         if s.m <= gemv_t::MAX_ROWS
             && s.csx == 1
-            && s.n >= 8
             && matches!(simd_path(), SimdPath::Avx512 | SimdPath::Avx2Fma)
         {
             // SAFETY: both paths are only returned where the CPU has avx2 and fma; the
             // views are the caller's promise, the row count and input stride checked.
             unsafe { gemv_t::skinny_t_f32(s) };
-            return s.n / 8 * 8;
+            return s.n;
         }
         let _ = s;
         0
