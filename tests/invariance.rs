@@ -36,12 +36,7 @@ impl<T: Element> Layer<T> {
         let mut rng = Rng(seed);
         let x = rng.vec(rows * k, 2.0);
         let keras: Vec<T> = rng.vec(k * n, 1.0);
-        let mut torch = vec![T::zero(); k * n];
-        for p in 0..k {
-            for j in 0..n {
-                torch[j * k + p] = keras[p * n + j];
-            }
-        }
+        let torch = common::transposed(&keras, k, n);
         let b = rng.vec(n, 0.5);
         Layer {
             k,

@@ -383,7 +383,7 @@ impl Lanes for f32 {
         if ldp == 1 && matches!(simd_path(), SimdPath::Avx512 | SimdPath::Avx2Fma) {
             // SAFETY: both paths are only returned where the CPU has avx2; the
             // bounds are the caller's promise.
-            unsafe { pack::pack_cols_f32_avx2(src, lds, k, cols, dst, ldd) };
+            unsafe { pack::pack_cols_avx2(src, lds, k, cols, dst, ldd) };
             return;
         }
         // SAFETY: the caller's promise.
@@ -464,7 +464,7 @@ impl Lanes for f64 {
         if ldp == 1 && matches!(simd_path(), SimdPath::Avx512 | SimdPath::Avx2Fma) {
             // SAFETY: both paths are only returned where the CPU has avx2; the
             // bounds are the caller's promise.
-            unsafe { pack::pack_cols_f64_avx2(src, lds, k, cols, dst, ldd) };
+            unsafe { pack::pack_cols_avx2(src, lds, k, cols, dst, ldd) };
             return;
         }
         // SAFETY: the caller's promise.

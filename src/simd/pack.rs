@@ -39,52 +39,85 @@ pub(super) unsafe fn pack_cols_scalar<T: Copy>(
     }
 }
 
-/// [`pack_cols_scalar`] for `f32` with `ldp == 1`, 8×8 tiles transposed in registers:
-/// eight columns at a time, 16 steps (one cache line of each column) per round.
+/// A square tile that AVX2 transposes in registers.
+#[cfg(target_arch = "x86_64")]
+pub(super) trait Avx2Tile: Copy {
+    /// The tile's edge: 8 `f32`, 4 `f64` (one 256-bit register a row).
+    const W: usize;
+    /// `dst[p·ldd + c] = src[c·lds + p]` for `c, p < W`.
+    ///
+    /// # Safety
+    /// Those elements are readable and writable; the CPU supports `avx2`.
+    unsafe fn tile(src: *const Self, lds: isize, dst: *mut Self, ldd: usize);
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Avx2Tile for f32 {
+    const W: usize = 8;
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn tile(src: *const f32, lds: isize, dst: *mut f32, ldd: usize) {
+        // SAFETY: the caller's.
+        unsafe { transpose_8x8(src, lds, dst, ldd) }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Avx2Tile for f64 {
+    const W: usize = 4;
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn tile(src: *const f64, lds: isize, dst: *mut f64, ldd: usize) {
+        // SAFETY: each load reads 4 steps of one of the 4 columns, each store 4 columns
+        // of one of the 4 rows (the caller's bounds); the intrinsics need avx, enabled
+        // here.
+        unsafe {
+            let r0 = _mm256_loadu_pd(src);
+            let r1 = _mm256_loadu_pd(src.offset(lds));
+            let r2 = _mm256_loadu_pd(src.offset(2 * lds));
+            let r3 = _mm256_loadu_pd(src.offset(3 * lds));
+            let (t0, t1) = (_mm256_unpacklo_pd(r0, r1), _mm256_unpackhi_pd(r0, r1));
+            let (t2, t3) = (_mm256_unpacklo_pd(r2, r3), _mm256_unpackhi_pd(r2, r3));
+            _mm256_storeu_pd(dst, _mm256_permute2f128_pd::<0x20>(t0, t2));
+            _mm256_storeu_pd(dst.add(ldd), _mm256_permute2f128_pd::<0x20>(t1, t3));
+            _mm256_storeu_pd(dst.add(2 * ldd), _mm256_permute2f128_pd::<0x31>(t0, t2));
+            _mm256_storeu_pd(dst.add(3 * ldd), _mm256_permute2f128_pd::<0x31>(t1, t3));
+        }
+    }
+}
+
+/// [`pack_cols_scalar`] with `ldp == 1`, in `W × W` tiles transposed in registers
+/// ([`Avx2Tile`]); the steps and columns past the last whole tile element by element.
 ///
 /// # Safety
 /// As [`pack_cols_scalar`] with `ldp == 1`; the CPU supports `avx2`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-pub(super) unsafe fn pack_cols_f32_avx2(
-    src: *const f32,
+pub(super) unsafe fn pack_cols_avx2<T: Avx2Tile>(
+    src: *const T,
     lds: isize,
     k: usize,
     cols: usize,
-    dst: *mut f32,
+    dst: *mut T,
     ldd: usize,
 ) {
+    let w = T::W;
     let mut c = 0;
-    while c + 8 <= cols {
-        let mut p = 0;
-        while p + 8 <= k {
-            // SAFETY: columns c..c+8 are readable at steps p..p+8 and the destination
-            // rows p..p+8 writable at columns c..c+8 (the caller's bounds).
-            unsafe {
-                transpose_8x8(
-                    src.offset(c as isize * lds).add(p),
-                    lds,
-                    dst.add(p * ldd + c),
-                    ldd,
-                )
-            };
-            p += 8;
+    while c + w <= cols {
+        // SAFETY: columns c..c+w are readable at every step below k, and the
+        // destination rows writable at columns c..c+w (the caller's bounds).
+        unsafe {
+            let (s, d) = (src.offset(c as isize * lds), dst.add(c));
+            let mut p = 0;
+            while p + w <= k {
+                T::tile(s.add(p), lds, d.add(p * ldd), ldd);
+                p += w;
+            }
+            if p < k {
+                pack_cols_scalar(s.add(p), lds, 1, k - p, w, d.add(p * ldd), ldd);
+            }
         }
-        if p < k {
-            // SAFETY: the tail steps of the same columns, as above.
-            unsafe {
-                pack_cols_scalar(
-                    src.offset(c as isize * lds).add(p),
-                    lds,
-                    1,
-                    k - p,
-                    8,
-                    dst.add(p * ldd + c),
-                    ldd,
-                )
-            };
-        }
-        c += 8;
+        c += w;
     }
     if c < cols {
         // SAFETY: the last columns, as above.
@@ -170,75 +203,6 @@ pub(super) unsafe fn transpose8(r: &mut [__m256; 8]) {
     r[7] = _mm256_permute2f128_ps::<0x31>(u3, u7);
 }
 
-/// [`pack_cols_scalar`] for `f64` with `ldp == 1`, 4×4 tiles transposed in registers.
-///
-/// # Safety
-/// As [`pack_cols_scalar`] with `ldp == 1`; the CPU supports `avx2`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-pub(super) unsafe fn pack_cols_f64_avx2(
-    src: *const f64,
-    lds: isize,
-    k: usize,
-    cols: usize,
-    dst: *mut f64,
-    ldd: usize,
-) {
-    let mut c = 0;
-    while c + 4 <= cols {
-        let mut p = 0;
-        while p + 4 <= k {
-            // SAFETY: columns c..c+4 are readable at steps p..p+4 and the destination
-            // rows p..p+4 writable at columns c..c+4 (the caller's bounds); the
-            // intrinsics need avx, enabled here.
-            unsafe {
-                let s = src.offset(c as isize * lds).add(p);
-                let r0 = _mm256_loadu_pd(s);
-                let r1 = _mm256_loadu_pd(s.offset(lds));
-                let r2 = _mm256_loadu_pd(s.offset(2 * lds));
-                let r3 = _mm256_loadu_pd(s.offset(3 * lds));
-                let (t0, t1) = (_mm256_unpacklo_pd(r0, r1), _mm256_unpackhi_pd(r0, r1));
-                let (t2, t3) = (_mm256_unpacklo_pd(r2, r3), _mm256_unpackhi_pd(r2, r3));
-                let d = dst.add(p * ldd + c);
-                _mm256_storeu_pd(d, _mm256_permute2f128_pd::<0x20>(t0, t2));
-                _mm256_storeu_pd(d.add(ldd), _mm256_permute2f128_pd::<0x20>(t1, t3));
-                _mm256_storeu_pd(d.add(2 * ldd), _mm256_permute2f128_pd::<0x31>(t0, t2));
-                _mm256_storeu_pd(d.add(3 * ldd), _mm256_permute2f128_pd::<0x31>(t1, t3));
-            }
-            p += 4;
-        }
-        if p < k {
-            // SAFETY: the tail steps of the same columns, as above.
-            unsafe {
-                pack_cols_scalar(
-                    src.offset(c as isize * lds).add(p),
-                    lds,
-                    1,
-                    k - p,
-                    4,
-                    dst.add(p * ldd + c),
-                    ldd,
-                )
-            };
-        }
-        c += 4;
-    }
-    if c < cols {
-        // SAFETY: the last columns, as above.
-        unsafe {
-            pack_cols_scalar(
-                src.offset(c as isize * lds),
-                lds,
-                1,
-                k,
-                cols - c,
-                dst.add(c),
-                ldd,
-            )
-        };
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,9 +230,9 @@ mod tests {
                     // SAFETY: the buffers hold cols·lds and k·ldd elements; avx2 is present.
                     unsafe {
                         pack_cols_scalar(src32.as_ptr(), l, 1, k, cols, a32.as_mut_ptr(), ldd);
-                        pack_cols_f32_avx2(src32.as_ptr(), l, k, cols, b32.as_mut_ptr(), ldd);
+                        pack_cols_avx2(src32.as_ptr(), l, k, cols, b32.as_mut_ptr(), ldd);
                         pack_cols_scalar(src64.as_ptr(), l, 1, k, cols, a64.as_mut_ptr(), ldd);
-                        pack_cols_f64_avx2(src64.as_ptr(), l, k, cols, b64.as_mut_ptr(), ldd);
+                        pack_cols_avx2(src64.as_ptr(), l, k, cols, b64.as_mut_ptr(), ldd);
                     }
                     assert_eq!(a32, b32, "f32 cols {cols} k {k} lds {lds}");
                     assert_eq!(a64, b64, "f64 cols {cols} k {k} lds {lds}");

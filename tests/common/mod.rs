@@ -27,6 +27,14 @@ impl Rng {
     }
 }
 
+/// The row-major `cols × rows` transpose of a row-major `rows × cols` matrix (a Keras
+/// `(in, units)` kernel stored as PyTorch's `(units, in)` weight).
+pub fn transposed<T: Copy>(data: &[T], rows: usize, cols: usize) -> Vec<T> {
+    (0..rows * cols)
+        .map(|e| data[(e % rows) * cols + e / rows])
+        .collect()
+}
+
 /// How a logical `rows × cols` matrix is laid out in memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
