@@ -4,7 +4,7 @@
 //! 128 KiB threads, musl's default among them).
 //!
 //! A thread's buffer is allocated on its first use, at least as large as any packed call
-//! needs (`f32`: [`INPUT_BLOCK_FLOATS`](super::packed::INPUT_BLOCK_FLOATS)), and kept
+//! needs (`f32`: `packed::plan::INPUT_BLOCK_FLOATS`), and kept
 //! until the thread exits (up to [`RETAIN_BYTES`]; a larger request is served and
 //! freed), so a prepared call allocates nothing after its first use on a thread. The
 //! buffer is taken out of its thread-local slot while in use and put back after: a
