@@ -102,13 +102,8 @@ pub(crate) fn run_block<T: Element>(
         }
         return Ok(());
     }
-    // Any other layout: `cw` columns and one K block at a time packed into rows of
-    // steps (this thread's reused buffer, L1- or L2-sized), then the axpy kernel's
-    // register variant over them: the block's sums from zero, added to the bias (first
-    // block) or to the total in `out` (later ones). The packing moves values only, so
-    // each output's sum is the Keras layout's, bit for bit.
-    // A few rows: the leading columns straight from the weight, where the CPU has that
-    // kernel (transposed in registers); the rest packed.
+    // Any other layout. A few rows of a PyTorch-layout weight: straight from the
+    // weight where the CPU has that kernel (transposed in registers).
     let done = if layout == Layout::Cols {
         let direct = Skinny { w, ldw: csw, ..s };
         // SAFETY: `direct` reads the kernel block as it is: column j at `w + j·csw`,
@@ -121,6 +116,11 @@ pub(crate) fn run_block<T: Element>(
     if done == n {
         return Ok(());
     }
+    // Else `cw` columns and one K block at a time packed into rows of steps (this
+    // thread's reused buffer, L1- or L2-sized), then the axpy kernel's register variant
+    // over them: the block's sums from zero, added to the bias (first block) or to the
+    // total in `out` (later ones). Transposing moves values only, so each output's sum
+    // is the Keras layout's, bit for bit.
     let cw = pack_cols::<T>();
     super::scratch::with_buffer::<T, _>(K_BLOCK.min(k) * cw, 0, |buf| {
         let buf = buf.as_mut_ptr().cast::<T>();

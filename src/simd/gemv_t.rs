@@ -26,13 +26,12 @@ const GROUPS_ONE_ROW: usize = 4;
 /// weights stream from memory, where 8 columns' streams at a time ran fastest.
 const GROUPED_MAX_BYTES: usize = 2 << 20;
 
-/// Steps ahead of the loads each column is prefetched (a hint: the address may lie past
-/// the weight, which a prefetch never faults on).
+/// Steps ahead of the loads each column is prefetched (where the column has them).
 const PREFETCH_AHEAD: usize = 64;
 
 /// `out = bias + x·w` in the crate's K-sum order, `w(p, j)` at `w + j·ldw + p`, at most
-/// [`MAX_ROWS`] rows,
-/// `x`'s steps contiguous (`s.csx == 1`; `s.add_out` and `s.part` unused).
+/// [`MAX_ROWS`] rows, `x`'s steps contiguous (`s.csx == 1`; `s.add_out` and `s.part`
+/// unused).
 ///
 /// # Safety
 /// The CPU supports `avx2` and `fma`; `s` describes valid views for its extents (the
@@ -178,8 +177,9 @@ unsafe fn block<const R: usize, const G: usize, const CLAMP: bool>(
 ) -> [[__m256; R]; G] {
     let mut acc = [[_mm256_setzero_ps(); R]; G];
     let ld = s.ldw;
-    // SAFETY: steps below b1 ≤ k of columns j..j+8·G ≤ n and of rows < R of `x` (steps
-    // contiguous) are inside the views; the intrinsics need avx2 and fma, enabled here.
+    // SAFETY: steps below b1 ≤ k of columns j..j+8·G ≤ n (clamped to the last column
+    // where `CLAMP`) and of rows < R of `x` (steps contiguous) are inside the views, as
+    // are the prefetched steps (below k); the intrinsics need avx2 and fma, enabled here.
     unsafe {
         let w0 = s.w.offset(j as isize * ld);
         let mut p = b0;
@@ -190,8 +190,9 @@ unsafe fn block<const R: usize, const G: usize, const CLAMP: bool>(
                 let mut w = [_mm256_setzero_ps(); 8];
                 for (c, v) in w.iter_mut().enumerate() {
                     let at = w0.offset(column::<CLAMP>(8 * g + c, last) * ld).add(p);
-                    if p.is_multiple_of(16) {
-                        _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(PREFETCH_AHEAD).cast());
+                    if p.is_multiple_of(16) && p + PREFETCH_AHEAD < s.k {
+                        // (Only inside the column: the address stays in the weight.)
+                        _mm_prefetch::<_MM_HINT_T0>(at.add(PREFETCH_AHEAD).cast());
                     }
                     *v = _mm256_loadu_ps(at);
                 }

@@ -336,8 +336,8 @@ pub trait Lanes: Sized {
 
     /// `out = bias + x·w` for a weight whose steps are contiguous (`w(p, j)` at
     /// `w + j·ldw + p`) straight from it, where the process's path has such a kernel
-    /// for `s.m` rows and `x`'s strides: the number of leading columns done (all of
-    /// them, or 0 where there is no such kernel).
+    /// for `s.m` rows, `x`'s strides and `s.k ≥ 1`: the number of leading columns done
+    /// (all of them, or 0 where there is no such kernel).
     ///
     /// # Safety
     /// `s` describes valid views for its extents (the weight read as above), `out`
@@ -403,6 +403,7 @@ impl Lanes for f32 {
     unsafe fn skinny_t(s: &Skinny<f32>) -> usize {
         #[cfg(target_arch = "x86_64")]
         if s.m <= gemv_t::MAX_ROWS
+            && s.k >= 1
             && s.csx == 1
             && matches!(simd_path(), SimdPath::Avx512 | SimdPath::Avx2Fma)
         {
